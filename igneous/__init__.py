@@ -1,0 +1,8 @@
+"""Igneous: build and manage Neuroglancer Precomputed volumes.
+
+Importing this package is cheap on purpose: heavy libraries (cloud-volume,
+zmesh, kimimaro, ...) are imported inside the functions that need them so the
+command line answers instantly.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from igneous.cli import main
+
+main()

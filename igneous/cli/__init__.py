@@ -1,0 +1,94 @@
+"""The ``igneous`` command line. Thin: parse, call a planner, enqueue or run.
+
+Every command module imports its heavy dependencies inside the command body so
+``igneous --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from igneous import __version__
+from igneous.errors import UserError
+
+
+class IgneousGroup(click.Group):
+    """Turns user errors into one line on stderr (exit 2) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def parallel_count(value: int) -> int:
+    """``-p 0`` means every core."""
+    if value < 0:
+        raise click.BadParameter("must be 0 (all cores) or a positive count")
+    return value or (os.cpu_count() or 1)
+
+
+@click.group(cls=IgneousGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="igneous")
+@click.option(
+    "-p", "--parallel", default=1, show_default=True, type=int,
+    help="Worker processes for execute, or for running tasks now when no --queue is given. "
+    "0 = all cores.",
+)
+@click.pass_context
+def main(ctx: click.Context, parallel: int) -> None:
+    """Build and manage Neuroglancer Precomputed volumes.
+
+    Planning commands (image downsample, image xfer, ...) put tasks into a
+    queue given by --queue (a directory for the durable local queue, fq://DIR,
+    or sqs://NAME); `igneous execute QUEUE` runs them. Without --queue the
+    tasks run at once here, across -p processes.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["parallel"] = parallel_count(parallel)
+
+
+def enqueue_or_run(ctx: click.Context, queue: str | None, stages: list, *, what: str = "tasks") -> None:
+    """Insert each stage of tasks into ``queue`` (stage barriers), or run them now."""
+    if queue:
+        from igneous.queues import open_queue
+
+        q = open_queue(queue, create=True)
+        if len(stages) > 1 and not q.supports_stages:
+            raise UserError(
+                f"{q.url} cannot hold several stages; give a local queue (a directory) "
+                "or run the steps one at a time"
+            )
+        total = 0
+        # new work goes after whatever is already queued: enqueueing "forge"
+        # then "merge" before executing either runs them in that order
+        base = q.next_stage()
+        for i, tasks in enumerate(stages):
+            total += q.insert(tasks, stage=base + i)
+        click.echo(f"Inserted {total} {what} into {q.url}. Run: igneous execute {queue}", err=True)
+        q.close()
+    else:
+        from igneous.worker import run_local
+
+        n = run_local(stages, parallel=ctx.obj["parallel"])
+        click.echo(f"Executed {n} {what}.", err=True)
+
+
+def _register() -> None:
+    from igneous.cli import design, execute, image, queue
+
+    main.add_command(execute.execute)
+    main.add_command(queue.queue_group)
+    main.add_command(image.image_group)
+    main.add_command(design.design_group)
+
+
+_register()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""``igneous queue ...``: inspect and manage a task queue."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+
+def _open(queue: str, region: str | None = None, create: bool = False):
+    from igneous.queues import open_queue
+
+    return open_queue(queue, create=create, region=region)
+
+
+region_option = click.option("--aws-region", default=None, envvar="AWS_DEFAULT_REGION",
+                             help="Region of an sqs:// queue.")
+
+
+@click.group("queue")
+def queue_group():
+    """Inspect and manage task queues."""
+
+
+def _eta(remaining: int, rate: float | None) -> str:
+    if not remaining:
+        return "done"
+    if not rate:
+        return "unknown"
+    secs = int(remaining / rate)
+    h, rest = divmod(secs, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+@queue_group.command()
+@click.argument("queue")
+@region_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--dead", "show_dead", default=3, show_default=True,
+              help="How many dead-lettered tasks to show with their last error.")
+def status(queue, aws_region, as_json, show_dead):
+    """Pending, leased, completed and dead-lettered tasks, rate and ETA."""
+    q = _open(queue, aws_region)
+    c = q.counts()
+    dead = q.dead_letters(show_dead) if c.dead else []
+    if as_json:
+        click.echo(json.dumps({
+            "queue": q.url, "pending": c.pending, "leased": c.leased, "completed": c.completed,
+            "dead": c.dead, "inserted": c.inserted, "rate": c.rate,
+            "stages": {str(k): {"pending": p, "leased": x} for k, (p, x) in sorted(c.stages.items())},
+            "dead_letters": [{"payload": d.payload, "failures": d.failures, "error": d.error}
+                             for d in dead],
+        }))
+        return
+    click.echo(f"Queue:      {q.url}")
+    click.echo(f"Pending:    {c.pending}")
+    click.echo(f"Leased:     {c.leased}")
+    click.echo(f"Completed:  {'n/a' if c.completed is None else c.completed}")
+    click.echo(f"Dead:       {c.dead}")
+    rate = f"{c.rate:.1f} tasks/s" if c.rate else "-"
+    click.echo(f"Rate:       {rate} (last minute)")
+    click.echo(f"ETA:        {_eta(c.remaining, c.rate)}")
+    if len(c.stages) > 1:
+        active = min(c.stages)
+        for stage, (p, x) in sorted(c.stages.items()):
+            mark = "running" if stage == active else "waiting"
+            click.echo(f"  stage {stage}: {p} pending, {x} leased ({mark})")
+    for d in dead:
+        click.echo(f"  dead ({d.failures} failures): {d.error}\n    task: {d.payload[:200]}")
+
+
+@queue_group.command()
+@click.argument("queue")
+@region_option
+@click.option("--dead", is_flag=True, help="Also put dead-lettered tasks back, with fresh attempts.")
+def release(queue, aws_region, dead):
+    """Make every leased task available again (e.g. after workers were killed)."""
+    q = _open(queue, aws_region)
+    n = q.release_all()
+    msg = f"Released {n} leased tasks."
+    if dead:
+        msg += f" Requeued {q.requeue_dead()} dead-lettered tasks."
+    click.echo(msg)
+
+
+@queue_group.command()
+@click.argument("queue")
+@region_option
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(queue, aws_region, yes):
+    """Delete every task, dead letter and counter in QUEUE."""
+    q = _open(queue, aws_region)
+    if not yes and not click.confirm(f"Delete all tasks in {q.url}?", default=False):
+        raise click.Abort()
+    q.purge()
+    click.echo(f"Purged {q.url}.")
+
+
+@queue_group.command()
+@click.argument("queue")
+@region_option
+@click.option("--poll", default=2.0, show_default=True, help="Seconds between checks.")
+@click.option("--timeout", default=None, type=float, help="Give up after this many seconds (exit 1).")
+def wait(queue, aws_region, poll, timeout):
+    """Block until nothing is pending or leased in QUEUE."""
+    q = _open(queue, aws_region)
+    start = time.monotonic()
+    while not q.is_empty():
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise click.ClickException(f"{q.url} still has tasks after {timeout:g} s")
+        time.sleep(poll)
+    c = q.counts()
+    click.echo(f"{q.url} is empty ({c.dead} dead-lettered).")
+
+
+class _StageMap:
+    """Maps source stages to fresh stages after everything already in DEST."""
+
+    def __init__(self, dest):
+        self.dest = dest
+        self.base = dest.next_stage()
+        self.seen: dict[int, int] = {}
+
+    def __call__(self, stage: int) -> int:
+        if not self.dest.supports_stages:
+            return 0
+        return self.seen.setdefault(stage, self.base + len(self.seen))
+
+
+def _copy(src: str, dest: str, region: str | None) -> int:
+    from itertools import groupby
+
+    s, d = _open(src, region), _open(dest, region, create=True)
+    to_stage = _StageMap(d)
+    n = 0
+    for stage, group in groupby(s.iter_pending(), key=lambda x: x[1]):
+        n += d.insert((payload for payload, _ in group), stage=to_stage(stage))
+    return n
+
+
+def _move(src: str, dest: str, region: str | None) -> int:
+    """Lease from SRC, insert into DEST, delete from SRC: a crash mid-way
+    duplicates at most one batch, never loses a task."""
+    s, d = _open(src, region), _open(dest, region, create=True)
+    to_stage = _StageMap(d)
+    n = 0
+    while True:
+        leases = s.lease(1000, seconds=3600)
+        if not leases:
+            return n
+        for lease in leases:
+            d.insert([lease.payload], stage=to_stage(lease.stage))
+        s.delete(leases)
+        n += len(leases)
+
+
+@queue_group.command()
+@click.argument("src")
+@click.argument("dest")
+@region_option
+def cp(src, dest, aws_region):
+    """Copy the waiting tasks of SRC into DEST (stages kept in order)."""
+    click.echo(f"Copied {_copy(src, dest, aws_region)} tasks.")
+
+
+@queue_group.command()
+@click.argument("src")
+@click.argument("dest")
+@region_option
+def mv(src, dest, aws_region):
+    """Move the waiting tasks of SRC into DEST (tasks leased by running workers stay)."""
+    click.echo(f"Moved {_move(src, dest, aws_region)} tasks.")
+
+
+@queue_group.command()
+@click.argument("queue")
+@region_option
+def rezero(queue, aws_region):
+    """Reset the completed counter and rate of QUEUE."""
+    _open(queue, aws_region).rezero()
+    click.echo("Counters reset.")

@@ -1,0 +1,46 @@
+"""Queue backends, chosen by the ``--queue`` value.
+
+=====================  ==============================================
+value                  backend
+=====================  ==============================================
+(none)                 run at once in a local process pool (``-p N``)
+a path, ``fq://path``  durable local queue (SQLite, WAL) in that folder
+``sqs://name``         Amazon SQS (or any SQS-compatible endpoint)
+=====================  ==============================================
+"""
+
+from __future__ import annotations
+
+import re
+
+from igneous.errors import QueueError
+from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue
+
+__all__ = ["open_queue", "TaskQueue", "Lease", "QueueCounts", "DeadLetter"]
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def open_queue(spec: str, *, create: bool = True, region: str | None = None) -> TaskQueue:
+    """Open the queue named by a ``--queue`` value.
+
+    ``create=False`` refuses to make a new local queue (for commands that only
+    read one, like ``execute`` and ``queue status``).
+    """
+    if not spec:
+        raise QueueError("no queue given")
+    m = _SCHEME.match(spec)
+    scheme = m.group(1).lower() if m else None
+    if scheme in (None, "fq", "file"):
+        from igneous.queues.local import LocalQueue
+
+        if scheme == "file":
+            spec = spec[len("file://"):]
+        return LocalQueue(spec, create=create)
+    if scheme == "sqs":
+        from igneous.queues.sqs import SQSQueue
+
+        return SQSQueue(spec, region=region)
+    raise QueueError(
+        f"unknown queue scheme {scheme!r} in {spec!r}; use a directory path, fq://PATH or sqs://NAME"
+    )

@@ -1,0 +1,129 @@
+"""The one small interface every queue backend implements.
+
+A backend stores task payloads (JSON strings, see igneous.tasks.Task) and
+hands them out under leases: a leased task is invisible to other workers until
+its lease expires, it is deleted (done), failed (retried or dead-lettered) or
+released. Delivery is at-least-once, so tasks must be idempotent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from igneous.tasks import Task
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A task handed to one worker for a while."""
+
+    handle: str  # backend-specific: row id, SQS receipt handle, ...
+    payload: str
+    attempt: int  # 1 on first delivery
+    token: int = 0  # guards renew/fail against a lease that expired and moved on
+    stage: int = 0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    payload: str
+    failures: int
+    error: str
+    stage: int = 0
+
+
+@dataclass
+class QueueCounts:
+    pending: int
+    leased: int
+    completed: int | None  # None where the backend cannot know (SQS)
+    dead: int
+    inserted: int | None = None
+    rate: float | None = None  # completions per second over the last minute
+    stages: dict[int, tuple[int, int]] = field(default_factory=dict)  # stage -> (pending, leased)
+
+    @property
+    def remaining(self) -> int:
+        return self.pending + self.leased
+
+
+def payloads_of(tasks: Iterable[Task | str]) -> Iterable[str]:
+    for t in tasks:
+        yield t if isinstance(t, str) else t.to_json()
+
+
+class TaskQueue(ABC):
+    """Where tasks wait. See the module docstring for the semantics."""
+
+    url: str
+    supports_stages: bool = False
+
+    @abstractmethod
+    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+        """Add tasks (streamed, any number); return how many were added."""
+
+    @abstractmethod
+    def lease(self, n: int = 1, *, seconds: float = 600) -> list[Lease]:
+        """Take up to ``n`` ready tasks of the earliest unfinished stage."""
+
+    @abstractmethod
+    def renew(self, lease: Lease, *, seconds: float) -> bool:
+        """Extend a lease; False if it is no longer ours."""
+
+    @abstractmethod
+    def delete(self, leases: Sequence[Lease]) -> None:
+        """Mark tasks done."""
+
+    @abstractmethod
+    def fail(self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0) -> bool:
+        """Record a failed attempt; return True when the task was dead-lettered."""
+
+    @abstractmethod
+    def release(self, leases: Sequence[Lease]) -> None:
+        """Give leased tasks back unchanged (a worker shutting down)."""
+
+    @abstractmethod
+    def release_all(self) -> int:
+        """Make every leased task available again; return how many."""
+
+    @abstractmethod
+    def counts(self, *, detailed: bool = True) -> QueueCounts:
+        """Pending, leased, completed, dead (per stage when ``detailed``)."""
+
+    @abstractmethod
+    def purge(self) -> None:
+        """Remove every task, dead letter and counter."""
+
+    @abstractmethod
+    def is_empty(self) -> bool:
+        """True when nothing is pending or leased."""
+
+    @abstractmethod
+    def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
+        """The most recent dead-lettered tasks with their last error."""
+
+    @abstractmethod
+    def requeue_dead(self) -> int:
+        """Move dead-lettered tasks back to pending with a fresh attempt count."""
+
+    def next_stage(self) -> int:
+        """The stage number that would run after everything queued now."""
+        return 0
+
+    def rezero(self) -> None:
+        """Reset the completed counter (no-op where none is kept)."""
+
+    def iter_pending(self) -> Iterable[tuple[str, int]]:
+        """(payload, stage) of every waiting task, in stage order (for queue cp)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its tasks")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "TaskQueue":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,323 @@
+"""Durable local queue: SQLite in WAL mode inside a directory.
+
+One machine, many worker processes. Leases are rows with a ``lease_until``
+time; taking them is one ``UPDATE ... RETURNING`` statement, so two workers
+never get the same task while its lease holds. Completed tasks are deleted;
+a per-second completion tally gives the rate shown by ``queue status``.
+
+Stages: a task is only leased when no task of an earlier stage is pending or
+leased (``stage = MIN(stage)`` over the remaining tasks).
+
+Not for network filesystems: SQLite's locking is unreliable there (use the
+PostgreSQL or SQS backend on clusters).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from itertools import islice
+from typing import Iterable, Sequence
+
+from igneous.errors import QueueError
+from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
+from igneous.tasks import Task
+
+DB_NAME = "queue.sqlite"
+# A task leased this many times without finishing (its worker keeps dying,
+# e.g. out of memory) is dead-lettered even though it never raised.
+MAX_LEASES = 20
+INSERT_BATCH = 5000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  payload TEXT NOT NULL,
+  stage INTEGER NOT NULL DEFAULT 0,
+  lease_until REAL NOT NULL DEFAULT 0,
+  leases INTEGER NOT NULL DEFAULT 0,
+  failures INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(stage, lease_until);
+CREATE TABLE IF NOT EXISTS dead (
+  id INTEGER PRIMARY KEY,
+  payload TEXT NOT NULL,
+  stage INTEGER NOT NULL,
+  failures INTEGER NOT NULL,
+  error TEXT,
+  died_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS completions (sec INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+"""
+
+
+def queue_dir(spec: str) -> str:
+    path = spec[len("fq://"):] if spec.startswith("fq://") else spec
+    return os.path.abspath(os.path.expanduser(path))
+
+
+class LocalQueue(TaskQueue):
+    """A durable queue in ``<dir>/queue.sqlite``."""
+
+    supports_stages = True
+
+    def __init__(self, spec: str, *, create: bool = True):
+        self.path = queue_dir(spec)
+        self.url = f"fq://{self.path}"
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise QueueError(f"queue path {self.path} is a file; a local queue is a directory")
+        db = os.path.join(self.path, DB_NAME)
+        if not os.path.exists(db):
+            if not create:
+                raise QueueError(f"no queue at {self.path} (create one by inserting tasks into it)")
+            if os.path.isdir(self.path) and _looks_like_reference_fq(self.path):
+                raise QueueError(
+                    f"{self.path} is a python-task-queue FileQueue, not an igneous queue; "
+                    "use `igneous queue cp` after re-creating the tasks, or a new directory"
+                )
+            os.makedirs(self.path, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(db, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise QueueError(f"cannot open queue database {db}: {e}") from None
+
+    # -- helpers ------------------------------------------------------------
+    def _write(self, fn):
+        """Run ``fn(cursor)`` inside one IMMEDIATE transaction."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(cur)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
+
+    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    @staticmethod
+    def _bump(cur, name: str, n: int) -> None:
+        cur.execute(
+            "INSERT INTO counters(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )
+
+    # -- interface ----------------------------------------------------------
+    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+        total = 0
+        it = iter(payloads_of(tasks))
+        while True:
+            batch = [(p, stage) for p in islice(it, INSERT_BATCH)]
+            if not batch:
+                return total
+
+            def add(cur, batch=batch):
+                cur.executemany("INSERT INTO tasks(payload, stage) VALUES (?, ?)", batch)
+                self._bump(cur, "inserted", len(batch))
+
+            self._write(add)
+            total += len(batch)
+
+    def lease(self, n: int = 1, *, seconds: float = 600) -> list[Lease]:
+        now = time.time()
+
+        def take(cur):
+            rows = cur.execute(
+                "UPDATE tasks SET lease_until = ?, leases = leases + 1 WHERE id IN ("
+                " SELECT id FROM tasks WHERE stage = (SELECT MIN(stage) FROM tasks)"
+                " AND lease_until <= ? LIMIT ?) RETURNING id, payload, leases, stage",
+                (now + seconds, now, n),
+            ).fetchall()
+            worn = [r for r in rows if r[2] > MAX_LEASES]
+            for tid, _, leases, _ in worn:
+                self._bury(cur, tid, f"leased {leases - 1} times without finishing (worker died?)")
+            return [r for r in rows if r[2] <= MAX_LEASES]
+
+        rows = self._write(take)
+        return [
+            Lease(handle=str(tid), payload=p, attempt=n, token=n, stage=stage)
+            for tid, p, n, stage in rows
+        ]
+
+    def renew(self, lease: Lease, *, seconds: float) -> bool:
+        def extend(cur):
+            cur.execute(
+                "UPDATE tasks SET lease_until = ? WHERE id = ? AND leases = ?",
+                (time.time() + seconds, int(lease.handle), lease.token),
+            )
+            return cur.rowcount == 1
+
+        return self._write(extend)
+
+    def delete(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+
+        def done(cur):
+            cur.executemany("DELETE FROM tasks WHERE id = ?", [(int(x.handle),) for x in leases])
+            n = cur.rowcount  # executemany sums rowcounts
+            if n > 0:
+                self._bump(cur, "completed", n)
+                sec = int(time.time())
+                cur.execute(
+                    "INSERT INTO completions(sec, n) VALUES (?, ?) "
+                    "ON CONFLICT(sec) DO UPDATE SET n = n + excluded.n",
+                    (sec, n),
+                )
+                cur.execute("DELETE FROM completions WHERE sec < ?", (sec - 600,))
+
+        self._write(done)
+
+    def _bury(self, cur, task_id: int, error: str) -> None:
+        cur.execute(
+            "INSERT INTO dead(id, payload, stage, failures, error, died_at) "
+            "SELECT id, payload, stage, failures, ?, ? FROM tasks WHERE id = ?",
+            (error, time.time(), task_id),
+        )
+        cur.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+
+    def fail(self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0) -> bool:
+        def record(cur):
+            row = cur.execute(
+                "SELECT failures FROM tasks WHERE id = ? AND leases = ?",
+                (int(lease.handle), lease.token),
+            ).fetchone()
+            if row is None:  # lease expired and the task moved on
+                return False
+            failures = row[0] + 1
+            cur.execute(
+                "UPDATE tasks SET failures = ?, last_error = ?, lease_until = ? WHERE id = ?",
+                (failures, error, time.time() + retry_delay, int(lease.handle)),
+            )
+            if failures >= max_attempts:
+                self._bury(cur, int(lease.handle), error)
+                return True
+            return False
+
+        return self._write(record)
+
+    def release(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        self._write(
+            lambda cur: cur.executemany(
+                "UPDATE tasks SET lease_until = 0 WHERE id = ? AND leases = ?",
+                [(int(x.handle), x.token) for x in leases],
+            )
+        )
+
+    def release_all(self) -> int:
+        def free(cur):
+            cur.execute("UPDATE tasks SET lease_until = 0 WHERE lease_until > ?", (time.time(),))
+            return cur.rowcount
+
+        return self._write(free)
+
+    def counts(self, *, detailed: bool = True) -> QueueCounts:
+        now = time.time()
+        counters = dict(self._read("SELECT name, value FROM counters"))
+        dead = self._read("SELECT COUNT(*) FROM dead")[0][0]
+        recent = self._read(
+            "SELECT COALESCE(SUM(n), 0), MIN(sec) FROM completions WHERE sec >= ?", (int(now) - 60,)
+        )[0]
+        rate = None
+        if recent[0]:
+            span = max(1.0, now - recent[1])
+            rate = recent[0] / span
+        stages: dict[int, tuple[int, int]] = {}
+        if detailed:
+            for stage, pending, leased in self._read(
+                "SELECT stage, SUM(lease_until <= ?), SUM(lease_until > ?) FROM tasks GROUP BY stage",
+                (now, now),
+            ):
+                stages[stage] = (pending, leased)
+            pending = sum(p for p, _ in stages.values())
+            leased = sum(x for _, x in stages.values())
+        else:
+            leased = self._read("SELECT COUNT(*) FROM tasks WHERE lease_until > ?", (now,))[0][0]
+            pending = self._read("SELECT COUNT(*) FROM tasks")[0][0] - leased
+        return QueueCounts(
+            pending=pending,
+            leased=leased,
+            completed=counters.get("completed", 0),
+            dead=dead,
+            inserted=counters.get("inserted", 0),
+            rate=rate,
+            stages=stages,
+        )
+
+    def purge(self) -> None:
+        def wipe(cur):
+            for table in ("tasks", "dead", "counters", "completions"):
+                cur.execute(f"DELETE FROM {table}")
+
+        self._write(wipe)
+
+    def is_empty(self) -> bool:
+        return not self._read("SELECT 1 FROM tasks LIMIT 1")
+
+    def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
+        rows = self._read(
+            "SELECT payload, failures, error, stage FROM dead ORDER BY died_at DESC LIMIT ?", (limit,)
+        )
+        return [DeadLetter(payload=p, failures=f, error=e or "", stage=s) for p, f, e, s in rows]
+
+    def requeue_dead(self) -> int:
+        def revive(cur):
+            cur.execute("INSERT INTO tasks(payload, stage) SELECT payload, stage FROM dead ORDER BY id")
+            n = cur.rowcount
+            cur.execute("DELETE FROM dead")
+            return n
+
+        return self._write(revive)
+
+    def next_stage(self) -> int:
+        return self._read("SELECT COALESCE(MAX(stage) + 1, 0) FROM tasks")[0][0]
+
+    def rezero(self) -> None:
+        def reset(cur):
+            cur.execute("DELETE FROM completions")
+            cur.execute("UPDATE counters SET value = 0 WHERE name = 'completed'")
+            remaining = cur.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+            cur.execute(
+                "INSERT INTO counters(name, value) VALUES ('inserted', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (remaining,),
+            )
+
+        self._write(reset)
+
+    def iter_pending(self) -> Iterable[tuple[str, int]]:
+        for (stage,) in self._read("SELECT DISTINCT stage FROM tasks ORDER BY stage"):
+            last = 0
+            while True:
+                rows = self._read(
+                    "SELECT id, payload FROM tasks WHERE stage = ? AND id > ? ORDER BY id LIMIT ?",
+                    (stage, last, INSERT_BATCH),
+                )
+                if not rows:
+                    break
+                for _, payload in rows:
+                    yield payload, stage
+                last = rows[-1][0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _looks_like_reference_fq(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, "queue")) and os.path.isdir(os.path.join(path, "movement"))

@@ -1,0 +1,36 @@
+"""Tiny tasks used by tests, benchmarks and health checks of a queue."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from igneous.tasks import register
+
+
+@register("noop")
+def noop() -> None:
+    """Do nothing (measures queue overhead)."""
+
+
+@register("touch")
+def touch(path: str) -> None:
+    """Create an empty marker file atomically (idempotent)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb"):
+        pass
+    os.replace(tmp, path)
+
+
+@register("sleep")
+def sleep(seconds: float, path: str | None = None) -> None:
+    """Sleep, then optionally write a marker: a stand-in for a long task."""
+    time.sleep(seconds)
+    if path:
+        touch(path)
+
+
+@register("fail")
+def fail(message: str = "this task always fails") -> None:
+    """Always raise: a poison task."""
+    raise RuntimeError(message)

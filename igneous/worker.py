@@ -1,0 +1,309 @@
+"""Running tasks: the queue worker loop and the no-queue local pool.
+
+Worker loop (``igneous execute``): lease, run, delete on success. A background
+thread renews the leases a worker holds, so a long task is not handed to a
+second worker. Failures are recorded and retried; after ``max_attempts`` the
+task moves to the dead-letter list. Quick tasks are leased in growing batches
+(one transaction serves many tasks); slow ones one at a time so work spreads
+evenly. SIGINT/SIGTERM: the current task finishes, the rest of the batch is
+released, the worker exits; a second signal abandons the current task too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from igneous.errors import UserError
+from igneous.queues import Lease, TaskQueue, open_queue
+from igneous.tasks import Task
+
+MAX_BATCH = 64
+QUICK_TASK_SEC = 0.05
+MAX_IDLE_SLEEP = 2.0
+
+
+@dataclass
+class WorkerOptions:
+    lease_sec: float = 600.0
+    min_sec: float = -1.0  # -1 forever, 0 at most one task, >0 stop after this long
+    num_tasks: int | None = None  # stop after this many tasks
+    exit_on_empty: bool = False
+    max_attempts: int = 3
+    retry_delay: float = 1.0
+    quiet: bool = False
+    region: str | None = None
+
+
+@dataclass
+class WorkerResult:
+    executed: int = 0
+    failed: int = 0
+    dead: int = 0
+    interrupted: bool = False
+
+
+class _Renewer(threading.Thread):
+    """Keeps the leases a worker holds alive while it works on them."""
+
+    def __init__(self, queue: TaskQueue, lease_sec: float):
+        super().__init__(daemon=True)
+        self.queue = queue
+        self.lease_sec = lease_sec
+        self.held: dict[str, Lease] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def hold(self, leases: Sequence[Lease]) -> None:
+        with self.lock:
+            self.held.update((x.handle, x) for x in leases)
+
+    def drop(self, leases: Sequence[Lease]) -> None:
+        with self.lock:
+            for x in leases:
+                self.held.pop(x.handle, None)
+
+    def run(self) -> None:
+        interval = max(0.5, self.lease_sec / 3)
+        while not self.done.wait(interval):
+            with self.lock:
+                leases = list(self.held.values())
+            for lease in leases:
+                try:
+                    self.queue.renew(lease, seconds=self.lease_sec)
+                except Exception as e:  # a missed renewal only risks a duplicate run
+                    print(f"igneous: could not renew a lease: {e}", file=sys.stderr)
+
+
+class _Stop:
+    """SIGINT/SIGTERM handling: first signal = stop after this task."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._first = 0.0
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        # a terminal's Ctrl-C reaches both the parent (which forwards it) and
+        # the children: signals less than a second apart count as one
+        if self.event.is_set() and time.monotonic() - self._first > 1.0:
+            raise KeyboardInterrupt
+        if not self.event.is_set():
+            self._first = time.monotonic()
+        self.event.set()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> WorkerResult:
+    """Execute tasks from ``queue`` until told to stop (see WorkerOptions)."""
+    opts = opts or WorkerOptions()
+    if isinstance(queue, str):
+        queue = open_queue(queue, create=False, region=opts.region)
+    result = WorkerResult()
+    stop = _Stop()
+    stop.install()
+    renewer = _Renewer(queue, opts.lease_sec)
+    renewer.start()
+    started = time.monotonic()
+    batch_size = 1
+    idle_sleep = 0.02
+    try:
+        while not stop.event.is_set():
+            if opts.num_tasks is not None and result.executed >= opts.num_tasks:
+                break
+            if opts.min_sec == 0 and result.executed >= 1:
+                break
+            if opts.min_sec > 0 and time.monotonic() - started >= opts.min_sec:
+                break
+            want = batch_size
+            if opts.num_tasks is not None:
+                want = min(want, opts.num_tasks - result.executed)
+            if opts.min_sec == 0:
+                want = 1
+            leases = queue.lease(want, seconds=opts.lease_sec)
+            if not leases:
+                if opts.exit_on_empty and queue.is_empty():
+                    break
+                stop.event.wait(idle_sleep * (0.5 + random.random()))
+                idle_sleep = min(MAX_IDLE_SLEEP, idle_sleep * 2)
+                continue
+            idle_sleep = 0.02
+            renewer.hold(leases)
+            finished: list[Lease] = []
+            try:
+                for i, lease in enumerate(leases):
+                    if stop.event.is_set():
+                        queue.release(leases[i:])
+                        break
+                    t0 = time.monotonic()
+                    ok = _run_one(queue, lease, opts, result)
+                    elapsed = time.monotonic() - t0
+                    if ok:
+                        finished.append(lease)
+                        if elapsed > QUICK_TASK_SEC:
+                            # slow task: report it done now, lease singly from here on
+                            queue.delete(finished)
+                            renewer.drop(finished)
+                            finished = []
+                    batch_size = min(MAX_BATCH, batch_size * 2) if elapsed < QUICK_TASK_SEC else 1
+            except KeyboardInterrupt:
+                queue.delete(finished)
+                done = {x.handle for x in finished}
+                queue.release([x for x in leases if x.handle not in done])
+                result.interrupted = True
+                raise
+            queue.delete(finished)
+            renewer.drop(leases)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        renewer.done.set()
+        stop.restore()
+    result.interrupted = result.interrupted or stop.event.is_set()
+    return result
+
+
+def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: WorkerResult) -> bool:
+    try:
+        task = Task.from_json(lease.payload)
+        task()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - a task may raise anything; record it
+        result.failed += 1
+        error = f"{type(e).__name__}: {e}"
+        # a malformed or unknown task can never succeed: dead-letter it at once
+        attempts = 1 if isinstance(e, UserError) else opts.max_attempts
+        dead = queue.fail(lease, error, max_attempts=attempts, retry_delay=opts.retry_delay)
+        result.dead += int(dead)
+        if not opts.quiet:
+            what = "dead-lettered" if dead else f"will retry (attempt {lease.attempt})"
+            print(f"igneous: task failed, {what}: {error}", file=sys.stderr)
+            if not isinstance(e, UserError) and os.environ.get("IGNEOUS_TRACEBACK"):
+                traceback.print_exc()
+        return False
+    result.executed += 1
+    return True
+
+
+def _worker_process(spec: str, opts: WorkerOptions, results) -> None:
+    res = run_worker(spec, opts)
+    results.put((res.executed, res.failed, res.dead, res.interrupted))
+
+
+def run_workers(spec: str, opts: WorkerOptions, parallel: int = 1) -> WorkerResult:
+    """``igneous -p N execute``: N worker processes on one queue, with a progress bar."""
+    queue = open_queue(spec, create=False, region=opts.region)  # fail early and clearly
+    bar = _ProgressPoller(queue) if (not opts.quiet and sys.stderr.isatty()) else None
+    if bar:
+        bar.start()
+    try:
+        if parallel <= 1:
+            return run_worker(queue, opts)
+        ctx = mp.get_context("fork")
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_worker_process, args=(spec, opts, results)) for _ in range(parallel)]
+        for p in procs:
+            p.start()
+        total = WorkerResult()
+
+        def forward(signum, frame):
+            for p in procs:
+                if p.is_alive():
+                    os.kill(p.pid, signum)
+
+        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for p in procs:
+                p.join()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        while not results.empty():
+            executed, failed, dead, interrupted = results.get()
+            total.executed += executed
+            total.failed += failed
+            total.dead += dead
+            total.interrupted |= interrupted
+        return total
+    finally:
+        if bar:
+            bar.stop()
+
+
+class _ProgressPoller(threading.Thread):
+    """A tqdm bar fed by the queue's own counters (works across processes)."""
+
+    def __init__(self, queue: TaskQueue):
+        super().__init__(daemon=True)
+        self.queue = queue
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from tqdm import tqdm
+
+        c = self.queue.counts(detailed=False)
+        base = c.completed or 0
+        bar = tqdm(total=c.remaining, desc="tasks", unit="task", dynamic_ncols=True)
+        try:
+            while not self.done.wait(1.0):
+                c = self.queue.counts(detailed=False)
+                if c.completed is None:
+                    bar.total = c.remaining + bar.n
+                    continue
+                finished = c.completed - base
+                bar.total = finished + c.remaining
+                bar.update(finished - bar.n)
+        finally:
+            bar.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=2)
+
+
+# -- no queue: run now in a local process pool --------------------------------
+
+def run_local(stages: Iterable[Iterable[Task]], parallel: int = 1, *, progress: bool = True) -> int:
+    """Run stages of tasks in order, each across ``parallel`` processes."""
+    from tqdm import tqdm
+
+    executed = 0
+    for tasks in stages:
+        total = len(tasks) if hasattr(tasks, "__len__") else None
+        show = progress and sys.stderr.isatty()
+        with tqdm(total=total, desc="tasks", unit="task", disable=not show) as bar:
+            if parallel <= 1:
+                for task in tasks:
+                    task()
+                    executed += 1
+                    bar.update()
+            else:
+                ctx = mp.get_context("fork")
+                with ctx.Pool(parallel) as pool:
+                    payloads = (t.to_json() for t in tasks)
+                    for _ in pool.imap_unordered(_run_payload, payloads, chunksize=1):
+                        executed += 1
+                        bar.update()
+    return executed
+
+
+def _run_payload(payload: str) -> None:
+    Task.from_json(payload)()

@@ -204,7 +204,11 @@ def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: Worker
 
 
 def _worker_process(spec: str, opts: WorkerOptions, results) -> None:
-    res = run_worker(spec, opts)
+    try:
+        res = run_worker(spec, opts)
+    except UserError as e:  # reported once, as one line, by the parent
+        results.put(str(e))
+        sys.exit(2)
     results.put((res.executed, res.failed, res.dead, res.interrupted))
 
 
@@ -236,12 +240,22 @@ def run_workers(spec: str, opts: WorkerOptions, parallel: int = 1) -> WorkerResu
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+        errors: list[str] = []
         while not results.empty():
-            executed, failed, dead, interrupted = results.get()
+            item = results.get()
+            if isinstance(item, str):
+                errors.append(item)
+                continue
+            executed, failed, dead, interrupted = item
             total.executed += executed
             total.failed += failed
             total.dead += dead
             total.interrupted |= interrupted
+        if errors:
+            raise UserError(errors[0])
+        crashed = [p.exitcode for p in procs if p.exitcode and p.exitcode > 0]
+        if crashed:
+            raise UserError(f"{len(crashed)} of {parallel} worker processes failed (see above)")
         return total
     finally:
         if bar:

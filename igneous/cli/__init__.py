@@ -79,8 +79,9 @@ def enqueue_or_run(ctx: click.Context, queue: str | None, stages: list, *, what:
 
 
 def _register() -> None:
-    from igneous.cli import design, execute, image, queue
+    from igneous.cli import demo, design, execute, image, queue
 
+    main.add_command(demo.demo)
     main.add_command(execute.execute)
     main.add_command(queue.queue_group)
     main.add_command(image.image_group)

@@ -4,7 +4,226 @@ from __future__ import annotations
 
 import click
 
+from igneous.cli import enqueue_or_run
+
+DEFAULT_MEMORY = int(3.5e9)
+
+
+def queue_option(f):
+    return click.option(
+        "--queue", default=None,
+        help="Queue to put tasks in (directory, fq://DIR, sqs://NAME). Omit to run now with -p.",
+    )(f)
+
+
+def region_options(f):
+    """--xrange/--yrange/--zrange: a region at mip 0 (bounds_mip)."""
+    for axis in ("z", "y", "x"):
+        f = click.option(f"--{axis}range", default=None,
+                         help=f"Only this {axis} range at mip 0, e.g. 0,512 (end exclusive).")(f)
+    return f
+
+
+def write_options(f):
+    """Options shared by everything that writes image chunks."""
+    opts = [
+        click.option("--fill-missing", is_flag=True, help="Read missing chunks as background."),
+        click.option("--encoding", default=None,
+                     help="Encoding of new scales: raw, jpeg, png, compressed_segmentation, "
+                     "compresso, crackle, fpzip, ... (default: the source's)."),
+        click.option("--encoding-level", default=None, type=int,
+                     help="jpeg/jxl quality, png level or fpzip precision."),
+        click.option("--compress", default="gzip", show_default=True,
+                     type=click.Choice(["none", "gzip", "br"]), help="Compression of each chunk file."),
+        click.option("--delete-bg", is_flag=True,
+                     help="Delete instead of writing chunks that are all background."),
+        click.option("--bg-color", default=0, show_default=True, type=int,
+                     help="The background value for --delete-bg."),
+        click.option("--sparse", is_flag=True,
+                     help="Segmentation: don't let background win the mode (sparse labels)."),
+        click.option("--method", default="auto", show_default=True,
+                     type=click.Choice(["auto", "avg", "mode", "min", "max", "striding"]),
+                     help="Pooling: auto = avg for images, mode for segmentation."),
+        click.option("--volumetric", is_flag=True, help="Downsample 2x2x2 instead of 2x2x1."),
+        click.option("--factor", default=None, help="Any downsample factor, e.g. 2,2,2 (overrides --volumetric)."),
+        click.option("--memory", default=DEFAULT_MEMORY, show_default=True, type=float,
+                     help="Memory target per task in bytes; sets how many mips a task makes."),
+        click.option("--agglomerate", is_flag=True, help="Graphene: read agglomerated labels."),
+        click.option("--timestamp", default=None, type=int, help="Graphene: read labels at this time."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _bounds(xrange, yrange, zrange, layer_path: str):
+    """A region from --x/y/zrange; missing axes take the whole mip 0 extent."""
+    if not (xrange or yrange or zrange):
+        return None
+    from igneous.grid import scale_bounds
+    from igneous.layers import open_layer, parse_range
+
+    start, stop = scale_bounds(open_layer(layer_path).info, 0)
+    lo, hi = list(start), list(stop)
+    for i, (name, value) in enumerate((("--xrange", xrange), ("--yrange", yrange), ("--zrange", zrange))):
+        r = parse_range(value, name)
+        if r:
+            lo[i], hi[i] = r
+    return lo, hi
+
+
+def _factor(volumetric: bool, factor: str | None):
+    from igneous.layers import parse_triple
+
+    if factor:
+        return parse_triple(factor, "--factor")
+    return (2, 2, 2) if volumetric else (2, 2, 1)
+
+
+def _compress(value: str):
+    return None if value == "none" else value
+
 
 @click.group("image")
 def image_group():
     """Operations on image and segmentation layers."""
+
+
+@image_group.command()
+@click.argument("layer")
+@queue_option
+@click.option("--mip", default=0, show_default=True, help="Mip to downsample from; -1 = the top mip.")
+@click.option("--num-mips", default=None, type=int,
+              help="How many mips to add. Default: as many as fit --memory in one pass.")
+@click.option("--chunk-size", default=None, help="Chunk size of the new mips, e.g. 128,128,64.")
+@click.option("--preserve-chunk-size/--shrink-chunk-size", default=True, show_default=True,
+              help="New mips keep the source chunk size, or halve it with each mip.")
+@click.option("--sharded", is_flag=True, help="Write sharded scales.")
+@region_options
+@write_options
+@click.pass_context
+def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size, sharded,
+               xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
+               bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
+    """Add downsampled mips to LAYER (avg for images, mode for segmentation).
+
+    When more mips are asked for than one task can make (memory, or an odd
+    voxel_offset), the work is split into passes queued as ordered stages.
+    """
+    from igneous.errors import UserError
+    from igneous.layers import normalize_path, parse_triple
+    from igneous.task_creation.image import plan_downsample
+
+    if sharded:
+        raise UserError("--sharded downsampling is not available yet; run without --sharded")
+    layer = normalize_path(layer)
+    passes = plan_downsample(
+        layer, mip, num_mips, factor=_factor(volumetric, factor),
+        chunk_size=parse_triple(chunk_size, "--chunk-size"), preserve_chunk_size=preserve_chunk_size,
+        sparse=sparse, bounds=_bounds(xrange, yrange, zrange, layer), encoding=encoding,
+        encoding_level=encoding_level, delete_black_uploads=delete_bg, background_color=bg_color,
+        compress=_compress(compress), fill_missing=fill_missing, method=method,
+        memory_target=memory, agglomerate=agglomerate, timestamp=timestamp,
+    )
+    enqueue_or_run(ctx, queue, passes, what="downsample tasks")
+
+
+@image_group.command()
+@click.argument("src")
+@click.argument("dest")
+@queue_option
+@click.option("--mip", default=0, show_default=True, help="Mip of the source to copy.")
+@click.option("--chunk-size", default=None, help="Destination chunk size, e.g. 64,64,64.")
+@click.option("--shape", default=None, help="Task shape in voxels (a multiple of the chunk size).")
+@click.option("--translate", default=None, help="Move the data by this many voxels, e.g. 0,0,-100.")
+@click.option("--dest-voxel-offset", default=None, help="Place the data at this voxel offset.")
+@click.option("--downsample/--skip-downsample", default=True, show_default=True,
+              help="Also write downsamples in the same pass.")
+@click.option("--max-mips", default=5, show_default=True, help="Most downsamples to write.")
+@click.option("--preserve-chunk-size/--shrink-chunk-size", default=True, show_default=True)
+@click.option("--cutout", is_flag=True, help="Shrink the destination bounds to the --x/y/zrange region.")
+@click.option("--clean-info", is_flag=True, help="Drop mesh and skeleton fields from the destination info.")
+@click.option("--truncate-scales/--no-truncate-scales", default=True, show_default=True,
+              help="Drop source mips above --mip from the destination info.")
+@click.option("--overwrite-info", is_flag=True,
+              help="Replace an existing destination info file that does not match.")
+@click.option("--sharded", is_flag=True, help="Write a sharded destination.")
+@region_options
+@write_options
+@click.pass_context
+def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_offset, downsample,
+         max_mips, preserve_chunk_size, cutout, clean_info, truncate_scales, overwrite_info, sharded,
+         xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
+         bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
+    """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
+    from igneous.errors import UserError
+    from igneous.layers import normalize_path, parse_triple
+    from igneous.task_creation.image import create_transfer_tasks
+
+    if sharded:
+        raise UserError("--sharded transfer is not available yet; run without --sharded")
+    src = normalize_path(src)
+    plan = create_transfer_tasks(
+        src, dest, chunk_size=parse_triple(chunk_size, "--chunk-size"),
+        shape=parse_triple(shape, "--shape"), fill_missing=fill_missing,
+        translate=parse_triple(translate, "--translate"), bounds=_bounds(xrange, yrange, zrange, src),
+        mip=mip, preserve_chunk_size=preserve_chunk_size, encoding=encoding,
+        skip_downsamples=not downsample, delete_black_uploads=delete_bg, background_color=bg_color,
+        agglomerate=agglomerate, timestamp=timestamp, compress=_compress(compress),
+        factor=_factor(volumetric, factor), sparse=sparse,
+        dest_voxel_offset=parse_triple(dest_voxel_offset, "--dest-voxel-offset"),
+        memory_target=memory, max_mips=max_mips, clean_info=clean_info,
+        truncate_scales=truncate_scales, cutout=cutout, encoding_level=encoding_level,
+        method=method, overwrite_info=overwrite_info,
+    )
+    enqueue_or_run(ctx, queue, [plan], what="transfer tasks")
+
+
+@image_group.command()
+@click.argument("layer")
+@queue_option
+@click.option("--mip", default=0, show_default=True, help="First mip to delete.")
+@click.option("--num-mips", default=5, show_default=True, help="Also delete this many mips above it.")
+@click.option("--shape", default=None, help="Task shape (a multiple of the chunk size).")
+@region_options
+@click.pass_context
+def rm(ctx, layer, queue, mip, num_mips, shape, xrange, yrange, zrange):
+    """Delete the chunks of LAYER (mips --mip .. --mip + --num-mips), optionally in a region."""
+    from igneous.layers import normalize_path, parse_triple
+    from igneous.task_creation.image import create_deletion_tasks
+
+    layer = normalize_path(layer)
+    plan = create_deletion_tasks(layer, mip=mip, num_mips=num_mips,
+                                 shape=parse_triple(shape, "--shape"),
+                                 bounds=_bounds(xrange, yrange, zrange, layer))
+    enqueue_or_run(ctx, queue, [plan], what="deletion tasks")
+
+
+@image_group.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dest")
+@click.option("--resolution", default="1,1,1", show_default=True, help="Voxel size in nm, x,y,z.")
+@click.option("--offset", default="0,0,0", show_default=True, help="Voxel offset, x,y,z.")
+@click.option("--chunk-size", default="64,64,64", show_default=True)
+@click.option("--layer-type", default="auto", show_default=True,
+              type=click.Choice(["auto", "image", "segmentation"]),
+              help="auto: segmentation for uint32/uint64 (and .ckl), image otherwise.")
+@click.option("--encoding", default="raw", show_default=True)
+@click.option("--compress", default="gzip", show_default=True, type=click.Choice(["none", "gzip", "br"]))
+@click.option("--key", default=None, help="Array name inside an .npz file (default: the first).")
+def create(src, dest, resolution, offset, chunk_size, layer_type, encoding, compress, key):
+    """Make a Precomputed layer DEST from a .npy, .npz or .ckl (crackle) array.
+
+    Axes are read as x, y, z (and channel last, if present).
+    """
+    from igneous.layers import parse_triple
+    from igneous.sample import create_layer, load_array
+
+    data = load_array(src, key=key)
+    path = create_layer(
+        dest, data, resolution=parse_triple(resolution, "--resolution", float),
+        offset=parse_triple(offset, "--offset"), chunk_size=parse_triple(chunk_size, "--chunk-size"),
+        layer_type=None if layer_type == "auto" else layer_type, encoding=encoding,
+        compress=_compress(compress),
+    )
+    click.echo(f"Wrote {path} ({'x'.join(map(str, data.shape[:3]))} {data.dtype}).")

@@ -1,0 +1,117 @@
+"""Geometry shared by the planners: scale bounds, task grids, alignment.
+
+Coordinates are voxel coordinates at a given mip, as integer numpy vectors
+(x, y, z). A box is a half-open pair ``(start, stop)``.
+
+Downsampled scales are computed from mip 0 with the total factor:
+``offset_k = floor(offset_0 / F)``, ``end_k = ceil(end_0 / F)`` (CloudVolume's
+own helper uses ``ceil(size / F)``, which drops the last voxel when the
+offset is odd).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+Vec = np.ndarray
+
+
+def vec(x: Sequence[int] | np.ndarray) -> Vec:
+    return np.asarray(x, dtype=np.int64).reshape(3)
+
+
+def scale_box(offset0: Sequence[int], size0: Sequence[int], factor: Sequence[int]) -> tuple[Vec, Vec]:
+    """(voxel_offset, size) of a scale ``factor`` times coarser than mip 0."""
+    off, end, f = vec(offset0), vec(offset0) + vec(size0), vec(factor)
+    lo = np.floor_divide(off, f)
+    hi = -np.floor_divide(-end, f)
+    return lo, hi - lo
+
+
+def scale_bounds(info: dict, mip: int) -> tuple[Vec, Vec]:
+    """(start, stop) of a mip from the info file."""
+    scale = info["scales"][mip]
+    start = vec(scale.get("voxel_offset", (0, 0, 0)))
+    return start, start + vec(scale["size"])
+
+
+def chunk_size(info: dict, mip: int) -> Vec:
+    return vec(info["scales"][mip]["chunk_sizes"][0])
+
+
+def resolution(info: dict, mip: int) -> np.ndarray:
+    return np.asarray(info["scales"][mip]["resolution"], dtype=np.float64)
+
+
+def mip_factor(info: dict, lo: int, hi: int) -> Vec:
+    """Integer factor between two mips (hi coarser than lo)."""
+    ratio = resolution(info, hi) / resolution(info, lo)
+    out = np.round(ratio).astype(np.int64)
+    if np.any(np.abs(ratio - out) > 1e-6) or np.any(out < 1):
+        raise ValueError(f"mip {hi} is not an integer downsample of mip {lo} ({ratio})")
+    return out
+
+
+def aligned_depth(offsets: Sequence[Vec], factor: Vec, *, include_base: bool) -> int:
+    """How many mips one pass can write with every task owning whole chunks.
+
+    ``offsets[i]`` is the voxel offset of mip ``base + i``. A task anchored on
+    the top mip's grid lines up with mip ``base + i`` when
+    ``f^(k-i) * offset[k] == offset[i]``; the base itself only matters when the
+    pass writes it (transfer), otherwise one voxel of edge padding is fine.
+    """
+    best = 0
+    for k in range(1, len(offsets)):
+        first = 0 if include_base else 1
+        ok = all(
+            np.array_equal(factor ** (k - i) * offsets[k], offsets[i]) for i in range(first, k + 1)
+        )
+        if not include_base:
+            pad = offsets[0] - factor**k * offsets[k]
+            ok = ok and bool(np.all((pad >= 0) & (pad < factor)))
+        if not ok:
+            break
+        best = k
+    return best
+
+
+def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
+    """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
+    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
+    first = origin + np.floor_divide(start - origin, step) * step
+    counts = -np.floor_divide(-(stop - first), step)
+    for iz in range(int(counts[2])):
+        for iy in range(int(counts[1])):
+            for ix in range(int(counts[0])):
+                lo = first + step * np.array([ix, iy, iz])
+                yield lo, lo + step
+
+
+def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
+    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
+    first = origin + np.floor_divide(start - origin, step) * step
+    counts = -np.floor_divide(-(stop - first), step)
+    return int(np.prod(np.maximum(counts, 0)))
+
+
+def clip(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> tuple[Vec, Vec]:
+    return np.maximum(lo, start), np.minimum(hi, stop)
+
+
+def is_empty(lo: Vec, hi: Vec) -> bool:
+    return bool(np.any(hi <= lo))
+
+
+def pyramid_bytes(shape: Sequence[int], itemsize: int, channels: int, factor: Sequence[int],
+                  num_mips: int) -> int:
+    """Bytes to hold a block and all the downsamples made from it."""
+    voxels = float(np.prod(vec(shape)))
+    shrink = float(np.prod(vec(factor)))
+    total = sum(voxels / shrink**i for i in range(num_mips + 1))
+    return int(total * itemsize * channels)
+
+
+def as_list(v: Vec) -> list[int]:
+    return [int(x) for x in v]

@@ -1,0 +1,32 @@
+"""DeleteTask: remove the chunks of a region over several mips."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from igneous.errors import UserError
+from igneous.grid import clip, is_empty, mip_factor, scale_bounds, vec
+from igneous.layers import open_layer
+from igneous.tasks import register
+
+
+@register("delete")
+def delete(layer_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
+           num_mips: int = 0) -> None:
+    """Delete ``[offset, offset + shape)`` of ``mip`` and the matching region of
+    the next ``num_mips`` mips (chunks wholly inside the region)."""
+    from cloudvolume import Bbox
+
+    cv = open_layer(layer_path, mip)
+    top = min(len(cv.info["scales"]) - 1, mip + num_mips)
+    lo, hi = vec(offset), vec(offset) + vec(shape)
+    for m in range(mip, top + 1):
+        if cv.meta.is_sharded(m):
+            raise UserError(f"mip {m} of {cv.cloudpath} is sharded; delete its shard files instead")
+        f = mip_factor(cv.info, mip, m)
+        start, stop = scale_bounds(cv.info, m)
+        a, b = clip(lo // f, -((-hi) // f), start, stop)
+        if is_empty(a, b):
+            continue
+        cv.mip = m
+        cv.delete(Bbox(a, b))

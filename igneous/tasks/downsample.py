@@ -1,0 +1,43 @@
+"""DownsampleTask: make mips ``mip+1 .. mip+num_mips`` of one block."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from igneous.grid import vec
+from igneous.layers import open_layer
+from igneous.tasks import register
+from igneous.tasks.pyramid import build_pyramid
+
+
+@register("downsample")
+def downsample(
+    layer_path: str,
+    mip: int,
+    offset: Sequence[int],
+    shape: Sequence[int],
+    num_mips: int,
+    factor: Sequence[int] = (2, 2, 1),
+    method: str = "avg",
+    sparse: bool = False,
+    fill_missing: bool = False,
+    delete_black_uploads: bool = False,
+    background_color: int = 0,
+    compress: str | None = "gzip",
+    dest_path: str | None = None,
+    agglomerate: bool = False,
+    timestamp: int | None = None,
+) -> None:
+    """Pool the block ``[offset, offset + shape)`` of ``mip`` (voxel coordinates
+    at that mip; the planner aligns it so every written chunk is whole)."""
+    src = open_layer(layer_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
+                     timestamp=timestamp)
+    dest = open_layer(
+        dest_path or layer_path, mip, delete_black_uploads=delete_black_uploads,
+        background_color=background_color, compress=compress,
+    )
+    lo = vec(offset)
+    build_pyramid(
+        src, dest, src_lo=lo, src_hi=lo + vec(shape), dest_lo=lo, src_mip=mip, dest_mip=mip,
+        num_mips=num_mips, factor=factor, method=method, sparse=sparse, write_base=False,
+    )

@@ -1,0 +1,123 @@
+"""Block work shared by downsample and transfer: read a block, pool it into
+coarser mips, write each mip as whole chunks.
+
+Pooling rule (all methods): each level pools windows of ``factor`` voxels;
+where a window runs past the edge of the data, the edge voxel is repeated
+to fill it. Averages keep full-precision sums across levels and floor once at
+the end (tinybrain's rule), so mip k is the floored mean of its whole
+``factor^k`` block in the interior.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from igneous.errors import UserError
+from igneous.grid import Vec, clip, is_empty, scale_bounds, vec
+
+METHODS = ("auto", "avg", "mode", "min", "max", "striding")
+
+
+def resolve_method(method: str, layer_type: str) -> str:
+    if method not in METHODS:
+        raise UserError(f"unknown downsample method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "auto":
+        return "mode" if layer_type == "segmentation" else "avg"
+    return method
+
+
+def pool(img: np.ndarray, factor: Sequence[int], num_mips: int, method: str,
+         sparse: bool = False) -> list[np.ndarray]:
+    """Mips 1..num_mips of a 4D (x, y, z, channel) Fortran-ordered block."""
+    import tinybrain
+
+    if num_mips <= 0:
+        return []
+    factor = tuple(int(f) for f in factor)
+    if method == "avg":
+        return list(tinybrain.downsample_with_averaging(img, factor, num_mips=num_mips, sparse=sparse))
+    if method == "mode":
+        per_channel = [
+            tinybrain.downsample_segmentation(np.asfortranarray(img[..., c]), factor,
+                                              sparse=sparse, num_mips=num_mips)
+            for c in range(img.shape[3])
+        ]
+        return [np.stack([ch[i] for ch in per_channel], axis=3) for i in range(num_mips)]
+    if method == "striding":
+        out, cur = [], img
+        for _ in range(num_mips):
+            cur = cur[:: factor[0], :: factor[1], :: factor[2]]
+            out.append(np.asfortranarray(cur))
+        return out
+    if method in ("min", "max"):
+        reduce = np.minimum if method == "min" else np.maximum
+        out, cur = [], img
+        for _ in range(num_mips):
+            cur = _reduce_windows(cur, factor, reduce)
+            out.append(cur)
+        return out
+    raise UserError(f"unknown downsample method {method!r}")
+
+
+def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarray:
+    pad = [(0, (-s) % f) for s, f in zip(img.shape[:3], factor)] + [(0, 0)]
+    if any(p[1] for p in pad):
+        img = np.pad(img, pad, mode="edge")
+    sx, sy, sz, c = img.shape
+    fx, fy, fz = factor
+    blocks = img.reshape(sx // fx, fx, sy // fy, fy, sz // fz, fz, c, order="F")
+    out = reduce.reduce(reduce.reduce(reduce.reduce(blocks, axis=5), axis=3), axis=1)
+    return np.asfortranarray(out)
+
+
+def read_block(cv, lo: Vec, hi: Vec, mip: int) -> np.ndarray:
+    """Voxels [lo, hi) of a mip as a 4D Fortran array (a copy we may modify)."""
+    from cloudvolume import Bbox
+
+    img = cv.download(Bbox(lo, hi), mip=mip)
+    return np.asfortranarray(np.asarray(img))
+
+
+def pad_low(img: np.ndarray, pad: Vec) -> np.ndarray:
+    """Repeat the first voxel layer ``pad`` times at the low end of each axis."""
+    if not np.any(pad):
+        return img
+    widths = [(int(p), 0) for p in pad] + [(0, 0)]
+    return np.asfortranarray(np.pad(img, widths, mode="edge"))
+
+
+def write_region(cv, img: np.ndarray, origin: Vec, mip: int) -> None:
+    """Write ``img`` placed at ``origin`` into ``mip``, cropped to the mip's bounds."""
+    start, stop = scale_bounds(cv.info, mip)
+    lo, hi = clip(origin, origin + vec(img.shape[:3]), start, stop)
+    if is_empty(lo, hi):
+        return
+    a, b = lo - origin, hi - origin
+    cv.mip = mip
+    cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+
+
+def build_pyramid(src_cv, dest_cv, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,
+                  dest_mip: int, num_mips: int, factor: Sequence[int], method: str, sparse: bool,
+                  write_base: bool) -> None:
+    """Read the source block, optionally write it at ``dest_mip``, then write
+    ``num_mips`` pooled mips above it. ``dest_lo`` may lie before the data
+    (by less than one factor): that margin is filled by edge repetition."""
+    factor = vec(factor)
+    d_start, d_stop = scale_bounds(dest_cv.info, dest_mip)
+    span = src_hi - src_lo
+    # the part of the block that holds data, in destination coordinates
+    have_lo, have_hi = clip(dest_lo, dest_lo + span, d_start, d_stop)
+    if is_empty(have_lo, have_hi):
+        return
+    shift = src_lo - dest_lo
+    img = read_block(src_cv, have_lo + shift, have_hi + shift, src_mip)
+    if write_base:
+        write_region(dest_cv, img, have_lo, dest_mip)
+    if num_mips <= 0:
+        return
+    img = pad_low(img, have_lo - dest_lo)
+    for i, level in enumerate(pool(img, factor, num_mips, method, sparse), start=1):
+        write_region(dest_cv, level, dest_lo // factor**i, dest_mip + i)

@@ -38,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from igneous.errors import QueueError
 from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
+from igneous.queues.local import MAX_LEASES
 from igneous.tasks import Task
 
 BATCH = 10  # SQS's limit for batch calls and for one receive
@@ -268,7 +269,11 @@ class SQSQueue(TaskQueue):
                 break
             for m in messages:
                 attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-                leases.append(Lease(handle=m["ReceiptHandle"], payload=m["Body"], attempt=attempt))
+                lease = Lease(handle=m["ReceiptHandle"], payload=m["Body"], attempt=attempt)
+                if attempt > MAX_LEASES:
+                    self._bury(lease, f"received {attempt - 1} times without finishing (worker died?)")
+                else:
+                    leases.append(lease)
         return leases
 
     def renew(self, lease: Lease, *, seconds: float) -> bool:
@@ -290,24 +295,26 @@ class SQSQueue(TaskQueue):
 
     def fail(self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0) -> bool:
         if lease.attempt >= max_attempts:
-            dead_url = self._queue_url(self.dead_name, create=True)
-            self._send(dead_url, self.dead_name, [{
-                "Id": "0",
-                "MessageBody": lease.payload,
-                "MessageAttributes": {
-                    "error": {"DataType": "String", "StringValue": error[:4000] or "(no message)"},
-                    "failures": {"DataType": "Number", "StringValue": str(lease.attempt)},
-                    "died_at": {"DataType": "Number", "StringValue": f"{time.time():.3f}"},
-                },
-            }])
-            self.delete([lease])
+            self._bury(lease, error)
             return True
-        delay = min(MAX_VISIBILITY, max(0, math.ceil(retry_delay)))
-        try:
-            self._set_visibility([lease.handle], delay)
-        except QueueError:
-            return False  # the lease expired and the task moved on
+        # a stale receipt handle fails inside the batch call and is ignored:
+        # the lease expired and the task is already back in the queue
+        self._set_visibility([lease.handle], min(MAX_VISIBILITY, max(0, math.ceil(retry_delay))))
         return False
+
+    def _bury(self, lease: Lease, error: str) -> None:
+        """Send the task and its last error to NAME-dead, then delete the original."""
+        dead_url = self._queue_url(self.dead_name, create=True)
+        self._send(dead_url, self.dead_name, [{
+            "Id": "0",
+            "MessageBody": lease.payload,
+            "MessageAttributes": {
+                "error": {"DataType": "String", "StringValue": error[:4000] or "(no message)"},
+                "failures": {"DataType": "Number", "StringValue": str(lease.attempt)},
+                "died_at": {"DataType": "Number", "StringValue": f"{time.time():.3f}"},
+            },
+        }])
+        self.delete([lease])
 
     def release(self, leases: Sequence[Lease]) -> None:
         if leases:

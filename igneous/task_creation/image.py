@@ -100,6 +100,7 @@ def plan_downsample(
         note(f"nothing to downsample: mip {mip} already fits in one chunk")
         return [TaskPlan(lambda: iter(()), 0, "downsample (nothing to do)")]
 
+    _bounds_box(bounds, info, bounds_mip, mip)  # refuse a bad region before writing anything
     new_info, changed = ensure_scales(info, mip, total, factor, chunks, encoding, encoding_level)
     if dest_path is None and changed:
         cv.info = new_info

@@ -37,7 +37,11 @@ def pool(img: np.ndarray, factor: Sequence[int], num_mips: int, method: str,
         return []
     factor = tuple(int(f) for f in factor)
     if method == "avg":
-        return list(tinybrain.downsample_with_averaging(img, factor, num_mips=num_mips, sparse=sparse))
+        whole = all(s % f**num_mips == 0 for s, f in zip(img.shape[:3], factor))
+        if whole:  # tinybrain is exact on whole windows, not on ragged edges
+            return list(tinybrain.downsample_with_averaging(img, factor, num_mips=num_mips,
+                                                            sparse=sparse))
+        return _average_ragged(img, factor, num_mips, sparse)
     if method == "mode":
         per_channel = [
             tinybrain.downsample_segmentation(np.asfortranarray(img[..., c]), factor,
@@ -61,14 +65,36 @@ def pool(img: np.ndarray, factor: Sequence[int], num_mips: int, method: str,
     raise UserError(f"unknown downsample method {method!r}")
 
 
+def _average_ragged(img: np.ndarray, factor: Sequence[int], num_mips: int,
+                    sparse: bool) -> list[np.ndarray]:
+    """Average pooling for blocks cut by the volume edge: exact sums carried
+    across levels, edge voxels repeated to fill windows, floored at the end."""
+    floating = img.dtype.kind == "f"
+    sums = img.astype(np.float64 if floating else np.int64)
+    counts = (img != 0).astype(np.int64) if sparse else None
+    out = []
+    for level in range(1, num_mips + 1):
+        sums = _reduce_windows(sums, factor, np.add)
+        if sparse:
+            counts = _reduce_windows(counts, factor, np.add)
+            safe = np.maximum(counts, 1)
+            mean = sums / safe if floating else sums // safe
+        else:
+            n = int(np.prod(factor)) ** level
+            mean = sums / n if floating else sums // n
+        out.append(np.asfortranarray(mean.astype(img.dtype)))
+    return out
+
+
 def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarray:
     pad = [(0, (-s) % f) for s, f in zip(img.shape[:3], factor)] + [(0, 0)]
     if any(p[1] for p in pad):
         img = np.pad(img, pad, mode="edge")
     sx, sy, sz, c = img.shape
     fx, fy, fz = factor
-    blocks = img.reshape(sx // fx, fx, sy // fy, fy, sz // fz, fz, c, order="F")
-    out = reduce.reduce(reduce.reduce(reduce.reduce(blocks, axis=5), axis=3), axis=1)
+    # Fortran order: the index within a window varies fastest, so it comes first
+    blocks = img.reshape(fx, sx // fx, fy, sy // fy, fz, sz // fz, c, order="F")
+    out = reduce.reduce(reduce.reduce(reduce.reduce(blocks, axis=4), axis=2), axis=0)
     return np.asfortranarray(out)
 
 

@@ -49,8 +49,12 @@ DEAD_SUFFIX = "-dead"
 ENDPOINT_ENV = "IGNEOUS_SQS_ENDPOINT"
 # Opening a queue probes it once without retries, so an unreachable endpoint
 # fails in seconds; later calls ride out brief outages of a running service.
-PROBE_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
-CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"})
+PROBE_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"}
+)
+CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"}
+)
 
 _AWS_HOST = re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 _STALE_HANDLE = ("ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight")
@@ -61,7 +65,9 @@ def _code(e: ClientError) -> str:
 
 
 def _missing(e: Exception) -> bool:
-    return isinstance(e, ClientError) and _code(e).endswith(("NonExistentQueue", "QueueDoesNotExist"))
+    return isinstance(e, ClientError) and _code(e).endswith(
+        ("NonExistentQueue", "QueueDoesNotExist")
+    )
 
 
 def _one_line(text: str) -> str:
@@ -76,7 +82,7 @@ class SQSQueue(TaskQueue):
     def __init__(self, spec: str, *, region: str | None = None):
         if not spec.startswith("sqs://"):
             raise QueueError(f"not an SQS queue: {spec!r} (expected sqs://NAME)")
-        rest = spec[len("sqs://"):]
+        rest = spec[len("sqs://") :]
         endpoint = os.environ.get(ENDPOINT_ENV) or None
         if rest.startswith(("http://", "https://")):
             parsed = urlparse(rest)
@@ -107,7 +113,9 @@ class SQSQueue(TaskQueue):
                 "sqs", region_name=self.region, endpoint_url=endpoint, config=CLIENT_CONFIG
             )
         except (BotoCoreError, ValueError) as e:
-            raise QueueError(f"SQS queue {self.name}: cannot create a client: {_one_line(e)}") from None
+            raise QueueError(
+                f"SQS queue {self.name}: cannot create a client: {_one_line(e)}"
+            ) from None
 
     # -- helpers ------------------------------------------------------------
     @property
@@ -148,7 +156,9 @@ class SQSQueue(TaskQueue):
             if not create:
                 return None
             url = self._call(
-                "create_queue", name, QueueName=name,
+                "create_queue",
+                name,
+                QueueName=name,
                 Attributes={"MessageRetentionPeriod": str(RETENTION_SEC)},
             )["QueueUrl"]
         self._urls[name] = url
@@ -165,7 +175,9 @@ class SQSQueue(TaskQueue):
         while batch := list(islice(it, BATCH)):
             fn(batch)
 
-    def _receive(self, url: str, queue: str, n: int, visibility: int, *, attributes: bool = False) -> list[dict]:
+    def _receive(
+        self, url: str, queue: str, n: int, visibility: int, *, attributes: bool = False
+    ) -> list[dict]:
         kwargs: dict[str, Any] = {
             "QueueUrl": url,
             "MaxNumberOfMessages": max(1, min(BATCH, n)),
@@ -210,7 +222,9 @@ class SQSQueue(TaskQueue):
             # a failed entry means the receipt expired: the task will come back,
             # which at-least-once delivery allows
             self._call(
-                "delete_message_batch", queue, QueueUrl=url,
+                "delete_message_batch",
+                queue,
+                QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)],
             )
 
@@ -221,16 +235,22 @@ class SQSQueue(TaskQueue):
 
         def change(batch: list[str]) -> None:
             self._call(
-                "change_message_visibility_batch", self.name, QueueUrl=url,
-                Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
-                         for i, h in enumerate(batch)],
+                "change_message_visibility_batch",
+                self.name,
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
+                    for i, h in enumerate(batch)
+                ],
             )
 
         self._each_batch(handles, change)
 
     def _attributes(self, url: str, queue: str) -> dict[str, str]:
         return self._call(
-            "get_queue_attributes", queue, QueueUrl=url,
+            "get_queue_attributes",
+            queue,
+            QueueUrl=url,
             AttributeNames=[
                 "ApproximateNumberOfMessages",
                 "ApproximateNumberOfMessagesNotVisible",
@@ -271,7 +291,9 @@ class SQSQueue(TaskQueue):
                 attempt = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1))
                 lease = Lease(handle=m["ReceiptHandle"], payload=m["Body"], attempt=attempt)
                 if attempt > MAX_LEASES:
-                    self._bury(lease, f"received {attempt - 1} times without finishing (worker died?)")
+                    self._bury(
+                        lease, f"received {attempt - 1} times without finishing (worker died?)"
+                    )
                 else:
                     leases.append(lease)
         return leases
@@ -293,7 +315,9 @@ class SQSQueue(TaskQueue):
         if leases:
             self._delete_handles(self._require(self.name), self.name, [x.handle for x in leases])
 
-    def fail(self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0) -> bool:
+    def fail(
+        self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0
+    ) -> bool:
         if lease.attempt >= max_attempts:
             self._bury(lease, error)
             return True
@@ -305,15 +329,24 @@ class SQSQueue(TaskQueue):
     def _bury(self, lease: Lease, error: str) -> None:
         """Send the task and its last error to NAME-dead, then delete the original."""
         dead_url = self._queue_url(self.dead_name, create=True)
-        self._send(dead_url, self.dead_name, [{
-            "Id": "0",
-            "MessageBody": lease.payload,
-            "MessageAttributes": {
-                "error": {"DataType": "String", "StringValue": error[:4000] or "(no message)"},
-                "failures": {"DataType": "Number", "StringValue": str(lease.attempt)},
-                "died_at": {"DataType": "Number", "StringValue": f"{time.time():.3f}"},
-            },
-        }])
+        self._send(
+            dead_url,
+            self.dead_name,
+            [
+                {
+                    "Id": "0",
+                    "MessageBody": lease.payload,
+                    "MessageAttributes": {
+                        "error": {
+                            "DataType": "String",
+                            "StringValue": error[:4000] or "(no message)",
+                        },
+                        "failures": {"DataType": "Number", "StringValue": str(lease.attempt)},
+                        "died_at": {"DataType": "Number", "StringValue": f"{time.time():.3f}"},
+                    },
+                }
+            ],
+        )
         self.delete([lease])
 
     def release(self, leases: Sequence[Lease]) -> None:
@@ -375,7 +408,11 @@ class SQSQueue(TaskQueue):
 
         letters = sorted(seen.values(), key=lambda m: float(attr(m, "died_at", "0")), reverse=True)
         return [
-            DeadLetter(payload=m["Body"], failures=int(float(attr(m, "failures", "0"))), error=attr(m, "error", ""))
+            DeadLetter(
+                payload=m["Body"],
+                failures=int(float(attr(m, "failures", "0"))),
+                error=attr(m, "error", ""),
+            )
             for m in letters[:limit]
         ]
 
@@ -387,7 +424,11 @@ class SQSQueue(TaskQueue):
         moved = 0
         while messages := self._receive(dead_url, self.dead_name, BATCH, 60):
             # send first, then delete: a crash duplicates a task, never loses one
-            self._send(url, self.name, [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)])
+            self._send(
+                url,
+                self.name,
+                [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)],
+            )
             self._delete_handles(dead_url, self.dead_name, [m["ReceiptHandle"] for m in messages])
             moved += len(messages)
         return moved

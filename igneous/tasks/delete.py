@@ -21,7 +21,7 @@ def delete(layer_path: str, mip: int, offset: Sequence[int], shape: Sequence[int
     top = min(len(cv.info["scales"]) - 1, mip + num_mips)
     lo, hi = vec(offset), vec(offset) + vec(shape)
     for m in range(mip, top + 1):
-        if cv.meta.is_sharded(m):
+        if cv.info["scales"][m].get("sharding"):
             raise UserError(f"mip {m} of {cv.cloudpath} is sharded; delete its shard files instead")
         f = mip_factor(cv.info, mip, m)
         start, stop = scale_bounds(cv.info, m)

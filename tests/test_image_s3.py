@@ -1,0 +1,41 @@
+"""Downsample and transfer with source and destination on S3 (local moto_server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from cloudvolume import CloudVolume
+
+from tests.volumes import average
+
+
+def igneous(*args):
+    proc = subprocess.run([sys.executable, "-m", "igneous", *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_downsample_and_xfer_on_s3(s3_bucket, tmp_path):
+    rng = np.random.default_rng(3)
+    data = np.asfortranarray(rng.integers(0, 255, (70, 45, 12), dtype=np.uint8))
+    src = f"{s3_bucket.url}/img"
+    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [16, 0, 4],
+                                       list(data.shape), chunk_size=[16, 16, 8])
+    cv = CloudVolume(src, info=info, progress=False)
+    cv.commit_info()
+    cv[16:86, 0:45, 4:16] = data
+
+    q = str(tmp_path / "q")
+    igneous("image", "downsample", src, "--num-mips", "2", "--queue", q)
+    igneous("image", "xfer", src, f"{s3_bucket.url}/copy", "--chunk-size", "32,32,8",
+            "--max-mips", "1", "--queue", q)
+    igneous("-p", "2", "execute", "-x", "-q", q)
+
+    for k in (1, 2):
+        got = np.asarray(CloudVolume(src, mip=k, progress=False)[:, :, :])[..., 0]
+        assert np.array_equal(got, average(data, (16, 0, 4), (2, 2, 1), k)[0])
+    copy = CloudVolume(f"{s3_bucket.url}/copy", progress=False)
+    assert copy.info["scales"][0]["chunk_sizes"] == [[32, 32, 8]]
+    assert np.array_equal(np.asarray(copy[:, :, :])[..., 0], data)

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from igneous.errors import UserError
 from igneous.queues import Lease, TaskQueue, open_queue

@@ -9,8 +9,8 @@ released. Delivery is at-least-once, so tasks must be idempotent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from igneous.tasks import Task
 
@@ -122,7 +122,7 @@ class TaskQueue(ABC):
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "TaskQueue":
+    def __enter__(self) -> TaskQueue:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,8 +18,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import Iterable, Sequence
 
 from igneous.errors import QueueError
 from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of

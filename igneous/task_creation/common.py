@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from igneous.tasks import Task
 

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import copy
-from typing import Sequence
 
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import chunk_size as chunk_of
 from igneous.grid import (
-    aligned_depth, as_list, grid, grid_count, mip_factor, scale_bounds, vec,
+    aligned_depth,
+    as_list,
+    grid,
+    grid_count,
+    mip_factor,
+    scale_bounds,
+    vec,
 )
+from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
-    check_encoding, layer_errors, normalize_path, open_layer, resolve_mip,
+    check_encoding,
+    layer_errors,
+    normalize_path,
+    open_layer,
+    resolve_mip,
 )
 from igneous.scales import (
-    ensure_scales, memory_depth, new_chunk_sizes, set_encoding, useful_depth,
+    ensure_scales,
+    memory_depth,
+    new_chunk_sizes,
+    set_encoding,
+    useful_depth,
 )
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, note
 from igneous.tasks import Task

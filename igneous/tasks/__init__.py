@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from igneous.errors import UnknownTaskError, UserError
 
@@ -69,7 +70,7 @@ class Task:
         return json.dumps({"task": self.name, "kwargs": self.kwargs}, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, payload: str | bytes) -> "Task":
+    def from_json(cls, payload: str | bytes) -> Task:
         try:
             obj = json.loads(payload)
         except (ValueError, TypeError) as e:

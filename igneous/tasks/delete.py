@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from igneous.errors import UserError
 from igneous.grid import clip, is_empty, mip_factor, scale_bounds, vec

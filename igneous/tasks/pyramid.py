@@ -10,7 +10,7 @@ the end (tinybrain's rule), so mip k is the floored mean of its whole
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

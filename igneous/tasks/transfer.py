@@ -3,7 +3,7 @@ translation, encoding) and write its downsamples in the same pass."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from igneous.grid import vec
 from igneous.layers import open_layer

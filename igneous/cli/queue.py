@@ -129,10 +129,20 @@ class _StageMap:
         return self.seen.setdefault(stage, self.base + len(self.seen))
 
 
+def _refuse_flattening(s, d) -> None:
+    """Several stages poured into a stage-less queue would run out of order."""
+    if not d.supports_stages and len(s.counts().stages) > 1:
+        raise click.ClickException(
+            f"{s.url} holds several stages and {d.url} cannot keep them apart; "
+            "let the earlier stages finish first, or use a local queue (a directory)"
+        )
+
+
 def _copy(src: str, dest: str, region: str | None) -> int:
     from itertools import groupby
 
     s, d = _open(src, region), _open(dest, region, create=True)
+    _refuse_flattening(s, d)
     to_stage = _StageMap(d)
     n = 0
     for stage, group in groupby(s.iter_pending(), key=lambda x: x[1]):
@@ -143,15 +153,18 @@ def _copy(src: str, dest: str, region: str | None) -> int:
 def _move(src: str, dest: str, region: str | None) -> int:
     """Lease from SRC, insert into DEST, delete from SRC: a crash mid-way
     duplicates at most one batch, never loses a task."""
+    from itertools import groupby
+
     s, d = _open(src, region), _open(dest, region, create=True)
+    _refuse_flattening(s, d)
     to_stage = _StageMap(d)
     n = 0
     while True:
         leases = s.lease(1000, seconds=3600)
         if not leases:
             return n
-        for lease in leases:
-            d.insert([lease.payload], stage=to_stage(lease.stage))
+        for stage, group in groupby(leases, key=lambda x: x.stage):
+            d.insert([x.payload for x in group], stage=to_stage(stage))
         s.delete(leases)
         n += len(leases)
 

@@ -416,6 +416,12 @@ class SQSQueue(TaskQueue):
             for m in letters[:limit]
         ]
 
+    def iter_pending(self) -> Iterable[tuple[str, int]]:
+        raise QueueError(
+            f"{self.url}: SQS cannot list its tasks without taking them; "
+            "use `igneous queue mv` to move them instead of cp"
+        )
+
     def requeue_dead(self) -> int:
         dead_url = self._queue_url(self.dead_name, create=False)
         if dead_url is None:

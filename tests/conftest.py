@@ -1,0 +1,196 @@
+"""Shared fixtures: a local S3/SQS emulator and helpers to run the CLI.
+
+Everything that points code at the emulator is an environment variable (or a
+file named by one), so subprocesses -- ``igneous`` on the command line,
+CloudVolume in another interpreter -- see the same configuration:
+
+- ``AWS_ENDPOINT_URL``: boto3 (and therefore cloud-files for plain ``s3://``
+  paths, and our SQS backend) talks to the emulator;
+- fake ``AWS_*`` credentials, and AWS config files redirected to an empty
+  temporary directory, so a real AWS account is never touched;
+- ``CLOUD_FILES_DIR`` / ``CLOUD_VOLUME_DIR`` in a temporary directory holding an
+  ``aliases.json`` that maps ``moto://BUCKET/...`` to the emulator (read at
+  import time, so it only applies to processes started after the fixture).
+
+Fixtures for other test modules: ``moto_server`` (endpoint URL), ``aws_env``,
+``s3_bucket`` (an ``S3Bucket``: unpacks to ``(endpoint, name)``, with ``.url``
+= ``s3://NAME``), ``sqs_queue`` (a fresh ``sqs://NAME`` spec), ``closed_port``
+and ``igneous`` (runs the CLI in a subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+MOTO_ALIAS = "moto"
+AWS_ENV_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SQS",
+    "IGNEOUS_SQS_ENDPOINT",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/moto-api/", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, even if with an error
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory) -> str:
+    """Start ``moto_server`` on a free 127.0.0.1 port; yield its endpoint URL."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(url):
+            if proc.poll() is not None:
+                pytest.fail(f"moto_server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"moto_server did not answer on {url} within 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Point every AWS client (this process and its children) at the emulator."""
+    home = tmp_path / "aws-home"
+    cloudfiles_dir = home / "cloudfiles"
+    cloudfiles_dir.mkdir(parents=True)
+    (cloudfiles_dir / "aliases.json").write_text(
+        json.dumps({MOTO_ALIAS: {"host": f"s3://{moto_server}/"}})
+    )
+    for name in AWS_ENV_CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",  # cloud-files requires it with env credentials
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_CONFIG_FILE": str(home / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "CLOUD_FILES_DIR": str(cloudfiles_dir),
+        "CLOUD_VOLUME_DIR": str(home / "cloudvolume"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
+class S3Bucket(NamedTuple):
+    endpoint: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        """``s3://NAME``: reaches the emulator through $AWS_ENDPOINT_URL."""
+        return f"s3://{self.name}"
+
+    @property
+    def alias_url(self) -> str:
+        """``moto://NAME``: the cloud-files alias (processes started after the fixture)."""
+        return f"{MOTO_ALIAS}://{self.name}"
+
+    @property
+    def endpoint_url(self) -> str:
+        """``s3://http://HOST:PORT/NAME``: the endpoint spelled out in the path."""
+        return f"s3://{self.endpoint}/{self.name}"
+
+
+@pytest.fixture
+def s3_bucket(aws_env: str) -> S3Bucket:
+    """A fresh, empty bucket on the emulator."""
+    import boto3
+
+    name = f"igneous-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return S3Bucket(aws_env, name)
+
+
+@pytest.fixture
+def sqs_queue(aws_env: str) -> str:
+    """A fresh queue name (not yet created) on the emulator, as ``sqs://NAME``."""
+    return f"sqs://igneous-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on."""
+    return free_port()
+
+
+@pytest.fixture
+def igneous():
+    """Run ``igneous ARGS...`` in a subprocess; returns the CompletedProcess."""
+
+    def run(
+        *args: str,
+        timeout: float = 60,
+        input: str | None = None,
+        env: dict | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "igneous", *map(str, args)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            env=None if env is None else {**os.environ, **env},
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"igneous {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}"
+            )
+        return proc
+
+    return run

@@ -1,0 +1,236 @@
+"""The behaviour every queue backend promises (igneous.queues.base).
+
+A backend's test module subclasses ``QueueContract`` and provides a
+``make_queue`` fixture: a callable that opens a new handle on one fresh queue
+per test (several handles on the same queue stand for several workers).
+Tests a backend cannot pass are overridden in its subclass with a skip and a
+reason. Waits are kept to one or two seconds: lease times are whole seconds
+on SQS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from igneous.errors import QueueError
+from igneous.tasks import Task
+
+
+def touch_tasks(n: int, prefix: str = "t") -> list[Task]:
+    return [Task("touch", {"path": f"/nonexistent/{prefix}{i}"}) for i in range(n)]
+
+
+def lease_all(q, *, seconds: float = 30, batch: int = 10) -> list:
+    """Lease until the queue hands out nothing more."""
+    leases = []
+    while got := q.lease(batch, seconds=seconds):
+        leases.extend(got)
+    return leases
+
+
+class QueueContract:
+    """Subclass with a ``make_queue`` fixture to run the contract on a backend."""
+
+    @pytest.fixture
+    def q(self, make_queue):
+        return make_queue()
+
+    # -- insert / lease -----------------------------------------------------
+    def test_new_queue_is_empty(self, q):
+        assert q.is_empty()
+        c = q.counts()
+        assert (c.pending, c.leased, c.dead) == (0, 0, 0)
+        assert q.lease(5, seconds=30) == []
+        assert q.dead_letters() == []
+
+    def test_insert_and_lease(self, q):
+        tasks = touch_tasks(3)
+        assert q.insert(tasks + ['{"task":"noop","kwargs":{}}']) == 4
+        leases = lease_all(q)
+        assert sorted(x.payload for x in leases) == sorted(
+            [t.to_json() for t in tasks] + ['{"task":"noop","kwargs":{}}']
+        )
+        assert all(x.attempt == 1 for x in leases)
+        assert Task.from_json(leases[0].payload).name in ("touch", "noop")
+        assert q.lease(5, seconds=30) == []
+
+    def test_insert_streams_batches(self, q):
+        n = q.insert(t for t in touch_tasks(25))
+        assert n == 25
+        payloads = [x.payload for x in lease_all(q, batch=7)]
+        assert len(payloads) == 25 == len(set(payloads))
+
+    def test_lease_respects_n(self, q):
+        q.insert(touch_tasks(5))
+        assert len(q.lease(2, seconds=30)) == 2
+        assert len(q.lease(1, seconds=30)) == 1
+        assert len(lease_all(q)) == 2
+
+    def test_lease_expires(self, q):
+        q.insert(touch_tasks(1))
+        (first,) = q.lease(1, seconds=1)
+        assert q.lease(1, seconds=1) == []
+        time.sleep(1.5)
+        (again,) = q.lease(1, seconds=30)
+        assert again.payload == first.payload
+        assert again.attempt == 2
+
+    def test_renew_extends_lease(self, q):
+        q.insert(touch_tasks(1))
+        (lease,) = q.lease(1, seconds=1)
+        assert q.renew(lease, seconds=4)
+        time.sleep(1.5)
+        assert q.lease(1, seconds=30) == []
+        q.delete([lease])
+        assert q.is_empty()
+
+    # -- finishing ------------------------------------------------------------
+    def test_delete(self, q):
+        q.insert(touch_tasks(3))
+        leases = lease_all(q)
+        q.delete(leases[:2])
+        c = q.counts()
+        assert (c.pending, c.leased) == (0, 1)
+        assert c.completed in (None, 2)
+        q.delete(leases[2:])
+        q.delete([])
+        assert q.is_empty()
+        assert q.lease(5, seconds=1) == []
+
+    def test_release(self, q):
+        q.insert(touch_tasks(2))
+        leases = lease_all(q, seconds=60)
+        q.release(leases)
+        again = lease_all(q)
+        assert sorted(x.payload for x in again) == sorted(x.payload for x in leases)
+        assert all(x.attempt == 2 for x in again)
+
+    def test_release_all(self, make_queue):
+        worker, admin = make_queue(), make_queue()
+        worker.insert(touch_tasks(3))
+        worker.lease(2, seconds=600)
+        assert admin.release_all() == 2
+        assert len(lease_all(admin)) == 3
+
+    def test_counts(self, q):
+        q.insert(touch_tasks(5))
+        c = q.counts()
+        assert (c.pending, c.leased, c.dead, c.remaining) == (5, 0, 0, 5)
+        leases = q.lease(2, seconds=30)
+        c = q.counts(detailed=False)
+        assert (c.pending, c.leased) == (3, 2)
+        q.delete(leases[:1])
+        c = q.counts()
+        assert (c.pending, c.leased, c.dead) == (3, 1, 0)
+        assert c.completed in (None, 1)
+        assert sum(p for p, _ in c.stages.values()) in (0, 3)
+
+    def test_is_empty_tracks_leases(self, q):
+        q.insert(touch_tasks(1))
+        assert not q.is_empty()
+        (lease,) = q.lease(1, seconds=30)
+        assert not q.is_empty()  # leased work is not finished work
+        q.delete([lease])
+        assert q.is_empty()
+
+    def test_purge(self, q):
+        q.insert(touch_tasks(4))
+        leases = q.lease(2, seconds=30)
+        assert q.fail(leases[0], "boom", max_attempts=1)
+        q.purge()
+        c = q.counts()
+        assert (c.pending, c.leased, c.dead) == (0, 0, 0)
+        assert q.is_empty()
+        assert q.dead_letters() == []
+        assert q.lease(5, seconds=1) == []
+        q.insert(touch_tasks(1))  # still usable after a purge
+        assert len(q.lease(5, seconds=30)) == 1
+
+    # -- failures -------------------------------------------------------------
+    def test_fail_retries_then_dead_letters(self, q):
+        (task,) = touch_tasks(1, "poison")
+        q.insert([task])
+        for attempt in (1, 2, 3):
+            (lease,) = q.lease(1, seconds=30)
+            assert lease.attempt == attempt
+            dead = q.fail(lease, f"RuntimeError: boom {attempt}", max_attempts=3, retry_delay=0)
+            assert dead == (attempt == 3)
+        assert q.lease(1, seconds=30) == []
+        assert q.is_empty()
+        c = q.counts()
+        assert (c.pending, c.leased, c.dead) == (0, 0, 1)
+        (letter,) = q.dead_letters(10)
+        assert letter.payload == task.to_json()
+        assert letter.failures == 3
+        assert letter.error == "RuntimeError: boom 3"
+
+    def test_fail_waits_retry_delay(self, q):
+        q.insert(touch_tasks(1))
+        (lease,) = q.lease(1, seconds=30)
+        assert not q.fail(lease, "flaky", max_attempts=3, retry_delay=1)
+        assert q.lease(1, seconds=30) == []
+        time.sleep(1.5)
+        assert len(q.lease(1, seconds=30)) == 1
+
+    def test_requeue_dead(self, q):
+        q.insert(touch_tasks(2))
+        leases = q.lease(2, seconds=30)
+        for lease in leases:
+            assert q.fail(lease, "bad", max_attempts=1)
+        assert q.counts().dead == 2
+        assert len(q.dead_letters(1)) == 1
+        assert q.requeue_dead() == 2
+        assert q.counts().dead == 0
+        again = lease_all(q)
+        assert sorted(x.payload for x in again) == sorted(x.payload for x in leases)
+        assert all(x.attempt == 1 for x in again)  # a fresh attempt count
+        assert q.requeue_dead() == 0
+
+    # -- stages and concurrency ----------------------------------------------
+    def test_stages_or_refusal(self, q):
+        if not q.supports_stages:
+            with pytest.raises(QueueError):
+                q.insert(touch_tasks(1), stage=1)
+            return
+        q.insert(touch_tasks(1, "late"), stage=1)
+        q.insert(touch_tasks(1, "early"), stage=0)
+        (first,) = q.lease(5, seconds=30)
+        assert "early" in first.payload
+
+    def test_handles_share_one_queue(self, make_queue):
+        a, b = make_queue(), make_queue()
+        a.insert(touch_tasks(3))
+        assert b.counts().pending == 3
+        (lease,) = b.lease(1, seconds=30)
+        a.delete([lease])
+        assert b.counts().remaining == 2
+
+    def test_lease_never_doubles(self, make_queue):
+        """Concurrent lessees never get the same task while its lease holds."""
+        n_tasks, n_workers = 80, 4
+        make_queue().insert(touch_tasks(n_tasks))
+        handles = [make_queue() for _ in range(n_workers)]
+        got: list[list[str]] = [[] for _ in range(n_workers)]
+        errors: list[BaseException] = []
+        start = threading.Barrier(n_workers)
+
+        def work(i: int) -> None:
+            try:
+                start.wait()
+                while leases := handles[i].lease(3, seconds=60):
+                    got[i].extend(x.payload for x in leases)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors
+        everything = [p for part in got for p in part]
+        assert len(everything) == n_tasks
+        assert len(set(everything)) == n_tasks

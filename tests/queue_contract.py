@@ -175,6 +175,22 @@ class QueueContract:
         time.sleep(1.5)
         assert len(q.lease(1, seconds=30)) == 1
 
+    def test_worker_deaths_dead_letter_after_max_leases(self, q):
+        """A task whose workers keep dying (never fail()) is buried after MAX_LEASES."""
+        from igneous.queues.local import MAX_LEASES
+
+        (task,) = touch_tasks(1, "oom")
+        q.insert([task])
+        for attempt in range(1, MAX_LEASES + 1):
+            (lease,) = q.lease(1, seconds=0)  # visible again at once: "the worker died"
+            assert lease.attempt == attempt
+        assert q.lease(1, seconds=30) == []
+        c = q.counts()
+        assert (c.pending, c.leased, c.dead) == (0, 0, 1)
+        (letter,) = q.dead_letters()
+        assert letter.payload == task.to_json()
+        assert f" {MAX_LEASES} times" in letter.error
+
     def test_requeue_dead(self, q):
         q.insert(touch_tasks(2))
         leases = q.lease(2, seconds=30)

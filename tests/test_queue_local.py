@@ -10,7 +10,7 @@ import pytest
 
 from igneous.errors import QueueError
 from igneous.queues import open_queue
-from igneous.queues.local import DB_NAME, MAX_LEASES, LocalQueue
+from igneous.queues.local import DB_NAME, LocalQueue
 from tests.queue_contract import QueueContract, lease_all, touch_tasks
 
 
@@ -159,21 +159,6 @@ def test_reopen_keeps_tasks(queue_dir):
 def test_wal_mode(q, queue_dir):
     with sqlite3.connect(queue_dir / DB_NAME) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def test_worker_deaths_dead_letter_after_max_leases(q):
-    """A task whose workers keep dying (never fail()) is buried after MAX_LEASES."""
-    (task,) = touch_tasks(1, "oom")
-    q.insert([task])
-    for attempt in range(1, MAX_LEASES + 1):
-        (lease,) = q.lease(1, seconds=0)  # lease_until = now: "the worker died"
-        assert lease.attempt == attempt
-    assert q.lease(1, seconds=30) == []
-    c = q.counts()
-    assert (c.pending, c.leased, c.dead) == (0, 0, 1)
-    (letter,) = q.dead_letters()
-    assert letter.payload == task.to_json()
-    assert f"leased {MAX_LEASES} times" in letter.error
 
 
 def test_stale_lease_cannot_touch_the_new_holder(q):

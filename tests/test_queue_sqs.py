@@ -8,7 +8,6 @@ import pytest
 
 from igneous.errors import QueueError
 from igneous.queues import open_queue
-from igneous.queues.local import MAX_LEASES
 from igneous.queues.sqs import SQSQueue
 from igneous.tasks import Task
 from tests.queue_contract import QueueContract, lease_all, touch_tasks
@@ -135,21 +134,6 @@ def test_purge_twice(q):
     q.insert(touch_tasks(2))
     q.purge()  # real SQS allows one purge a minute: the fallback drains
     assert q.is_empty()
-
-
-def test_worker_deaths_dead_letter_after_max_leases(q):
-    """A task whose workers keep dying is buried after MAX_LEASES receives, as locally."""
-    (task,) = touch_tasks(1, "oom")
-    q.insert([task])
-    for attempt in range(1, MAX_LEASES + 1):
-        (lease,) = q.lease(1, seconds=0)  # visible again at once: "the worker died"
-        assert lease.attempt == attempt
-    assert q.lease(1, seconds=30) == []
-    c = q.counts()
-    assert (c.pending, c.leased, c.dead) == (0, 0, 1)
-    (letter,) = q.dead_letters()
-    assert letter.payload == task.to_json()
-    assert f"received {MAX_LEASES} times" in letter.error
 
 
 def test_purge_in_progress_falls_back_to_draining(q, monkeypatch):

@@ -78,7 +78,7 @@ def plan_downsample(
     layer_path: str, mip: int = 0, num_mips: int | None = None, *, factor=(2, 2, 1),
     chunk_size=None, preserve_chunk_size: bool = True, sparse: bool = False, bounds=None,
     bounds_mip: int = 0, encoding: str | None = None, encoding_level: int | None = None,
-    delete_black_uploads: bool = False, background_color: int = 0, compress="gzip",
+    delete_black_uploads: bool = False, background_color: int = 0, compress="gzip", compress_level: int | None = None,
     fill_missing: bool = False, method: str = "auto", memory_target: float = MEMORY_TARGET,
     agglomerate: bool = False, timestamp=None, dest_path: str | None = None,
 ) -> list[TaskPlan]:
@@ -124,7 +124,7 @@ def plan_downsample(
     common = dict(
         layer_path=layer_path, factor=as_list(factor), method=method, sparse=bool(sparse),
         fill_missing=bool(fill_missing), delete_black_uploads=bool(delete_black_uploads),
-        background_color=int(background_color), compress=compress,
+        background_color=int(background_color), compress=compress, compress_level=compress_level,
         agglomerate=bool(agglomerate), timestamp=timestamp,
     )
     passes, pos = [], mip
@@ -166,7 +166,7 @@ def create_downsampling_tasks(
     layer_path: str, mip: int = 0, fill_missing: bool = False, axis: str = "z",
     num_mips: int | None = 5, preserve_chunk_size: bool = True, sparse: bool = False,
     bounds=None, chunk_size=None, encoding: str | None = None, delete_black_uploads: bool = False,
-    background_color: int = 0, dest_path: str | None = None, compress="gzip",
+    background_color: int = 0, dest_path: str | None = None, compress="gzip", compress_level: int | None = None,
     factor=(2, 2, 1), bounds_mip: int = 0, memory_target: float = MEMORY_TARGET,
     encoding_level: int | None = None, method: str = "auto", agglomerate: bool = False,
     timestamp=None,
@@ -182,7 +182,7 @@ def create_downsampling_tasks(
         preserve_chunk_size=preserve_chunk_size, sparse=sparse, bounds=bounds,
         bounds_mip=bounds_mip, encoding=encoding, encoding_level=encoding_level,
         delete_black_uploads=delete_black_uploads, background_color=background_color,
-        compress=compress, fill_missing=fill_missing, method=method,
+        compress=compress, compress_level=compress_level, fill_missing=fill_missing, method=method,
         memory_target=memory_target, agglomerate=agglomerate, timestamp=timestamp,
     )
     if len(passes) > 1:
@@ -233,7 +233,7 @@ def create_transfer_tasks(
     fill_missing: bool = False, translate=None, bounds=None, mip: int = 0,
     preserve_chunk_size: bool = True, encoding: str | None = None, skip_downsamples: bool = False,
     delete_black_uploads: bool = False, background_color: int = 0, agglomerate: bool = False,
-    timestamp=None, compress="gzip", factor=None, sparse: bool = False, dest_voxel_offset=None,
+    timestamp=None, compress="gzip", compress_level: int | None = None, factor=None, sparse: bool = False, dest_voxel_offset=None,
     memory_target: float = MEMORY_TARGET, max_mips: int = 5, clean_info: bool = False,
     no_src_update: bool = True, truncate_scales: bool = True, cutout: bool = False,
     bounds_mip: int = 0, encoding_level: int | None = None, method: str = "auto",
@@ -312,7 +312,7 @@ def create_transfer_tasks(
         src_path=src_path, dest_path=dest_path, mip=mip, translate=as_list(translate),
         num_mips=num_mips, factor=as_list(factor), method=method, sparse=bool(sparse),
         fill_missing=bool(fill_missing), delete_black_uploads=bool(delete_black_uploads),
-        background_color=int(background_color), compress=compress,
+        background_color=int(background_color), compress=compress, compress_level=compress_level,
         agglomerate=bool(agglomerate), timestamp=timestamp,
     )
 

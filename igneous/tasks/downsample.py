@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from igneous.grid import vec
-from igneous.layers import open_layer
 from igneous.tasks import register
-from igneous.tasks.pyramid import build_pyramid
+from igneous.tasks.pyramid import build_pyramid, open_pair
 
 
 @register("downsample")
@@ -24,17 +23,17 @@ def downsample(
     delete_black_uploads: bool = False,
     background_color: int = 0,
     compress: str | None = "gzip",
+    compress_level: int | None = None,
     dest_path: str | None = None,
     agglomerate: bool = False,
     timestamp: int | None = None,
 ) -> None:
     """Pool the block ``[offset, offset + shape)`` of ``mip`` (voxel coordinates
     at that mip; the planner aligns it so every written chunk is whole)."""
-    src = open_layer(layer_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
-                     timestamp=timestamp)
-    dest = open_layer(
-        dest_path or layer_path, mip, delete_black_uploads=delete_black_uploads,
-        background_color=background_color, compress=compress,
+    src, dest = open_pair(
+        layer_path, dest_path or layer_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
+        timestamp=timestamp, delete_black_uploads=delete_black_uploads,
+        background_color=background_color, compress=compress, compress_level=compress_level,
     )
     lo = vec(offset)
     build_pyramid(

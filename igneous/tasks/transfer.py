@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from igneous.grid import vec
-from igneous.layers import open_layer
 from igneous.tasks import register
-from igneous.tasks.pyramid import build_pyramid
+from igneous.tasks.pyramid import build_pyramid, open_pair
 
 
 @register("transfer")
@@ -27,15 +26,17 @@ def transfer(
     delete_black_uploads: bool = False,
     background_color: int = 0,
     compress: str | None = "gzip",
+    compress_level: int | None = None,
     agglomerate: bool = False,
     timestamp: int | None = None,
 ) -> None:
     """``[offset, offset + shape)`` is in destination coordinates at ``mip``;
     the source voxels are those at ``offset - translate``."""
-    src = open_layer(src_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
-                     timestamp=timestamp)
-    dest = open_layer(dest_path, mip, delete_black_uploads=delete_black_uploads,
-                      background_color=background_color, compress=compress)
+    src, dest = open_pair(
+        src_path, dest_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
+        timestamp=timestamp, delete_black_uploads=delete_black_uploads,
+        background_color=background_color, compress=compress, compress_level=compress_level,
+    )
     lo = vec(offset)
     src_lo = lo - vec(translate)
     build_pyramid(

@@ -8,6 +8,7 @@ file://. Missing layers, malformed info files and unreachable buckets become
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -37,35 +38,114 @@ def normalize_path(path: str) -> str:
 @contextmanager
 def layer_errors(path: str) -> Iterator[None]:
     """Translate CloudVolume/cloud-files failures about ``path`` into UserError."""
-    from cloudvolume import exceptions as cve
-
     try:
         yield
     except UserError:
         raise
-    except cve.InfoUnavailableError:
-        raise UserError(
-            f"no layer at {path} (no info file); check the path, or create one with "
-            "`igneous image create`"
-        ) from None
-    except cve.ScaleUnavailableError as e:
-        raise UserError(f"{path}: {e}") from None
-    except (cve.UnsupportedProtocolError, cve.AuthenticationError) as e:
-        raise UserError(f"cannot access {path}: {e}") from None
-    except ValueError as e:
-        if "JSON" in str(e) or "json" in type(e).__name__.lower():
-            raise UserError(f"malformed info file at {path}: {e}") from None
+    except Exception as e:
+        raise _classify(e, path) from None
+
+
+def _classify(e: Exception, path: str) -> Exception:
+    """A UserError for failures caused by the path or the network, else ``e``."""
+    from cloudvolume import exceptions as cve
+
+    if isinstance(e, cve.InfoUnavailableError):
+        return UserError(f"no layer at {path} (no info file); check the path, or create one "
+                         "with `igneous image create`")
+    if isinstance(e, cve.ScaleUnavailableError):
+        return UserError(f"{path}: {e}")
+    if isinstance(e, (cve.UnsupportedProtocolError, cve.AuthenticationError)):
+        return UserError(f"cannot access {path}: {e}")
+    if isinstance(e, ValueError) and ("JSON" in str(e) or "json" in type(e).__name__.lower()):
+        return UserError(f"malformed info file at {path}: {e}")
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        return UserError(f"cannot reach {path}: {e}")
+    name = type(e).__name__
+    if any(k in name for k in ("EndpointConnection", "NoCredentials", "ClientError",
+                               "NoSuchBucket", "Forbidden", "Unauthorized", "ConnectTimeout")):
+        return UserError(f"cannot access {path}: {e}")
+    return e
+
+
+class LayerInfo:
+    """A layer's info file without CloudVolume: what planners need, cheaply.
+
+    Local (file://) layers are read and written as plain JSON (atomically);
+    other paths go through CloudVolume, which knows every protocol.
+    """
+
+    def __init__(self, path: str):
+        self.cloudpath = normalize_path(path)
+        self._local = _local_dir(self.cloudpath)
+        with layer_errors(self.cloudpath):
+            self.info = self._read()
+        if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
+                or not self.info["scales"] or "data_type" not in self.info:
+            raise UserError(f"malformed info file at {self.cloudpath}: it needs 'data_type' and 'scales'")
+
+    def _read(self) -> dict:
+        if self._local is None:
+            from cloudvolume import CloudVolume
+
+            return CloudVolume(self.cloudpath, progress=False).info
+        try:
+            with open(os.path.join(self._local, "info"), "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise UserError(f"no layer at {self.cloudpath} (no info file); check the path, or "
+                            "create one with `igneous image create`") from None
+        except OSError as e:
+            raise UserError(f"cannot read {self.cloudpath}/info: {e.strerror}") from None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise UserError(f"malformed info file at {self.cloudpath}: {e}") from None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.info["data_type"])
+
+    def commit_info(self) -> None:
+        write_info(self.cloudpath, self.info)
+
+
+def _local_dir(path: str) -> str | None:
+    return path[len("file://"):] if path.startswith("file://") else None
+
+
+def write_info(path: str, info: dict) -> None:
+    """Write a layer's info file (atomically on local disk)."""
+    path = normalize_path(path)
+    local = _local_dir(path)
+    if local is None:
+        from cloudvolume import CloudVolume
+
+        with layer_errors(path):
+            CloudVolume(path, info=info, progress=False).commit_info()
+        return
+    os.makedirs(local, exist_ok=True)
+    tmp = os.path.join(local, f".info.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(info, f, indent=2)
+    os.replace(tmp, os.path.join(local, "info"))
+
+
+def read_info(path: str) -> dict | None:
+    """The info of ``path``, or None when there is no layer there yet."""
+    try:
+        return LayerInfo(path).info
+    except UserError as e:
+        if "no layer at" in str(e):
+            return None
         raise
-    except (ConnectionError, TimeoutError, OSError) as e:
-        if isinstance(e, (FileNotFoundError, PermissionError)) and not path.startswith("file://"):
-            raise
-        raise UserError(f"cannot reach {path}: {e}") from None
-    except Exception as e:  # botocore / google errors: classify by name, keep others
-        name = type(e).__name__
-        if any(k in name for k in ("EndpointConnection", "NoCredentials", "ClientError",
-                                   "NoSuchBucket", "Forbidden", "Unauthorized", "ConnectTimeout")):
-            raise UserError(f"cannot access {path}: {e}") from None
-        raise
+
+
+def load_layer(path: str, mip: int = 0) -> LayerInfo:
+    """Info of ``path`` checked to have ``mip`` (negative counts from the top)."""
+    layer = LayerInfo(path)
+    check_mip(layer, resolve_mip(layer, mip))
+    return layer
 
 
 def open_layer(path: str, mip: int = 0, **kwargs: Any):

@@ -11,9 +11,9 @@ def design_group():
 
 
 def _info(path: str, mip: int) -> dict:
-    from igneous.layers import open_layer
+    from igneous.layers import load_layer
 
-    return open_layer(path, mip).info
+    return load_layer(path, mip).info
 
 
 @design_group.command("ds-shape")

@@ -35,9 +35,6 @@ def write_options(f):
                      help="jpeg/jxl quality, png level or fpzip precision."),
         click.option("--compress", default="gzip", show_default=True,
                      type=click.Choice(["none", "gzip", "br"]), help="Compression of each chunk file."),
-        click.option("--compress-level", default=None, type=int,
-                     help="Compression level (default for gzip: 1, measured as small as 9 on EM data "
-                     "and 1.6x faster)."),
         click.option("--delete-bg", is_flag=True,
                      help="Delete instead of writing chunks that are all background."),
         click.option("--bg-color", default=0, show_default=True, type=int,
@@ -64,9 +61,9 @@ def _bounds(xrange, yrange, zrange, layer_path: str):
     if not (xrange or yrange or zrange):
         return None
     from igneous.grid import scale_bounds
-    from igneous.layers import open_layer, parse_range
+    from igneous.layers import load_layer, parse_range
 
-    start, stop = scale_bounds(open_layer(layer_path).info, 0)
+    start, stop = scale_bounds(load_layer(layer_path).info, 0)
     lo, hi = list(start), list(stop)
     for i, (name, value) in enumerate((("--xrange", xrange), ("--yrange", yrange), ("--zrange", zrange))):
         r = parse_range(value, name)
@@ -106,7 +103,7 @@ def image_group():
 @write_options
 @click.pass_context
 def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size, sharded,
-               xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, compress_level, delete_bg,
+               xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
                bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Add downsampled mips to LAYER (avg for images, mode for segmentation).
 
@@ -125,7 +122,7 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
         chunk_size=parse_triple(chunk_size, "--chunk-size"), preserve_chunk_size=preserve_chunk_size,
         sparse=sparse, bounds=_bounds(xrange, yrange, zrange, layer), encoding=encoding,
         encoding_level=encoding_level, delete_black_uploads=delete_bg, background_color=bg_color,
-        compress=_compress(compress), compress_level=compress_level, fill_missing=fill_missing,
+        compress=_compress(compress), fill_missing=fill_missing,
         method=method,
         memory_target=memory, agglomerate=agglomerate, timestamp=timestamp,
     )
@@ -157,7 +154,7 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
 @click.pass_context
 def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_offset, downsample,
          max_mips, preserve_chunk_size, cutout, clean_info, truncate_scales, overwrite_info, sharded,
-         xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, compress_level, delete_bg,
+         xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
          bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
     from igneous.errors import UserError
@@ -174,7 +171,6 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
         mip=mip, preserve_chunk_size=preserve_chunk_size, encoding=encoding,
         skip_downsamples=not downsample, delete_black_uploads=delete_bg, background_color=bg_color,
         agglomerate=agglomerate, timestamp=timestamp, compress=_compress(compress),
-        compress_level=compress_level,
         factor=_factor(volumetric, factor), sparse=sparse,
         dest_voxel_offset=parse_triple(dest_voxel_offset, "--dest-voxel-offset"),
         memory_target=memory, max_mips=max_mips, clean_info=clean_info,

@@ -18,11 +18,14 @@ from igneous.grid import (
 )
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
+    LayerInfo,
     check_encoding,
     layer_errors,
+    load_layer,
     normalize_path,
-    open_layer,
+    read_info,
     resolve_mip,
+    write_info,
 )
 from igneous.scales import (
     ensure_scales,
@@ -78,7 +81,7 @@ def plan_downsample(
     layer_path: str, mip: int = 0, num_mips: int | None = None, *, factor=(2, 2, 1),
     chunk_size=None, preserve_chunk_size: bool = True, sparse: bool = False, bounds=None,
     bounds_mip: int = 0, encoding: str | None = None, encoding_level: int | None = None,
-    delete_black_uploads: bool = False, background_color: int = 0, compress="gzip", compress_level: int | None = None,
+    delete_black_uploads: bool = False, background_color: int = 0, compress="gzip",
     fill_missing: bool = False, method: str = "auto", memory_target: float = MEMORY_TARGET,
     agglomerate: bool = False, timestamp=None, dest_path: str | None = None,
 ) -> list[TaskPlan]:
@@ -89,10 +92,9 @@ def plan_downsample(
     mip of the previous one and must run after it (queue stages).
     """
     layer_path = normalize_path(layer_path)
-    cv = open_layer(layer_path, 0)
+    cv = load_layer(layer_path, mip)
     info = cv.info
     mip = resolve_mip(cv, mip)
-    open_layer(layer_path, mip)  # range check with a clear message
     factor = _factor(factor)
     check_encoding(encoding, cv.dtype, info.get("type", "image"))
     method = resolve_method(method, info.get("type", "image"))
@@ -124,7 +126,7 @@ def plan_downsample(
     common = dict(
         layer_path=layer_path, factor=as_list(factor), method=method, sparse=bool(sparse),
         fill_missing=bool(fill_missing), delete_black_uploads=bool(delete_black_uploads),
-        background_color=int(background_color), compress=compress, compress_level=compress_level,
+        background_color=int(background_color), compress=compress,
         agglomerate=bool(agglomerate), timestamp=timestamp,
     )
     passes, pos = [], mip
@@ -166,7 +168,7 @@ def create_downsampling_tasks(
     layer_path: str, mip: int = 0, fill_missing: bool = False, axis: str = "z",
     num_mips: int | None = 5, preserve_chunk_size: bool = True, sparse: bool = False,
     bounds=None, chunk_size=None, encoding: str | None = None, delete_black_uploads: bool = False,
-    background_color: int = 0, dest_path: str | None = None, compress="gzip", compress_level: int | None = None,
+    background_color: int = 0, dest_path: str | None = None, compress="gzip",
     factor=(2, 2, 1), bounds_mip: int = 0, memory_target: float = MEMORY_TARGET,
     encoding_level: int | None = None, method: str = "auto", agglomerate: bool = False,
     timestamp=None,
@@ -182,7 +184,7 @@ def create_downsampling_tasks(
         preserve_chunk_size=preserve_chunk_size, sparse=sparse, bounds=bounds,
         bounds_mip=bounds_mip, encoding=encoding, encoding_level=encoding_level,
         delete_black_uploads=delete_black_uploads, background_color=background_color,
-        compress=compress, compress_level=compress_level, fill_missing=fill_missing, method=method,
+        compress=compress, fill_missing=fill_missing, method=method,
         memory_target=memory_target, agglomerate=agglomerate, timestamp=timestamp,
     )
     if len(passes) > 1:
@@ -233,7 +235,7 @@ def create_transfer_tasks(
     fill_missing: bool = False, translate=None, bounds=None, mip: int = 0,
     preserve_chunk_size: bool = True, encoding: str | None = None, skip_downsamples: bool = False,
     delete_black_uploads: bool = False, background_color: int = 0, agglomerate: bool = False,
-    timestamp=None, compress="gzip", compress_level: int | None = None, factor=None, sparse: bool = False, dest_voxel_offset=None,
+    timestamp=None, compress="gzip", factor=None, sparse: bool = False, dest_voxel_offset=None,
     memory_target: float = MEMORY_TARGET, max_mips: int = 5, clean_info: bool = False,
     no_src_update: bool = True, truncate_scales: bool = True, cutout: bool = False,
     bounds_mip: int = 0, encoding_level: int | None = None, method: str = "auto",
@@ -244,9 +246,8 @@ def create_transfer_tasks(
     src_path, dest_path = normalize_path(src_layer_path), normalize_path(dest_layer_path)
     if src_path.rstrip("/") == dest_path.rstrip("/"):
         raise UserError("source and destination are the same layer; use image downsample instead")
-    src = open_layer(src_path, 0, fill_missing=fill_missing)
+    src = load_layer(src_path, mip)
     mip = resolve_mip(src, mip)
-    open_layer(src_path, mip)
     info = src.info
     factor = _factor(factor)
     check_encoding(encoding, src.dtype, info.get("type", "image"))
@@ -312,7 +313,7 @@ def create_transfer_tasks(
         src_path=src_path, dest_path=dest_path, mip=mip, translate=as_list(translate),
         num_mips=num_mips, factor=as_list(factor), method=method, sparse=bool(sparse),
         fill_missing=bool(fill_missing), delete_black_uploads=bool(delete_black_uploads),
-        background_color=int(background_color), compress=compress, compress_level=compress_level,
+        background_color=int(background_color), compress=compress,
         agglomerate=bool(agglomerate), timestamp=timestamp,
     )
 
@@ -341,27 +342,19 @@ def _grow_shape(chunk, itemsize: int, channels: int, memory_target: float, exten
     return step
 
 
-def _prepare_dest(dest_path: str, planned: dict, mip: int, overwrite_info: bool):
-    """Open the destination, creating or checking its info file."""
-    from cloudvolume import CloudVolume
-    from cloudvolume.exceptions import InfoUnavailableError
-
-    with layer_errors(dest_path):
-        try:
-            existing = CloudVolume(dest_path, progress=False).info
-        except InfoUnavailableError:
-            existing = None
-        if existing is not None and not overwrite_info:
-            why = _compatible(existing, planned, mip)
-            if why:
-                raise UserError(
-                    f"destination {dest_path} already exists with {why}; choose another "
-                    "destination, or pass --overwrite-info to replace its info file"
-                )
-            return CloudVolume(dest_path, mip=mip, progress=False, info=existing)
-        dest = CloudVolume(dest_path, mip=mip, progress=False, info=planned)
-        dest.commit_info()
-    return dest
+def _prepare_dest(dest_path: str, planned: dict, mip: int, overwrite_info: bool) -> LayerInfo:
+    """Create the destination's info file, or check the one already there."""
+    existing = read_info(dest_path)
+    if existing is not None and not overwrite_info:
+        why = _compatible(existing, planned, mip)
+        if why:
+            raise UserError(
+                f"destination {dest_path} already exists with {why}; choose another "
+                "destination, or pass --overwrite-info to replace its info file"
+            )
+    else:
+        write_info(dest_path, planned)
+    return LayerInfo(dest_path)
 
 
 # -- delete -------------------------------------------------------------------
@@ -370,9 +363,8 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
                           bounds=None, bounds_mip: int = 0) -> TaskPlan:
     """Tasks deleting the chunks of ``mip .. mip+num_mips`` over ``bounds``."""
     layer_path = normalize_path(layer_path)
-    cv = open_layer(layer_path, 0)
+    cv = load_layer(layer_path, mip)
     mip = resolve_mip(cv, mip)
-    open_layer(layer_path, mip)
     info = cv.info
     top = min(len(info["scales"]) - 1, mip + max(0, num_mips))
     num_mips = top - mip

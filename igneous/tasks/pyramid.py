@@ -98,24 +98,15 @@ def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarra
     return np.asfortranarray(out)
 
 
-# libdeflate level 1 measured as fast as it gets (1.6x level 9) with files of
-# the same size or smaller on EM images and segmentations (docs/benchmarks.md)
-DEFAULT_GZIP_LEVEL = 1
-
-
 def open_pair(src_path: str, dest_path: str, mip: int, *, fill_missing: bool, agglomerate: bool,
-              timestamp, delete_black_uploads: bool, background_color: int, compress,
-              compress_level: int | None):
+              timestamp, delete_black_uploads: bool, background_color: int, compress):
     """The source (read) and destination (write) CloudVolumes of a block task."""
     from igneous.layers import open_layer
 
-    if compress_level is None and compress == "gzip":
-        compress_level = DEFAULT_GZIP_LEVEL
     src = open_layer(src_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
                      timestamp=timestamp)
     dest = open_layer(dest_path, mip, delete_black_uploads=delete_black_uploads,
-                      background_color=background_color, compress=compress,
-                      compress_level=compress_level)
+                      background_color=background_color, compress=compress)
     return src, dest
 
 

@@ -110,22 +110,24 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
     When more mips are asked for than one task can make (memory, or an odd
     voxel_offset), the work is split into passes queued as ordered stages.
     """
-    from igneous.errors import UserError
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.image import plan_downsample
 
-    if sharded:
-        raise UserError("--sharded downsampling is not available yet; run without --sharded")
     layer = normalize_path(layer)
-    passes = plan_downsample(
-        layer, mip, num_mips, factor=_factor(volumetric, factor),
-        chunk_size=parse_triple(chunk_size, "--chunk-size"), preserve_chunk_size=preserve_chunk_size,
+    common = dict(
+        factor=_factor(volumetric, factor), chunk_size=parse_triple(chunk_size, "--chunk-size"),
         sparse=sparse, bounds=_bounds(xrange, yrange, zrange, layer), encoding=encoding,
-        encoding_level=encoding_level, delete_black_uploads=delete_bg, background_color=bg_color,
-        compress=_compress(compress), fill_missing=fill_missing,
-        method=method,
-        memory_target=memory, agglomerate=agglomerate, timestamp=timestamp,
+        delete_black_uploads=delete_bg, background_color=bg_color, compress=_compress(compress),
+        fill_missing=fill_missing, method=method, memory_target=memory, agglomerate=agglomerate,
+        timestamp=timestamp,
     )
+    if sharded:
+        from igneous.task_creation.image_shards import plan_shard_downsample
+
+        passes = plan_shard_downsample(layer, mip, num_mips or 1, **common)
+    else:
+        passes = plan_downsample(layer, mip, num_mips, preserve_chunk_size=preserve_chunk_size,
+                                 encoding_level=encoding_level, **common)
     enqueue_or_run(ctx, queue, passes, what="downsample tasks")
 
 
@@ -157,18 +159,41 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
          xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
          bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
-    from igneous.errors import UserError
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.image import create_transfer_tasks
 
-    if sharded:
-        raise UserError("--sharded transfer is not available yet; run without --sharded")
     src = normalize_path(src)
+    region = _bounds(xrange, yrange, zrange, src)
+    if sharded:
+        from igneous.task_creation.image_shards import (
+            create_image_shard_transfer_tasks,
+            plan_shard_downsample,
+        )
+
+        plan = create_image_shard_transfer_tasks(
+            src, dest, mip=mip, chunk_size=parse_triple(chunk_size, "--chunk-size"),
+            encoding=encoding, bounds=region, fill_missing=fill_missing,
+            translate=parse_triple(translate, "--translate") or (0, 0, 0),
+            dest_voxel_offset=parse_triple(dest_voxel_offset, "--dest-voxel-offset"),
+            agglomerate=agglomerate, timestamp=timestamp, memory_target=memory,
+            clean_info=clean_info, truncate_scales=truncate_scales, cutout=cutout,
+            encoding_level=encoding_level, delete_black_uploads=delete_bg,
+            background_color=bg_color, compress=_compress(compress), overwrite_info=overwrite_info,
+        )
+        stages = [plan]
+        if downsample and max_mips > 0:  # sharded mips, one per later stage
+            stages += plan_shard_downsample(
+                dest, mip, max_mips, factor=_factor(volumetric, factor), sparse=sparse,
+                memory_target=memory, method=method, delete_black_uploads=delete_bg,
+                background_color=bg_color, compress=_compress(compress),
+            )
+        enqueue_or_run(ctx, queue, stages, what="transfer tasks")
+        return
     plan = create_transfer_tasks(
         src, dest, chunk_size=parse_triple(chunk_size, "--chunk-size"),
         shape=parse_triple(shape, "--shape"), fill_missing=fill_missing,
-        translate=parse_triple(translate, "--translate"), bounds=_bounds(xrange, yrange, zrange, src),
-        mip=mip, preserve_chunk_size=preserve_chunk_size, encoding=encoding,
+        translate=parse_triple(translate, "--translate"), bounds=region, mip=mip,
+        preserve_chunk_size=preserve_chunk_size, encoding=encoding,
         skip_downsamples=not downsample, delete_black_uploads=delete_bg, background_color=bg_color,
         agglomerate=agglomerate, timestamp=timestamp, compress=_compress(compress),
         factor=_factor(volumetric, factor), sparse=sparse,

@@ -11,9 +11,10 @@ import importlib
 
 _WHERE = {
     "create_downsampling_tasks": "igneous.task_creation.image",
-    "create_image_shard_downsample_tasks": "igneous.task_creation.image",
+    "create_image_shard_downsample_tasks": "igneous.task_creation.image_shards",
     "create_transfer_tasks": "igneous.task_creation.image",
-    "create_image_shard_transfer_tasks": "igneous.task_creation.image",
+    "create_image_shard_transfer_tasks": "igneous.task_creation.image_shards",
+    "plan_shard_downsample": "igneous.task_creation.image_shards",
     "create_deletion_tasks": "igneous.task_creation.image",
     "plan_downsample": "igneous.task_creation.image",
     "TaskPlan": "igneous.task_creation.common",

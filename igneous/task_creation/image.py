@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -124,10 +125,10 @@ def plan_downsample(
     info = new_info
 
     common = dict(
-        layer_path=layer_path, factor=as_list(factor), method=method, sparse=bool(sparse),
-        fill_missing=bool(fill_missing), delete_black_uploads=bool(delete_black_uploads),
-        background_color=int(background_color), compress=compress,
-        agglomerate=bool(agglomerate), timestamp=timestamp,
+        block_options(factor=factor, method=method, sparse=sparse, fill_missing=fill_missing,
+                      delete_black_uploads=delete_black_uploads, background_color=background_color,
+                      compress=compress, agglomerate=agglomerate, timestamp=timestamp),
+        layer_path=layer_path,
     )
     passes, pos = [], mip
     while pos < mip + total:
@@ -207,6 +208,7 @@ def _dest_info(src_info: dict, mip: int, *, chunk, encoding, encoding_level, tra
         scale["voxel_offset"] = as_list(lo)
         scale["size"] = as_list((bounds_hi - bounds_lo) * ratio)
         if i == mip:
+            scale.pop("sharding", None)  # written chunk by chunk unless a sharded planner says so
             if chunk is not None:
                 scale["chunk_sizes"] = [as_list(chunk)]
             set_encoding(scale, encoding, encoding_level)
@@ -224,10 +226,69 @@ def _compatible(existing: dict, planned: dict, mip: int) -> str | None:
     if len(existing["scales"]) <= mip:
         return f"no mip {mip}"
     a, b = existing["scales"][mip], planned["scales"][mip]
-    for key in ("resolution", "chunk_sizes", "encoding", "voxel_offset", "size"):
+    for key in ("resolution", "chunk_sizes", "encoding", "voxel_offset", "size", "sharding"):
         if a.get(key) != b.get(key):
             return f"mip {mip} {key} {a.get(key)} (the transfer writes {b.get(key)})"
     return None
+
+
+def block_options(*, factor, method: str, sparse: bool, fill_missing: bool,
+                  delete_black_uploads: bool, background_color: int, compress, agglomerate: bool,
+                  timestamp) -> dict:
+    """Task keywords shared by every block task (downsample, transfer)."""
+    return dict(
+        factor=as_list(factor), method=method, sparse=bool(sparse), fill_missing=bool(fill_missing),
+        delete_black_uploads=bool(delete_black_uploads), background_color=int(background_color),
+        compress=compress, agglomerate=bool(agglomerate), timestamp=timestamp,
+    )
+
+
+@dataclass
+class TransferSetup:
+    """A checked transfer: where data comes from, where it goes, the new info."""
+
+    src_path: str
+    dest_path: str
+    mip: int
+    info: dict  # the source's
+    dtype: np.dtype
+    factor: np.ndarray
+    method: str
+    chunk: np.ndarray
+    translate: np.ndarray
+    dest_lo: np.ndarray
+    dest_hi: np.ndarray
+    planned: dict  # the destination's info
+
+
+def transfer_setup(src_layer_path: str, dest_layer_path: str, *, mip: int, chunk_size, encoding,
+                   encoding_level, factor, method: str, bounds, bounds_mip: int, translate,
+                   dest_voxel_offset, cutout: bool, truncate_scales: bool,
+                   clean_info: bool) -> TransferSetup:
+    src_path, dest_path = normalize_path(src_layer_path), normalize_path(dest_layer_path)
+    if src_path.rstrip("/") == dest_path.rstrip("/"):
+        raise UserError("source and destination are the same layer; use image downsample instead")
+    src = load_layer(src_path, mip)
+    mip = resolve_mip(src, mip)
+    info = src.info
+    factor = _factor(factor)
+    check_encoding(encoding, src.dtype, info.get("type", "image"))
+    method = resolve_method(method, info.get("type", "image"))
+    chunk = vec(chunk_size) if chunk_size is not None else vec(info["scales"][mip]["chunk_sizes"][0])
+    src_lo, src_hi = scale_bounds(info, mip)
+    if bounds is not None:
+        src_lo, src_hi = _bounds_box(bounds, info, bounds_mip, mip)
+    if dest_voxel_offset is not None:
+        translate = vec(dest_voxel_offset) - src_lo
+    translate = vec(translate if translate is not None else (0, 0, 0))
+    keep_lo, keep_hi = (src_lo, src_hi) if (cutout or bounds is not None) else scale_bounds(info, mip)
+    planned = _dest_info(
+        info, mip, chunk=chunk, encoding=encoding, encoding_level=encoding_level,
+        translate=translate, bounds_lo=keep_lo, bounds_hi=keep_hi,
+        truncate_scales=truncate_scales, clean_info=clean_info,
+    )
+    return TransferSetup(src_path, dest_path, mip, info, src.dtype, factor, method, chunk,
+                         translate, src_lo + translate, src_hi + translate, planned)
 
 
 def create_transfer_tasks(
@@ -243,33 +304,17 @@ def create_transfer_tasks(
 ) -> TaskPlan:
     """Copy ``src`` (at ``mip``) into ``dest`` with new chunking / encoding /
     position, writing up to ``max_mips`` downsamples in the same pass."""
-    src_path, dest_path = normalize_path(src_layer_path), normalize_path(dest_layer_path)
-    if src_path.rstrip("/") == dest_path.rstrip("/"):
-        raise UserError("source and destination are the same layer; use image downsample instead")
-    src = load_layer(src_path, mip)
-    mip = resolve_mip(src, mip)
-    info = src.info
-    factor = _factor(factor)
-    check_encoding(encoding, src.dtype, info.get("type", "image"))
-    method = resolve_method(method, info.get("type", "image"))
-    chunk = vec(chunk_size) if chunk_size is not None else vec(info["scales"][mip]["chunk_sizes"][0])
-
-    src_lo, src_hi = scale_bounds(info, mip)
-    if bounds is not None:
-        src_lo, src_hi = _bounds_box(bounds, info, bounds_mip, mip)
-    if dest_voxel_offset is not None:
-        translate = vec(dest_voxel_offset) - src_lo
-    translate = vec(translate if translate is not None else (0, 0, 0))
-    keep_lo, keep_hi = (src_lo, src_hi) if (cutout or bounds is not None) else scale_bounds(info, mip)
-    planned = _dest_info(
-        info, mip, chunk=chunk, encoding=encoding, encoding_level=encoding_level,
-        translate=translate, bounds_lo=keep_lo, bounds_hi=keep_hi,
-        truncate_scales=truncate_scales, clean_info=clean_info,
+    setup = transfer_setup(
+        src_layer_path, dest_layer_path, mip=mip, chunk_size=chunk_size, encoding=encoding,
+        encoding_level=encoding_level, factor=factor, method=method, bounds=bounds,
+        bounds_mip=bounds_mip, translate=translate, dest_voxel_offset=dest_voxel_offset,
+        cutout=cutout, truncate_scales=truncate_scales, clean_info=clean_info,
     )
-
-    dest = _prepare_dest(dest_path, planned, mip, overwrite_info)
-    itemsize, channels = np.dtype(src.dtype).itemsize, int(info.get("num_channels", 1))
-    dest_lo, dest_hi = src_lo + translate, src_hi + translate
+    src_path, dest_path, mip, info = setup.src_path, setup.dest_path, setup.mip, setup.info
+    factor, translate, chunk, planned = setup.factor, setup.translate, setup.chunk, setup.planned
+    dest_lo, dest_hi = setup.dest_lo, setup.dest_hi
+    dest = prepare_dest(dest_path, planned, mip, overwrite_info)
+    itemsize, channels = setup.dtype.itemsize, int(info.get("num_channels", 1))
     d_origin = scale_bounds(dest.info, mip)[0]
 
     num_mips = 0
@@ -310,11 +355,11 @@ def create_transfer_tasks(
                 f"{as_list(dchunk)}; try --shape {','.join(map(str, as_list(nearest)))}"
             )
     kwargs = dict(
+        block_options(factor=factor, method=setup.method, sparse=sparse, fill_missing=fill_missing,
+                      delete_black_uploads=delete_black_uploads, background_color=background_color,
+                      compress=compress, agglomerate=agglomerate, timestamp=timestamp),
         src_path=src_path, dest_path=dest_path, mip=mip, translate=as_list(translate),
-        num_mips=num_mips, factor=as_list(factor), method=method, sparse=bool(sparse),
-        fill_missing=bool(fill_missing), delete_black_uploads=bool(delete_black_uploads),
-        background_color=int(background_color), compress=compress,
-        agglomerate=bool(agglomerate), timestamp=timestamp,
+        num_mips=num_mips,
     )
 
     def make():
@@ -342,7 +387,7 @@ def _grow_shape(chunk, itemsize: int, channels: int, memory_target: float, exten
     return step
 
 
-def _prepare_dest(dest_path: str, planned: dict, mip: int, overwrite_info: bool) -> LayerInfo:
+def prepare_dest(dest_path: str, planned: dict, mip: int, overwrite_info: bool) -> LayerInfo:
     """Create the destination's info file, or check the one already there."""
     existing = read_info(dest_path)
     if existing is not None and not overwrite_info:
@@ -385,11 +430,3 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
                                       shape=as_list(b - a), num_mips=num_mips))
 
     return TaskPlan(make, grid_count(lo, hi, origin, step), f"delete mips {mip}..{top}")
-
-
-def create_image_shard_transfer_tasks(*args, **kwargs):
-    raise UserError("sharded image transfer is not available yet in this version")
-
-
-def create_image_shard_downsample_tasks(*args, **kwargs):
-    raise UserError("sharded image downsample is not available yet in this version")

@@ -109,6 +109,12 @@ class LayerInfo:
     def commit_info(self) -> None:
         write_info(self.cloudpath, self.info)
 
+    def update(self, info: dict) -> None:
+        """Replace the info, writing it only if it changed."""
+        if info != self.info:
+            self.info = info
+            self.commit_info()
+
 
 def _local_dir(path: str) -> str | None:
     return path[len("file://"):] if path.startswith("file://") else None
@@ -124,11 +130,14 @@ def write_info(path: str, info: dict) -> None:
         with layer_errors(path):
             CloudVolume(path, info=info, progress=False).commit_info()
         return
-    os.makedirs(local, exist_ok=True)
-    tmp = os.path.join(local, f".info.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(info, f, indent=2)
-    os.replace(tmp, os.path.join(local, "info"))
+    try:
+        os.makedirs(local, exist_ok=True)
+        tmp = os.path.join(local, f".info.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(info, f, indent=2)
+        os.replace(tmp, os.path.join(local, "info"))
+    except OSError as e:
+        raise UserError(f"cannot write {path}/info: {e.strerror}") from None
 
 
 def read_info(path: str) -> dict | None:

@@ -21,7 +21,6 @@ from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     LayerInfo,
     check_encoding,
-    layer_errors,
     load_layer,
     normalize_path,
     read_info,
@@ -84,7 +83,7 @@ def plan_downsample(
     bounds_mip: int = 0, encoding: str | None = None, encoding_level: int | None = None,
     delete_black_uploads: bool = False, background_color: int = 0, compress="gzip",
     fill_missing: bool = False, method: str = "auto", memory_target: float = MEMORY_TARGET,
-    agglomerate: bool = False, timestamp=None, dest_path: str | None = None,
+    agglomerate: bool = False, timestamp=None,
 ) -> list[TaskPlan]:
     """Plan a downsample as one or more passes (each a TaskPlan).
 
@@ -117,12 +116,8 @@ def plan_downsample(
         return [TaskPlan(lambda: iter(()), 0, "downsample (nothing to do)")]
 
     _bounds_box(bounds, info, bounds_mip, mip)  # refuse a bad region before writing anything
-    new_info, changed = ensure_scales(info, mip, total, factor, chunks, encoding, encoding_level)
-    if dest_path is None and changed:
-        cv.info = new_info
-        with layer_errors(layer_path):
-            cv.commit_info()
-    info = new_info
+    cv.update(ensure_scales(info, mip, total, factor, chunks, encoding, encoding_level)[0])
+    info = cv.info
 
     common = dict(
         block_options(factor=factor, method=method, sparse=sparse, fill_missing=fill_missing,
@@ -327,18 +322,15 @@ def create_transfer_tasks(
             shape_v = vec(shape)
             while num_mips and np.any(shape_v % (chunks[num_mips - 1] * factor**num_mips)):
                 num_mips -= 1
-        new_info, changed = ensure_scales(dest.info, mip, num_mips, factor, chunks, None, None)
+        new_info, _ = ensure_scales(dest.info, mip, num_mips, factor, chunks, None, None)
         offsets = [scale_bounds(new_info, mip + i)[0] for i in range(num_mips + 1)]
         aligned = aligned_depth(offsets, factor, include_base=True)
         if aligned < num_mips:
             note(f"destination voxel_offset {as_list(d_origin)} allows {aligned} downsamples in "
                  f"this pass (not {num_mips}); run `igneous image downsample` on the result for more")
             num_mips = aligned
-            new_info, changed = ensure_scales(dest.info, mip, num_mips, factor, chunks, None, None)
-        if changed:
-            dest.info = new_info
-            with layer_errors(dest_path):
-                dest.commit_info()
+            new_info, _ = ensure_scales(dest.info, mip, num_mips, factor, chunks, None, None)
+        dest.update(new_info)
 
     dchunk = vec(dest.info["scales"][mip]["chunk_sizes"][0])
     if shape is None:

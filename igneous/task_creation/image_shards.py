@@ -15,7 +15,7 @@ import numpy as np
 from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
-from igneous.layers import check_encoding, layer_errors, load_layer, normalize_path, resolve_mip
+from igneous.layers import check_encoding, load_layer, normalize_path, resolve_mip
 from igneous.scales import ensure_scales, new_chunk_sizes, useful_depth
 from igneous.task_creation.common import MEMORY_OVERHEAD, TaskPlan, note
 from igneous.task_creation.image import (
@@ -91,10 +91,7 @@ def plan_shard_downsample(
             raise UserError(f"mip {m} already exists unsharded; remove it (igneous image rm --mip {m}) "
                             "or downsample without --sharded")
         scale.setdefault("sharding", shard_spec(scale, layer.dtype, channels, shard_bytes))
-    if new_info != info:
-        layer.info = new_info
-        with layer_errors(layer_path):
-            layer.commit_info()
+    layer.update(new_info)
     info = new_info
 
     options = dict(

@@ -28,18 +28,16 @@ def shape_memory(info: dict, mip: int, shape, factor) -> tuple[int, int]:
 
 
 def best_shape(info: dict, mip: int, memory: float, factor, max_mips: int = 32) -> tuple:
-    """(shape, downsamples, bytes) of the largest chunk * factor^k under ``memory``."""
+    """(shape, downsamples, bytes) of the largest chunk * factor^k under ``memory``
+    (bytes of the image and its mips, as the reference's calculator reports)."""
+    from igneous.scales import memory_depth
+
     chunk, factor = chunk_size(info, mip), vec(factor)
     itemsize = np.dtype(info["data_type"]).itemsize
     channels = int(info.get("num_channels", 1))
-    best = (chunk, 0, pyramid_bytes(chunk, itemsize, channels, factor, 0))
-    for k in range(1, max_mips + 1):
-        shape = chunk * factor**k
-        need = pyramid_bytes(shape, itemsize, channels, factor, k)
-        if need > memory:
-            break
-        best = (shape, k, need)
-    return best
+    k = memory_depth(chunk, factor, itemsize, channels, memory, max_mips, overhead=1.0)
+    shape = chunk * factor**k
+    return shape, k, pyramid_bytes(shape, itemsize, channels, factor, k)
 
 
 def human_bytes(n: float) -> str:

@@ -188,10 +188,6 @@ def resolve_mip(cv, mip: int) -> int:
     return n + mip if mip < 0 else mip
 
 
-def is_segmentation(cv) -> bool:
-    return cv.info.get("type") == "segmentation"
-
-
 def check_encoding(encoding: str | None, dtype: Any, layer_type: str) -> None:
     """Refuse encodings that cannot hold this dtype or layer type."""
     if encoding is None:

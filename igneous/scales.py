@@ -47,13 +47,15 @@ def useful_depth(info: dict, mip: int, factor: Vec, chunks: list[Vec], wanted: i
 
 
 def memory_depth(chunk_top: Vec, factor: Vec, itemsize: int, channels: int, memory_target: float,
-                 wanted: int) -> int:
-    """Most mips one task can make from a block of ``chunk_top * factor^k``."""
+                 wanted: int, overhead: float | None = None) -> int:
+    """Most mips one task can make from a block of ``chunk_top * factor^k``
+    (``overhead``: multiplier for decode buffers and temporaries)."""
     from igneous.task_creation.common import MEMORY_OVERHEAD
 
+    overhead = MEMORY_OVERHEAD if overhead is None else overhead
     best = 0
     for k in range(1, wanted + 1):
-        need = pyramid_bytes(chunk_top * factor**k, itemsize, channels, factor, k) * MEMORY_OVERHEAD
+        need = pyramid_bytes(chunk_top * factor**k, itemsize, channels, factor, k) * overhead
         if need > memory_target:
             break
         best = k

@@ -30,11 +30,10 @@ def demo(ctx, directory, queue):
     result = run_workers(queue, WorkerOptions(exit_on_empty=True, quiet=True), parallel=ctx.obj["parallel"])
     c = q.counts()
     click.echo(f"Executed {result.executed} tasks ({c.dead} dead-lettered).", err=True)
-    for name in ("image", "segmentation"):
-        from igneous.layers import open_layer
+    from igneous.layers import load_layer
 
-        cv = open_layer(layers[name])
-        mips = len(cv.info["scales"])
-        click.echo(f"{name}: {layers[name]}  ({mips} mips, {cv.info['data_type']})")
+    for name in ("image", "segmentation"):
+        info = load_layer(layers[name]).info
+        click.echo(f"{name}: {layers[name]}  ({len(info['scales'])} mips, {info['data_type']})")
     click.echo(f"segmentation source: {layers['segmentation_source']}")
     click.echo(f"queue: {q.url}   view with Neuroglancer: precomputed://{layers['image']}")

@@ -19,6 +19,7 @@ from igneous.grid import (
 )
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
+    KNOWN_ENCODINGS,
     LayerInfo,
     check_encoding,
     load_layer,
@@ -198,6 +199,8 @@ def _dest_info(src_info: dict, mip: int, *, chunk, encoding, encoding_level, tra
     base = info["scales"][mip]
     res_mip = np.asarray(base["resolution"], dtype=np.float64)
     for i, scale in enumerate(info["scales"][: mip + 1]):
+        if scale.get("encoding") not in KNOWN_ENCODINGS:
+            scale["encoding"] = "raw"  # a zarr / n5 codec (e.g. blosc) is no precomputed encoding
         ratio = np.round(res_mip / np.asarray(scale["resolution"], dtype=np.float64)).astype(np.int64)
         lo = bounds_lo * ratio + translate * ratio
         scale["voxel_offset"] = as_list(lo)

@@ -81,7 +81,7 @@ def test_xfer_from_zarr_and_n5(tmp_path, igneous, fmt, dtype):
     src = writer(tmp_path / f"src.{fmt}", data, (16, 16, 4), res)
     dest = f"file://{tmp_path}/dest"
 
-    igneous("image", "xfer", src, dest, "--chunk-size", "16,16,8")
+    igneous("image", "xfer", src, dest, "--chunk-size", "16,16,8", check=True)
 
     cv = CloudVolume(dest, mip=0)
     assert cv.info["scales"][0]["encoding"] == "raw"

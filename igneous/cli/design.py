@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from igneous.cli.image import MemorySize
+
 
 @click.group("design")
 def design_group():
@@ -33,7 +35,7 @@ def ds_shape(layer, shape, mip, factor):
 
 @design_group.command("ds-memory")
 @click.argument("layer")
-@click.argument("memory", type=float)
+@click.argument("memory", type=MemorySize())
 @click.option("--mip", default=0, show_default=True)
 @click.option("--factor", default="2,2,1", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="Explain the result.")

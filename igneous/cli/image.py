@@ -6,7 +6,32 @@ import click
 
 from igneous.cli import enqueue_or_run
 
-DEFAULT_MEMORY = int(3.5e9)
+
+class MemorySize(click.ParamType):
+    """A byte count: 4e9, 3.5G, 512MiB."""
+
+    name = "bytes"
+
+    def convert(self, value, param, ctx):
+        from igneous.errors import UserError
+        from igneous.memory import parse_memory
+
+        try:
+            return parse_memory(value)
+        except UserError as e:
+            self.fail(str(e), param, ctx)
+
+
+def memory_option(f):
+    """--memory: bytes one task may use (planners size tasks to fit)."""
+    from igneous.memory import default_memory_target
+
+    target = default_memory_target()
+    return click.option(
+        "--memory", default=target, type=MemorySize(),
+        help="Memory target per task (e.g. 4e9, 3.5G, 512MiB); task shapes are chosen to fit. "
+        f"Default: IGNEOUS_MEMORY_TARGET or 1/4 of this machine's memory ({target / 1e9:.1f} GB).",
+    )(f)
 
 
 def queue_option(f):
@@ -46,8 +71,7 @@ def write_options(f):
                      help="Pooling: auto = avg for images, mode for segmentation."),
         click.option("--volumetric", is_flag=True, help="Downsample 2x2x2 instead of 2x2x1."),
         click.option("--factor", default=None, help="Any downsample factor, e.g. 2,2,2 (overrides --volumetric)."),
-        click.option("--memory", default=DEFAULT_MEMORY, show_default=True, type=float,
-                     help="Memory target per task in bytes; sets how many mips a task makes."),
+        memory_option,
         click.option("--agglomerate", is_flag=True, help="Graphene: read agglomerated labels."),
         click.option("--timestamp", default=None, type=int, help="Graphene: read labels at this time."),
     ]

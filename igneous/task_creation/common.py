@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 
+from igneous.memory import default_memory_target
 from igneous.tasks import Task
 
-# bytes a single task may use; see `igneous design ds-memory`
-DEFAULT_MEMORY_TARGET = int(3.5e9)
+# bytes a single task may use (1/4 of this machine's memory unless
+# IGNEOUS_MEMORY_TARGET says otherwise); see `igneous design ds-memory`
+DEFAULT_MEMORY_TARGET = default_memory_target()
 # decode buffers and pooling temporaries on top of the block and its mips
 MEMORY_OVERHEAD = 2.0
 

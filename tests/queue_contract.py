@@ -216,6 +216,26 @@ class QueueContract:
         (first,) = q.lease(5, seconds=30)
         assert "early" in first.payload
 
+    def test_insert_once_or_refusal(self, make_queue):
+        """Pipelines: groups of stages inserted with a key, at most once."""
+        q = make_queue()
+        if not q.supports_pipelines:
+            with pytest.raises(QueueError):
+                q.insert_once("k", [(0, ["x"])], {})
+            return
+        groups = [(3, [t.to_json() for t in touch_tasks(2, "a")]),
+                  (5, [t.to_json() for t in touch_tasks(1, "b")])]
+        assert q.insert_once("k", groups, {3: "forge", 5: "merge"}) is True
+        assert make_queue().insert_once("k", groups, {}) is False  # any handle sees the key
+        c = q.counts()
+        assert c.pending == 3 and set(c.stages) == {3, 5}
+        assert q.stage_labels() == {3: "forge", 5: "merge"}
+        leases = q.lease(5, seconds=30)
+        assert len(leases) == 2 and all("a" in x.payload for x in leases)
+        q.purge()
+        assert q.stage_labels() == {}
+        assert q.insert_once("k", groups, {}) is True  # purge forgets pipelines too
+
     def test_handles_share_one_queue(self, make_queue):
         a, b = make_queue(), make_queue()
         a.insert(touch_tasks(3))

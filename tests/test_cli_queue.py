@@ -94,7 +94,8 @@ def test_status_shows_stages(q, qdir):
     assert "stage 0: 2 pending, 0 leased (running)" in out
     assert "stage 1: 3 pending, 0 leased (waiting)" in out
     stages = json.loads(cli("queue", "status", "--json", qdir).output)["stages"]
-    assert stages == {"0": {"pending": 2, "leased": 0}, "1": {"pending": 3, "leased": 0}}
+    assert stages == {"0": {"pending": 2, "leased": 0, "state": "running", "step": ""},
+                      "1": {"pending": 3, "leased": 0, "state": "waiting", "step": ""}}
 
 
 def test_status_does_not_create_a_queue(tmp_path):

@@ -34,6 +34,21 @@ def _eta(remaining: int, rate: float | None) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def _stage_rows(stages: dict, labels: dict) -> list[tuple]:
+    """(stage, step label, pending, leased, done|running|waiting) in stage order;
+    labelled (pipeline) stages stay listed as done once they are empty."""
+    active = min(stages) if stages else None
+    rows = []
+    for stage in sorted(set(stages) | set(labels)):
+        p, x = stages.get(stage, (0, 0))
+        if stage not in stages:
+            state = "done" if active is None or stage < active else "planned later"
+        else:
+            state = "running" if stage == active else "waiting"
+        rows.append((stage, labels.get(stage, ""), p, x, state))
+    return rows
+
+
 @queue_group.command()
 @click.argument("queue")
 @region_option
@@ -45,11 +60,13 @@ def status(queue, aws_region, as_json, show_dead):
     q = _open(queue, aws_region)
     c = q.counts()
     dead = q.dead_letters(show_dead) if c.dead else []
+    rows = _stage_rows(c.stages, q.stage_labels())
     if as_json:
         click.echo(json.dumps({
             "queue": q.url, "pending": c.pending, "leased": c.leased, "completed": c.completed,
             "dead": c.dead, "inserted": c.inserted, "rate": c.rate,
-            "stages": {str(k): {"pending": p, "leased": x} for k, (p, x) in sorted(c.stages.items())},
+            "stages": {str(k): {"pending": p, "leased": x, "state": state, "step": label}
+                       for k, label, p, x, state in rows},
             "dead_letters": [{"payload": d.payload, "failures": d.failures, "error": d.error}
                              for d in dead],
         }))
@@ -62,11 +79,10 @@ def status(queue, aws_region, as_json, show_dead):
     rate = f"{c.rate:.1f} tasks/s" if c.rate else "-"
     click.echo(f"Rate:       {rate} (last minute)")
     click.echo(f"ETA:        {_eta(c.remaining, c.rate)}")
-    if len(c.stages) > 1:
-        active = min(c.stages)
-        for stage, (p, x) in sorted(c.stages.items()):
-            mark = "running" if stage == active else "waiting"
-            click.echo(f"  stage {stage}: {p} pending, {x} leased ({mark})")
+    if len(rows) > 1:
+        for stage, label, p, x, state in rows:
+            name = f" {label}" if label else ""
+            click.echo(f"  stage {stage}{name}: {p} pending, {x} leased ({state})")
     for d in dead:
         click.echo(f"  dead ({d.failures} failures): {d.error}\n    task: {d.payload[:200]}")
 

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from igneous.errors import QueueError
 from igneous.tasks import Task
 
 
@@ -114,6 +115,21 @@ class TaskQueue(ABC):
 
     def rezero(self) -> None:
         """Reset the completed counter (no-op where none is kept)."""
+
+    # -- pipelines (igneous run) -----------------------------------------------
+    supports_pipelines = False
+
+    def insert_once(self, key: str, stages: Sequence[tuple[int, Iterable[str]]],
+                    labels: dict[int, str]) -> bool:
+        """Insert ``(stage, payloads)`` groups and record ``key`` in one
+        transaction, unless ``key`` was recorded before (then insert nothing
+        and return False). ``labels`` name stages for ``queue status``."""
+        raise QueueError(f"{self.url} cannot hold a pipeline; use a local queue (a directory) "
+                         "or postgresql://")
+
+    def stage_labels(self) -> dict[int, str]:
+        """Names of stages recorded by ``insert_once`` (for ``queue status``)."""
+        return {}
 
     def iter_pending(self) -> Iterable[tuple[str, int]]:
         """(payload, stage) of every waiting task, in stage order (for queue cp)."""

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS dead (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS completions (sec INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -261,13 +262,37 @@ class LocalQueue(TaskQueue):
 
     def purge(self) -> None:
         def wipe(cur):
-            for table in ("tasks", "dead", "counters", "completions"):
+            for table in ("tasks", "dead", "counters", "completions", "meta"):
                 cur.execute(f"DELETE FROM {table}")
 
         self._write(wipe)
 
     def is_empty(self) -> bool:
         return not self._read("SELECT 1 FROM tasks LIMIT 1")
+
+    supports_pipelines = True
+
+    def insert_once(self, key: str, stages: Sequence[tuple[int, Iterable[str]]],
+                    labels: dict[int, str]) -> bool:
+        def add(cur) -> bool:
+            cur.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, '1')", (key,))
+            if cur.rowcount == 0:
+                return False
+            n = 0
+            for stage, payloads in stages:
+                cur.executemany("INSERT INTO tasks(payload, stage) VALUES (?, ?)",
+                                ((p, stage) for p in payloads))
+                n += max(cur.rowcount, 0)
+            cur.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                            [(f"stage:{k}", v) for k, v in labels.items()])
+            self._bump(cur, "inserted", n)
+            return True
+
+        return self._write(add)
+
+    def stage_labels(self) -> dict[int, str]:
+        rows = self._read("SELECT key, value FROM meta WHERE key LIKE 'stage:%'")
+        return {int(k.split(":", 1)[1]): v for k, v in rows}
 
     def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
         rows = self._read(

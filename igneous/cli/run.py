@@ -1,0 +1,75 @@
+"""``igneous run PIPELINE``: a whole workflow through one durable queue."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from igneous.cli import parallel_count
+
+
+@click.command("run")
+@click.argument("pipeline_file", metavar="PIPELINE")
+@click.option("--queue", default=None,
+              help="Queue for every stage: a directory, fq://DIR or postgresql://... "
+              "Default: PIPELINE's name + .queue beside it.")
+@click.option("--check", is_flag=True, help="Only check the file and show the steps; enqueue nothing.")
+@click.option("--enqueue-only", is_flag=True,
+              help="Enqueue and return; run workers elsewhere with `igneous execute QUEUE`.")
+@click.option("-p", "--parallel", default=None, type=int,
+              help="Worker processes (overrides the global -p). 0 = all cores.")
+@click.option("--lease-sec", default=60, show_default=True, type=float,
+              help="Lease per task (renewed while it runs); after a crash, tasks return this soon.")
+@click.option("--max-attempts", default=3, show_default=True, type=int,
+              help="Failures before a task is dead-lettered (and later steps held back).")
+@click.pass_context
+def run(ctx, pipeline_file, queue, check, enqueue_only, parallel, lease_sec, max_attempts):
+    """Run the steps of a pipeline file (TOML or YAML) in order through QUEUE.
+
+    Each step (transfer, downsample, mesh-forge, mesh-merge, skeleton-forge,
+    skeleton-merge, ...) is planned when the steps before it are done, and
+    its tasks run as one stage. Running the same file again resumes it: what
+    is finished is not redone. See docs/pipelines.md for the file format.
+    """
+    from igneous.pipeline import enqueue, load_pipeline
+
+    pipeline = load_pipeline(pipeline_file)
+    for i, s in enumerate(pipeline.steps, 1):
+        after = f" (after {', '.join(s.after)})" if s.after else ""
+        click.echo(f"  {i}. {s.id}: {s.kind}{after}", err=True)
+    if check:
+        click.echo(f"{pipeline_file}: {len(pipeline.steps)} steps, OK.", err=True)
+        return
+    queue = queue or str(Path(pipeline_file).with_suffix(".queue"))
+    new, first = enqueue(pipeline, queue)
+    if new:
+        click.echo(f"Enqueued {len(pipeline.steps)} steps into {queue} (stages from {first}).",
+                   err=True)
+    else:
+        click.echo(f"{queue} already holds this pipeline: resuming it.", err=True)
+    if enqueue_only:
+        click.echo(f"Run workers with: igneous execute {queue}", err=True)
+        return
+
+    from igneous.queues import open_queue
+    from igneous.worker import WorkerOptions, run_workers
+
+    n = parallel_count(parallel) if parallel is not None else ctx.obj["parallel"]
+    opts = WorkerOptions(lease_sec=lease_sec, exit_on_empty=True, max_attempts=max_attempts)
+    result = run_workers(queue, opts, parallel=n)
+    with open_queue(queue, create=False) as q:
+        dead = q.counts().dead
+        last = q.dead_letters(1)
+    click.echo(f"Executed {result.executed} tasks.", err=True)
+    if result.interrupted:
+        click.echo(f"Interrupted: run `igneous run {pipeline_file} --queue {queue}` to resume.",
+                   err=True)
+        sys.exit(130)
+    if dead:
+        msg = last[0].error if last else ""
+        click.echo(f"igneous: {dead} task(s) failed for good ({msg}); see `igneous queue status "
+                   f"{queue}`, fix, `igneous queue release --dead {queue}`, run again.", err=True)
+        sys.exit(1)
+    click.echo("Pipeline done.", err=True)

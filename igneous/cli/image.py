@@ -60,6 +60,9 @@ def write_options(f):
                      help="jpeg/jxl quality, png level or fpzip precision."),
         click.option("--compress", default="gzip", show_default=True,
                      type=click.Choice(["none", "gzip", "br"]), help="Compression of each chunk file."),
+        click.option("--compress-level", default=None, type=click.IntRange(1, 11),
+                     help="gzip 1 (fast) .. 9 (small), br up to 11. Default: 6 (9 costs ~5x the "
+                     "CPU for ~15% smaller segmentation chunks). Unsharded scales only."),
         click.option("--delete-bg", is_flag=True,
                      help="Delete instead of writing chunks that are all background."),
         click.option("--bg-color", default=0, show_default=True, type=int,
@@ -104,6 +107,11 @@ def _factor(volumetric: bool, factor: str | None):
     return (2, 2, 2) if volumetric else (2, 2, 1)
 
 
+def _level(value: int | None) -> dict:
+    """compress_level for the unsharded planners (their default when not given)."""
+    return {} if value is None else {"compress_level": value}
+
+
 def _compress(value: str):
     return None if value == "none" else value
 
@@ -127,8 +135,9 @@ def image_group():
 @write_options
 @click.pass_context
 def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size, sharded,
-               xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
-               bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
+               xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress,
+               compress_level, delete_bg, bg_color, sparse, method, volumetric, factor, memory,
+               agglomerate, timestamp):
     """Add downsampled mips to LAYER (avg for images, mode for segmentation).
 
     When more mips are asked for than one task can make (memory, or an odd
@@ -151,7 +160,7 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
         passes = plan_shard_downsample(layer, mip, num_mips or 1, **common)
     else:
         passes = plan_downsample(layer, mip, num_mips, preserve_chunk_size=preserve_chunk_size,
-                                 encoding_level=encoding_level, **common)
+                                 encoding_level=encoding_level, **_level(compress_level), **common)
     enqueue_or_run(ctx, queue, passes, what="downsample tasks")
 
 
@@ -180,8 +189,8 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
 @click.pass_context
 def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_offset, downsample,
          max_mips, preserve_chunk_size, cutout, clean_info, truncate_scales, overwrite_info, sharded,
-         xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, delete_bg,
-         bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
+         xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, compress_level,
+         delete_bg, bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.image import create_transfer_tasks
@@ -220,7 +229,7 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
         preserve_chunk_size=preserve_chunk_size, encoding=encoding,
         skip_downsamples=not downsample, delete_black_uploads=delete_bg, background_color=bg_color,
         agglomerate=agglomerate, timestamp=timestamp, compress=_compress(compress),
-        factor=_factor(volumetric, factor), sparse=sparse,
+        factor=_factor(volumetric, factor), sparse=sparse, **_level(compress_level),
         dest_voxel_offset=parse_triple(dest_voxel_offset, "--dest-voxel-offset"),
         memory_target=memory, max_mips=max_mips, clean_info=clean_info,
         truncate_scales=truncate_scales, cutout=cutout, encoding_level=encoding_level,

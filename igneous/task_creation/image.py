@@ -35,7 +35,7 @@ from igneous.scales import (
     set_encoding,
     useful_depth,
 )
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, note
+from igneous.task_creation.common import COMPRESS_LEVEL, DEFAULT_MEMORY_TARGET, TaskPlan, note
 from igneous.tasks import Task
 from igneous.tasks.pyramid import resolve_method
 
@@ -84,7 +84,7 @@ def plan_downsample(
     bounds_mip: int = 0, encoding: str | None = None, encoding_level: int | None = None,
     delete_black_uploads: bool = False, background_color: int = 0, compress="gzip",
     fill_missing: bool = False, method: str = "auto", memory_target: float = MEMORY_TARGET,
-    agglomerate: bool = False, timestamp=None,
+    agglomerate: bool = False, timestamp=None, compress_level: int | None = COMPRESS_LEVEL,
 ) -> list[TaskPlan]:
     """Plan a downsample as one or more passes (each a TaskPlan).
 
@@ -123,7 +123,8 @@ def plan_downsample(
     common = dict(
         block_options(factor=factor, method=method, sparse=sparse, fill_missing=fill_missing,
                       delete_black_uploads=delete_black_uploads, background_color=background_color,
-                      compress=compress, agglomerate=agglomerate, timestamp=timestamp),
+                      compress=compress, agglomerate=agglomerate, timestamp=timestamp,
+                      compress_level=compress_level),
         layer_path=layer_path,
     )
     passes, pos = [], mip
@@ -168,7 +169,7 @@ def create_downsampling_tasks(
     background_color: int = 0, dest_path: str | None = None, compress="gzip",
     factor=(2, 2, 1), bounds_mip: int = 0, memory_target: float = MEMORY_TARGET,
     encoding_level: int | None = None, method: str = "auto", agglomerate: bool = False,
-    timestamp=None,
+    timestamp=None, compress_level: int | None = COMPRESS_LEVEL,
 ) -> TaskPlan:
     """Tasks that build mips ``mip+1 .. mip+num_mips`` (first pass only when
     alignment or memory split the work: use ``plan_downsample`` for all)."""
@@ -183,6 +184,7 @@ def create_downsampling_tasks(
         delete_black_uploads=delete_black_uploads, background_color=background_color,
         compress=compress, fill_missing=fill_missing, method=method,
         memory_target=memory_target, agglomerate=agglomerate, timestamp=timestamp,
+        compress_level=compress_level,
     )
     if len(passes) > 1:
         note("only the first pass is returned; run again from the top mip it makes for the rest")
@@ -232,13 +234,19 @@ def _compatible(existing: dict, planned: dict, mip: int) -> str | None:
 
 def block_options(*, factor, method: str, sparse: bool, fill_missing: bool,
                   delete_black_uploads: bool, background_color: int, compress, agglomerate: bool,
-                  timestamp) -> dict:
+                  timestamp, compress_level: int | None = None) -> dict:
     """Task keywords shared by every block task (downsample, transfer)."""
-    return dict(
+    options = dict(
         factor=as_list(factor), method=method, sparse=bool(sparse), fill_missing=bool(fill_missing),
         delete_black_uploads=bool(delete_black_uploads), background_color=int(background_color),
         compress=compress, agglomerate=bool(agglomerate), timestamp=timestamp,
     )
+    if compress_level is not None:
+        if not 1 <= int(compress_level) <= 12:
+            raise UserError(f"compress_level {compress_level} is out of range; use 1 (fast) to 9 "
+                            "(small) for gzip, up to 11 for br")
+        options["compress_level"] = int(compress_level)
+    return options
 
 
 @dataclass
@@ -298,7 +306,7 @@ def create_transfer_tasks(
     memory_target: float = MEMORY_TARGET, max_mips: int = 5, clean_info: bool = False,
     no_src_update: bool = True, truncate_scales: bool = True, cutout: bool = False,
     bounds_mip: int = 0, encoding_level: int | None = None, method: str = "auto",
-    overwrite_info: bool = False,
+    overwrite_info: bool = False, compress_level: int | None = COMPRESS_LEVEL,
 ) -> TaskPlan:
     """Copy ``src`` (at ``mip``) into ``dest`` with new chunking / encoding /
     position, writing up to ``max_mips`` downsamples in the same pass."""
@@ -352,7 +360,8 @@ def create_transfer_tasks(
     kwargs = dict(
         block_options(factor=factor, method=setup.method, sparse=sparse, fill_missing=fill_missing,
                       delete_black_uploads=delete_black_uploads, background_color=background_color,
-                      compress=compress, agglomerate=agglomerate, timestamp=timestamp),
+                      compress=compress, agglomerate=agglomerate, timestamp=timestamp,
+                      compress_level=compress_level),
         src_path=src_path, dest_path=dest_path, mip=mip, translate=as_list(translate),
         num_mips=num_mips,
     )

@@ -23,6 +23,7 @@ def downsample(
     delete_black_uploads: bool = False,
     background_color: int = 0,
     compress: str | None = "gzip",
+    compress_level: int | None = None,
     dest_path: str | None = None,
     agglomerate: bool = False,
     timestamp: int | None = None,
@@ -33,6 +34,7 @@ def downsample(
         layer_path, dest_path or layer_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
         timestamp=timestamp, delete_black_uploads=delete_black_uploads,
         background_color=background_color, compress=compress,
+        compress_level=compress_level,
     )
     lo = vec(offset)
     build_pyramid(

@@ -100,14 +100,16 @@ def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarra
 
 
 def open_pair(src_path: str, dest_path: str, mip: int, *, fill_missing: bool, agglomerate: bool,
-              timestamp, delete_black_uploads: bool, background_color: int, compress):
+              timestamp, delete_black_uploads: bool, background_color: int, compress,
+              compress_level: int | None = None):
     """The source (read) and destination (write) CloudVolumes of a block task."""
     from igneous.layers import open_layer
 
     src = open_layer(src_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
                      timestamp=timestamp)
     dest = open_layer(dest_path, mip, delete_black_uploads=delete_black_uploads,
-                      background_color=background_color, compress=compress)
+                      background_color=background_color, compress=compress,
+                      compress_level=compress_level)
     return src, dest
 
 
@@ -144,8 +146,64 @@ def write_region(cv, img: np.ndarray, origin: Vec, mip: int) -> None:
     if is_empty(lo, hi):
         return
     a, b = lo - origin, hi - origin
-    cv.mip = mip
-    cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+    part = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+    if cv.image.is_sharded(mip) or not _whole_chunks(cv, lo, hi, mip):
+        cv.mip = mip
+        cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = part
+        return
+    put_chunks(cv, part, lo, mip)
+
+
+def _whole_chunks(cv, lo: Vec, hi: Vec, mip: int) -> bool:
+    """Does [lo, hi) cover whole chunks (those cut by the volume's end count as whole)?"""
+    start, stop = scale_bounds(cv.info, mip)
+    chunk = vec(cv.meta.chunk_size(mip))
+    return bool(np.all((lo - start) % chunk == 0)
+                and np.all(((hi - start) % chunk == 0) | (hi == stop)))
+
+
+def put_chunks(cv, img: np.ndarray, lo: Vec, mip: int) -> None:
+    """Encode and upload the chunks of a chunk-aligned region ourselves.
+
+    CloudVolume's own upload drops ``compress_level`` (it compresses before
+    handing files to cloud-files, always at level 9); this writes the same
+    chunk files, names and encodings, at the level the layer was opened with,
+    uploading on cloud-files' threads. All-background chunks are deleted
+    instead when the layer was opened with ``delete_black_uploads``.
+    """
+    from cloudfiles import CloudFiles
+    from cloudvolume import chunks
+    from cloudvolume.datasource.precomputed.common import content_type, should_compress
+
+    meta = cv.meta
+    encoding = meta.encoding(mip)
+    compress = should_compress(encoding, cv.config.compress, None)
+    level = cv.config.compress_level
+    block = meta.compressed_segmentation_block_size(mip)
+    params = meta.compression_params(mip)
+    chunk = vec(meta.chunk_size(mip))
+    hi = lo + vec(img.shape[:3])
+    drop_black = bool(getattr(cv.image, "delete_black_uploads", False))
+    background = getattr(cv.image, "background_color", 0)
+    files, blank = [], []
+    for x in range(lo[0], hi[0], chunk[0]):
+        for y in range(lo[1], hi[1], chunk[1]):
+            for z in range(lo[2], hi[2], chunk[2]):
+                c_lo = vec((x, y, z))
+                c_hi = np.minimum(c_lo + chunk, hi)
+                a, b = c_lo - lo, c_hi - lo
+                sub = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+                name = f"{meta.key(mip)}/{x}-{c_hi[0]}_{y}-{c_hi[1]}_{z}-{c_hi[2]}"
+                if drop_black and not np.any(sub != background):
+                    blank.append(name)
+                    continue
+                files.append({"path": name, "content": chunks.encode(
+                    np.asfortranarray(sub), encoding, block, compression_params=params)})
+    cf = CloudFiles(meta.cloudpath, progress=False)
+    cf.puts(files, compress=compress, compression_level=level, content_type=content_type(encoding),
+            raw=False)
+    if blank:
+        cf.delete(blank)
 
 
 def build_pyramid(src_cv, dest_cv, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,

@@ -26,6 +26,7 @@ def transfer(
     delete_black_uploads: bool = False,
     background_color: int = 0,
     compress: str | None = "gzip",
+    compress_level: int | None = None,
     agglomerate: bool = False,
     timestamp: int | None = None,
 ) -> None:
@@ -35,6 +36,7 @@ def transfer(
         src_path, dest_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
         timestamp=timestamp, delete_black_uploads=delete_black_uploads,
         background_color=background_color, compress=compress,
+        compress_level=compress_level,
     )
     lo = vec(offset)
     src_lo = lo - vec(translate)

@@ -226,7 +226,7 @@ def _bind(kind: str, planner: str, options: dict, current, base: Path, path: str
                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if missing:
         raise UserError(f"{path}:{where.step(n)}: step {kind!r} is missing option {missing[0]!r}")
-    return options.get("dest_layer_path", options[primary])
+    return options.get("dest_layer_path", current)
 
 
 def _ordered(steps: list[Step], path: str) -> list[Step]:
@@ -278,6 +278,13 @@ def enqueue(pipeline: Pipeline, queue_spec: str) -> tuple[bool, int]:
         return q.insert_once(pipeline.key, groups, labels), first
     finally:
         q.close()
+
+
+def root_failure(q, below: int | None = None):
+    """The dead-lettered task of the earliest stage (below ``below``): the
+    cause, where later steps only report that they were held back."""
+    dead = [d for d in q.dead_letters(1000) if below is None or d.stage < below]
+    return min(dead, key=lambda d: d.stage) if dead else None
 
 
 def queue_url(q) -> str:

@@ -53,6 +53,7 @@ def run(ctx, pipeline_file, queue, check, enqueue_only, parallel, lease_sec, max
         click.echo(f"Run workers with: igneous execute {queue}", err=True)
         return
 
+    from igneous.pipeline import root_failure
     from igneous.queues import open_queue
     from igneous.worker import WorkerOptions, run_workers
 
@@ -61,14 +62,14 @@ def run(ctx, pipeline_file, queue, check, enqueue_only, parallel, lease_sec, max
     result = run_workers(queue, opts, parallel=n)
     with open_queue(queue, create=False) as q:
         dead = q.counts().dead
-        last = q.dead_letters(1)
+        cause = root_failure(q)
     click.echo(f"Executed {result.executed} tasks.", err=True)
     if result.interrupted:
         click.echo(f"Interrupted: run `igneous run {pipeline_file} --queue {queue}` to resume.",
                    err=True)
         sys.exit(130)
     if dead:
-        msg = last[0].error if last else ""
+        msg = cause.error if cause else ""
         click.echo(f"igneous: {dead} task(s) failed for good ({msg}); see `igneous queue status "
                    f"{queue}`, fix, `igneous queue release --dead {queue}`, run again.", err=True)
         sys.exit(1)

@@ -16,17 +16,16 @@ from igneous.tasks import register
 
 @register("pipeline-step")
 def plan_step(queue: str, stage: int, key: str, step: str, planner: str, options: dict) -> None:
-    from igneous.pipeline import STAGE_STRIDE, _planner, as_stages
+    from igneous.pipeline import STAGE_STRIDE, _planner, as_stages, root_failure
     from igneous.queues import open_queue
 
     q = open_queue(queue, create=False)
     try:
-        failed = [d for d in q.dead_letters(1000) if d.stage < stage]
-        if failed:
+        first = root_failure(q, below=stage)
+        if first is not None:
             raise UserError(
-                f"step {step!r} not started: {len(failed)} task(s) of earlier steps failed "
-                f"(last error: {failed[0].error}); fix the cause, then `igneous queue release "
-                f"--dead {queue}` and run again"
+                f"step {step!r} not started: an earlier step failed ({first.error}); fix the "
+                f"cause, then `igneous queue release --dead {queue}` and run again"
             )
         stages = as_stages(_planner(planner)(**options))
         if len(stages) > STAGE_STRIDE:

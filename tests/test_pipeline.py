@@ -176,3 +176,16 @@ def test_pipeline_needs_a_stage_queue(tmp_path, igneous, sqs_queue):
     pfile = setup_dir(tmp_path, PIPELINE)
     proc = igneous("run", pfile, "--queue", sqs_queue)
     assert proc.returncode != 0 and "cannot hold a pipeline" in proc.stderr
+
+
+def test_pipeline_on_postgres(tmp_path, igneous, pg_server):
+    """The cluster queue holds a pipeline too; a second run resumes it."""
+    data = image()
+    pfile = setup_dir(tmp_path, PIPELINE, data=data)
+    spec = f"{pg_server}?queue=pipe-{tmp_path.name[-12:]}"
+    igneous("run", pfile, "--queue", spec, "--enqueue-only", check=True)
+    status = igneous("queue", "status", spec, check=True).stdout
+    assert "stage 0 transfer" in status and "stage 100 downsample" in status
+    proc = igneous("-p", "2", "run", pfile, "--queue", spec, check=True)
+    assert "resuming" in proc.stderr and "Pipeline done" in proc.stderr
+    np.testing.assert_array_equal(CloudVolume(f"file://{tmp_path}/out")[:, :, :][..., 0], data)

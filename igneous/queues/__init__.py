@@ -6,6 +6,7 @@ value                  backend
 (none)                 run at once in a local process pool (``-p N``)
 a path, ``fq://path``  durable local queue (SQLite, WAL) in that folder
 ``sqs://name``         Amazon SQS (or any SQS-compatible endpoint)
+``postgresql://...``   PostgreSQL (``postgres://`` too; ``?queue=NAME``)
 =====================  ==============================================
 """
 
@@ -41,6 +42,11 @@ def open_queue(spec: str, *, create: bool = True, region: str | None = None) -> 
         from igneous.queues.sqs import SQSQueue
 
         return SQSQueue(spec, region=region)
+    if scheme in ("postgresql", "postgres"):
+        from igneous.queues.postgres import PostgresQueue
+
+        return PostgresQueue(spec, create=create)
     raise QueueError(
-        f"unknown queue scheme {scheme!r} in {spec!r}; use a directory path, fq://PATH or sqs://NAME"
+        f"unknown queue scheme {scheme!r} in {spec!r}; use a directory path, fq://PATH, sqs://NAME "
+        "or postgresql://HOST/DB?queue=NAME"
     )

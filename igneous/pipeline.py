@@ -264,7 +264,7 @@ def enqueue(pipeline: Pipeline, queue_spec: str) -> tuple[bool, int]:
     try:
         if not q.supports_pipelines:
             q.insert_once("", [], {})  # raises the backend's explanation
-        spec = queue_url(q)
+        spec = queue_url(q, queue_spec)
         first = _round_up(q.next_stage())
         groups, labels = [], {}
         for i, s in enumerate(pipeline.steps):
@@ -287,9 +287,12 @@ def root_failure(q, below: int | None = None):
     return min(dead, key=lambda d: d.stage) if dead else None
 
 
-def queue_url(q) -> str:
-    """A spec for ``q`` that works from any directory."""
-    return getattr(q, "url", None) or str(q)
+def queue_url(q, spec: str) -> str:
+    """A spec for ``q`` that works from any directory (a local queue's url is
+    absolute; a database's display url hides its password, so keep the spec)."""
+    if spec.split("://", 1)[0].lower() in ("postgresql", "postgres"):
+        return spec
+    return q.url
 
 
 def _round_up(stage: int) -> int:

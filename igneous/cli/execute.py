@@ -28,7 +28,7 @@ from igneous.cli import parallel_count
 @click.pass_context
 def execute(ctx, queue, parallel, exit_on_empty, lease_sec, min_sec, num_tasks, max_attempts,
             aws_region, quiet):
-    """Lease and run tasks from QUEUE (a directory, fq://DIR or sqs://NAME).
+    """Lease and run tasks from QUEUE (a directory, fq://DIR, sqs://NAME or postgresql://...).
 
     Failed tasks are retried up to --max-attempts times, then dead-lettered
     (see `igneous queue status`). Ctrl-C or SIGTERM finishes the current task

@@ -37,7 +37,8 @@ def memory_option(f):
 def queue_option(f):
     return click.option(
         "--queue", default=None,
-        help="Queue to put tasks in (directory, fq://DIR, sqs://NAME). Omit to run now with -p.",
+        help="Queue to put tasks in (directory, fq://DIR, sqs://NAME, postgresql://...). "
+        "Omit to run now with -p.",
     )(f)
 
 

@@ -1,0 +1,1 @@
+"""Binary formats written by igneous (multi-resolution meshes, ...)."""

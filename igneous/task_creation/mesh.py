@@ -1,0 +1,402 @@
+"""Planners for meshing: forge, legacy manifests, multi-resolution merges
+(unsharded and sharded), deletion, transfer and the spatial index.
+
+Planners validate everything before writing anything: the layer must be a
+segmentation, the mip must exist, fragments must exist before a merge, and
+``merge-sharded`` refuses a mesh directory holding finished legacy meshes
+(rewriting its info would make them unreadable).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from igneous.errors import UserError
+from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, note
+from igneous.tasks import Task
+
+# 256^3 tasks: a quarter of the memory of 448^3 with the same meshes (seams are
+# exact), and a 512^3 volume splits into 8 equal tasks instead of 8 lopsided ones
+DEFAULT_SHAPE = (256, 256, 256)
+DEFAULT_MIN_CHUNK = (256, 256, 256)
+
+
+def _segmentation(layer_path: str, mip: int = 0):
+    from igneous.layers import load_layer, resolve_mip
+
+    layer = load_layer(layer_path, mip)
+    mip = resolve_mip(layer, mip)
+    if layer.info.get("type") != "segmentation":
+        raise UserError(f"{layer.cloudpath} is a {layer.info.get('type')!r} layer; meshes are made "
+                        "from segmentation layers")
+    return layer, mip
+
+
+def _mesh_dir(layer, mesh_dir: str | None) -> str:
+    sub = mesh_dir or layer.info.get("mesh")
+    if not sub:
+        raise UserError(f"{layer.cloudpath} has no mesh directory in its info; run "
+                        "`igneous mesh forge` first or give --dir")
+    return sub.strip("/")
+
+
+def _sub_info(layer, sub: str) -> dict | None:
+    from cloudfiles import CloudFiles
+
+    return CloudFiles(f"{layer.cloudpath}/{sub}").get_json("info")
+
+
+def _put_sub_info(layer, sub: str, info: dict) -> None:
+    from cloudfiles import CloudFiles
+
+    CloudFiles(f"{layer.cloudpath}/{sub}").put_json("info", info, cache_control=False)
+
+
+def _check_shape(shape: Sequence[int], name: str = "shape") -> np.ndarray:
+    shape = np.asarray(shape, dtype=np.int64).reshape(-1)
+    if shape.shape != (3,) or np.any(shape <= 0):
+        raise UserError(f"{name} must be three positive integers, not {list(shape)}")
+    return shape
+
+
+def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = DEFAULT_SHAPE,
+                         simplification: bool = True, max_simplification_error: float = 40,
+                         mesh_dir: str | None = None, cdn_cache: bool = False,
+                         dust_threshold: int | None = None, object_ids: Sequence[int] | None = None,
+                         progress: bool = False, fill_missing: bool = False,
+                         encoding: str = "precomputed", spatial_index: bool = True,
+                         sharded: bool = False, compress: str | None = "gzip",
+                         closed_dataset_edges: bool = True,
+                         exclude_object_ids: Sequence[int] | None = None,
+                         simplification_factor: int = 100) -> TaskPlan:
+    """Forge: mesh a grid of ``shape`` boxes (1-voxel overlap) at ``mip``."""
+    from igneous.grid import as_list, grid_count, scale_bounds
+    from igneous.spatial_index import enable_index, index_grid
+
+    del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
+    if encoding != "precomputed":
+        raise UserError(f"fragment encoding {encoding!r} is not supported; forge writes "
+                        "'precomputed' fragments (merge-sharded writes Draco)")
+    if max_simplification_error is not None and max_simplification_error < 0:
+        raise UserError("max_simplification_error must be >= 0")
+    if dust_threshold is not None and dust_threshold < 0:
+        raise UserError("dust_threshold must be >= 0")
+    layer, mip = _segmentation(layer_path, mip)
+    shape = _check_shape(shape)
+    if np.any(shape > np.array([1023, 1023, 511])):
+        note("task shapes above 1023x1023x511 need zmesh's 64-bit mesher and more memory")
+    sub = (mesh_dir or layer.info.get("mesh") or f"mesh_mip_{mip}_err_{int(max_simplification_error)}")
+    sub = sub.strip("/")
+    info = layer.info
+    res = info["scales"][mip]["resolution"]
+    existing = _sub_info(layer, sub) or {}
+    sub_info = dict(existing) if existing else {"@type": "neuroglancer_legacy_mesh"}
+    sub_info["mip"] = mip
+    sub_info["chunk_size"] = as_list(shape)
+    if spatial_index or sharded:
+        enable_index(sub_info, res, shape)
+    if info.get("mesh") != sub:
+        layer.update(dict(info, mesh=sub))
+    _put_sub_info(layer, sub, sub_info)
+
+    kwargs = dict(layer_path=layer.cloudpath, mip=mip, mesh_dir=sub,
+                  simplification_factor=int(simplification_factor) if simplification else 0,
+                  max_simplification_error=float(max_simplification_error),
+                  dust_threshold=int(dust_threshold) if dust_threshold else None,
+                  object_ids=[int(x) for x in object_ids] if object_ids else None,
+                  exclude_object_ids=[int(x) for x in exclude_object_ids] if exclude_object_ids else None,
+                  fill_missing=bool(fill_missing), spatial_index=bool(spatial_index or sharded),
+                  sharded=bool(sharded), closed_dataset_edges=bool(closed_dataset_edges),
+                  compress=compress)
+    start, stop = scale_bounds(info, mip)
+
+    def make() -> Iterator[Task]:
+        for lo, hi in index_grid(info, mip, shape):
+            yield Task("mesh", dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
+
+    return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
+
+
+def prefixes(magnitude: int) -> list[tuple[str, bool]]:
+    """(prefix, exact) pairs that give every positive label to exactly one task."""
+    if magnitude < 1:
+        raise UserError("magnitude must be at least 1")
+    if magnitude > 6:
+        raise UserError("magnitude above 6 makes over a million tasks; choose 1 to 6")
+    short = [(str(n), True) for n in range(1, 10 ** (magnitude - 1))]
+    return short + [(str(n), False) for n in range(10 ** (magnitude - 1), 10**magnitude)]
+
+
+def _fragments_present(layer, sub: str) -> tuple[bool, bool]:
+    """(any legacy fragment files, any forge output at all: fragments, .frags or index)."""
+    from cloudfiles import CloudFiles
+
+    from igneous.tasks.mesh_merge import FRAGMENT
+
+    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    frags = forged = False
+    for name in cf.list(flat=True):
+        base = name[:-3] if name.endswith(".gz") else name
+        if FRAGMENT.match(base):
+            return True, True
+        if base.endswith(".spatial") or base.endswith(".frags"):
+            forged = True
+    return frags, forged
+
+
+def _require_fragments(layer, sub: str) -> bool:
+    """True when there is work; False (with a note) when forge found nothing."""
+    frags, forged = _fragments_present(layer, sub)
+    if frags:
+        return True
+    if forged:
+        note(f"forge found no labels to mesh in {layer.cloudpath} (all background?); nothing to merge")
+        return False
+    raise UserError(f"no mesh fragments in {layer.cloudpath}/{sub}; run `igneous mesh forge` first")
+
+
+def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None
+                               ) -> TaskPlan:
+    """Legacy merge: write ``LABEL:0`` manifests, one task per label prefix."""
+    from igneous.layers import LayerInfo
+
+    layer = LayerInfo(layer_path)
+    _segmentation(layer.cloudpath, 0)
+    sub = _mesh_dir(layer, mesh_dir)
+    pre = prefixes(magnitude)
+    if not _require_fragments(layer, sub):
+        return TaskPlan(lambda: iter(()), 0, "mesh manifests")
+    sub_info = _sub_info(layer, sub) or {}
+    if sub_info.get("@type") == "neuroglancer_multilod_draco":
+        raise UserError(f"{layer.cloudpath}/{sub} holds multi-resolution meshes; give a new --dir "
+                        "for legacy meshes or delete them with `igneous mesh rm`")
+
+    def make() -> Iterator[Task]:
+        for p, exact in pre:
+            yield Task("mesh_manifest", dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
+                                             exact=exact))
+
+    return TaskPlan(make, len(pre), "mesh manifests")
+
+
+def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magnitude: int = 2,
+                                         mesh_dir: str | None = None,
+                                         vertex_quantization_bits: int = 16,
+                                         min_chunk_size: Sequence[int] = DEFAULT_MIN_CHUNK,
+                                         draco_compression_level: int = 7) -> TaskPlan:
+    """Unsharded multi-resolution meshes (``LABEL.index`` + ``LABEL``) from legacy fragments."""
+    from igneous.formats.multires import multires_info
+    from igneous.layers import LayerInfo
+
+    _check_multires_args(num_lod, vertex_quantization_bits, min_chunk_size, draco_compression_level)
+    layer = LayerInfo(layer_path)
+    _segmentation(layer.cloudpath, 0)
+    sub = _mesh_dir(layer, mesh_dir)
+    pre = prefixes(magnitude)
+    sub_info = _sub_info(layer, sub) or {}
+    if not _require_fragments(layer, sub):
+        return TaskPlan(lambda: iter(()), 0, "unsharded multires meshes")
+    mip = int(sub_info.get("mip", 0))
+    new_info = multires_info(vertex_quantization_bits, mip=mip,
+                             spatial_index=sub_info.get("spatial_index"))
+    _put_sub_info(layer, sub, dict(new_info, chunk_size=sub_info.get("chunk_size")))
+    kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
+                  vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
+                  compression_level=int(draco_compression_level),
+                  max_error=_error_of(sub))
+
+    def make() -> Iterator[Task]:
+        for p, exact in pre:
+            yield Task("mesh_multires", dict(kwargs, prefix=p, exact=exact))
+
+    return TaskPlan(make, len(pre), "unsharded multires meshes")
+
+
+def _error_of(sub: str) -> float:
+    """The forge's error budget, from the default directory name (else 40 nm)."""
+    import re
+
+    m = re.search(r"_err_(\d+)", sub)
+    return float(m.group(1)) if m else 40.0
+
+
+def _check_multires_args(num_lod, vqb, min_chunk_size, level) -> None:
+    if vqb not in (10, 16):
+        raise UserError(f"vertex quantization bits must be 10 or 16, not {vqb}")
+    if num_lod < 0:
+        raise UserError("--nlod must be >= 0")
+    _check_shape(min_chunk_size, "min_chunk_size")
+    if not 0 <= level <= 10:
+        raise UserError("draco compression level must be within 0..10")
+
+
+def _read_index_files(layer, sub: str) -> dict[str, list[int]]:
+    """{forge box name: labels} from the forge's spatial index files."""
+    from cloudfiles import CloudFiles
+
+    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    names = [n for n in cf.list(flat=True) if n.endswith(".spatial") or n.endswith(".spatial.gz")]
+    names = [n[:-3] if n.endswith(".gz") else n for n in names]
+    out = {}
+    for res in cf.get(names):
+        if res["error"] is not None or res["content"] is None:
+            raise UserError(f"cannot read spatial index file {cf.cloudpath}/{res['path']}")
+        try:
+            out[res["path"][: -len(".spatial")]] = [int(k) for k in json.loads(res["content"])]
+        except ValueError:
+            raise UserError(f"spatial index file {cf.cloudpath}/{res['path']} is corrupt; re-run "
+                            "forge for that box") from None
+    return out
+
+
+def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int = 2**13,
+                                       minishard_index_bytes: int = 2**15, min_shards: int = 1,
+                                       num_lod: int = 1, draco_compression_level: int = 7,
+                                       vertex_quantization_bits: int = 16,
+                                       minishard_index_encoding: str = "gzip",
+                                       mesh_dir: str | None = None,
+                                       spatial_index_db: str | None = None,
+                                       min_chunk_size: Sequence[int] = DEFAULT_MIN_CHUNK,
+                                       max_labels_per_shard: int | None = 1000,
+                                       memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+    """Sharded multi-resolution meshes from the ``.frags`` files of ``forge --sharded``."""
+    from cloudfiles import CloudFiles
+
+    from igneous.formats.multires import multires_info, shard_spec
+    from igneous.layers import LayerInfo
+
+    del spatial_index_db  # the forge's index files are read directly
+    _check_multires_args(num_lod, vertex_quantization_bits, min_chunk_size, draco_compression_level)
+    layer = LayerInfo(layer_path)
+    _segmentation(layer.cloudpath, 0)
+    sub = _mesh_dir(layer, mesh_dir)
+    if minishard_index_encoding not in ("gzip", "raw"):
+        raise UserError("minishard index encoding must be gzip or raw")
+    sub_info = _sub_info(layer, sub) or {}
+    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    names = list(cf.list(flat=True))
+    frag_files = {n[: -len(".frags")]: n for n in names if n.endswith(".frags")}
+    if any(":0" in n for n in names):  # legacy manifests or fragments live here
+        raise UserError(f"{layer.cloudpath}/{sub} holds unsharded legacy meshes; rewriting its "
+                        "info would make them unreadable. Forge with --sharded into a new --dir, "
+                        "or delete them first with `igneous mesh rm`")
+    if not frag_files:
+        if _read_index_files(layer, sub):
+            note(f"forge found no labels to mesh in {layer.cloudpath} (all background?); "
+                 "nothing to merge")
+            return TaskPlan(lambda: iter(()), 0, "sharded multires meshes")
+        raise UserError(f"no sharded mesh fragments (.frags) in {layer.cloudpath}/{sub}; run "
+                        "`igneous mesh forge --sharded` first")
+    index = _read_index_files(layer, sub)
+    by_label: dict[int, list[str]] = defaultdict(list)
+    for box, labels in index.items():
+        if box in frag_files:
+            for label in labels:
+                by_label[label].append(frag_files[box])
+    total_bytes = sum(int(cf.size(n) or 0) for n in frag_files.values())
+    sharding = shard_spec(len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
+                          memory_target=memory_target, shard_index_bytes=shard_index_bytes,
+                          minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
+                          max_labels_per_shard=max_labels_per_shard,
+                          minishard_index_encoding=minishard_index_encoding)
+    from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
+
+    spec = ShardingSpecification.from_dict(sharding)
+    groups: dict[int, dict[str, list[str]]] = defaultdict(dict)
+    for label, files in by_label.items():
+        groups[spec.compute_shard_location(label).shard_number][str(label)] = sorted(files)
+    mip = int(sub_info.get("mip", 0))
+    new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
+                             spatial_index=sub_info.get("spatial_index"))
+    cf.puts(((f"{shard}.labels", json.dumps(g).encode("utf8")) for shard, g in groups.items()),
+            compress=None, cache_control=False, content_type="application/json")
+    cf.put_json("info", dict(new_info, chunk_size=sub_info.get("chunk_size")), cache_control=False)
+    kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
+                  vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
+                  compression_level=int(draco_compression_level), max_error=_error_of(sub))
+    shards = sorted(groups)
+
+    def make() -> Iterator[Task]:
+        for shard in shards:
+            yield Task("mesh_multires", dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
+
+    return TaskPlan(make, len(shards), "sharded multires meshes")
+
+
+def _dir_prefix_plan(name: str, magnitude: int, make_kwargs) -> TaskPlan:
+    pre = [str(i).zfill(magnitude) for i in range(10**magnitude)]
+
+    def make() -> Iterator[Task]:
+        for p in pre:
+            yield Task(name, make_kwargs(p, False))
+        if magnitude:
+            yield Task(name, make_kwargs("0" * magnitude, True))
+
+    return TaskPlan(make, len(pre) + (1 if magnitude else 0), name)
+
+
+def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None
+                               ) -> TaskPlan:
+    """Delete every file of the mesh directory, split by file-name prefix."""
+    from igneous.layers import LayerInfo
+
+    layer = LayerInfo(layer_path)
+    sub = _mesh_dir(layer, mesh_dir)
+    if not 0 <= magnitude <= 6:
+        raise UserError("magnitude must be within 0..6")
+    return _dir_prefix_plan("mesh_delete", magnitude, lambda p, rest: dict(
+        layer_path=layer.cloudpath, mesh_dir=sub, prefix=p, rest=rest))
+
+
+def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, magnitude: int = 2
+                             ) -> TaskPlan:
+    """Copy a layer's mesh directory to another layer (same format)."""
+    from cloudfiles import CloudFiles
+
+    from igneous.layers import LayerInfo, normalize_path, read_info, write_info
+
+    layer = LayerInfo(src)
+    sub = _mesh_dir(layer, None)
+    dest = normalize_path(dest)
+    if not 0 <= magnitude <= 6:
+        raise UserError("magnitude must be within 0..6")
+    dest_info = read_info(dest)
+    dest_sub = (mesh_dir or sub).strip("/")
+    if dest_info is None:
+        dest_info = dict(layer.info)
+    dest_info = dict(dest_info, mesh=dest_sub)
+    sub_info = _sub_info(layer, sub)
+    if sub_info is None:
+        raise UserError(f"{layer.cloudpath}/{sub} has no mesh info; nothing to transfer")
+    write_info(dest, dest_info)
+    CloudFiles(f"{dest}/{dest_sub}").put_json("info", sub_info, cache_control=False)
+    return _dir_prefix_plan("mesh_xfer", magnitude, lambda p, rest: dict(
+        src_dir=f"{layer.cloudpath}/{sub}", dest_dir=f"{dest}/{dest_sub}", prefix=p, rest=rest))
+
+
+def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448, 448, 448),
+                                    mip: int = 0, fill_missing: bool = False,
+                                    mesh_dir: str | None = None) -> TaskPlan:
+    """(Re)build the mesh spatial index without remeshing."""
+    from igneous.spatial_index import create_spatial_index_tasks
+
+    _segmentation(cloudpath, mip)
+    return create_spatial_index_tasks(cloudpath, "mesh", mip, shape, fill_missing, mesh_dir)
+
+
+def clean_mesh_temporaries(layer_path: str, mesh_dir: str | None = None) -> int:
+    """Delete the forge's ``.frags`` and the sharded merge's ``.labels`` files."""
+    from cloudfiles import CloudFiles
+
+    from igneous.layers import LayerInfo
+
+    layer = LayerInfo(layer_path)
+    sub = _mesh_dir(layer, mesh_dir)
+    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    names = [n for n in cf.list(flat=True) if n.endswith(".frags") or n.endswith(".labels")]
+    cf.delete(names)
+    return len(names)

@@ -1,0 +1,197 @@
+"""Merge forged mesh fragments: legacy manifests, multi-resolution meshes
+(unsharded or sharded), deletion and transfer of mesh files.
+
+Label groups are chosen by decimal prefix: a task with prefix ``p`` owns every
+label whose decimal string starts with ``p`` (``exact`` tasks own just the
+label ``p``, for ids shorter than the prefix length). Every fragment is
+decoded before anything is written, so a corrupt file fails the task with its
+name and no manifest ever points at a broken or missing fragment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+
+from igneous.errors import UserError
+from igneous.tasks import register
+
+FRAGMENT = re.compile(r"^(\d+):0:(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
+
+
+def list_fragments(cf, prefix: str, exact: bool) -> dict[int, list[str]]:
+    """{label: sorted fragment names} for the labels a prefix task owns."""
+    out: dict[int, list[str]] = defaultdict(list)
+    for name in cf.list(prefix=f"{prefix}:" if exact else prefix, flat=True):
+        name = name.rsplit("/", 1)[-1]
+        if name.endswith(".gz") or name.endswith(".br"):
+            name = name[:-3]
+        m = FRAGMENT.match(name)
+        if m is None or (exact and m.group(1) != prefix):
+            continue
+        out[int(m.group(1))].append(name)
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
+def read_meshes(cf, names: Iterable[str]) -> dict[str, object]:
+    """Decode fragment files; any unreadable or corrupt file is a clear error."""
+    from igneous.formats.multires import mesh_from_precomputed
+
+    names = list(names)
+    out = {}
+    for res in cf.get(names, raw=False):
+        name = res["path"]
+        if res["error"] is not None or res["content"] is None:
+            raise UserError(f"mesh fragment {cf.cloudpath}/{name} is unreadable "
+                            f"({res['error'] or 'missing'}); re-run forge for that box")
+        try:
+            out[name] = mesh_from_precomputed(res["content"])
+        except ValueError as e:
+            raise UserError(f"mesh fragment {cf.cloudpath}/{name} is corrupt ({e}); delete it "
+                            "and re-run forge for that box") from None
+    return out
+
+
+@register("mesh_manifest")
+def mesh_manifest_task(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
+    """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
+    import json
+
+    from cloudfiles import CloudFiles
+
+    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    frags = list_fragments(cf, prefix, exact)
+    read_meshes(cf, (n for names in frags.values() for n in names))  # validate first
+    cf.puts(((f"{label}:0", json.dumps({"fragments": names}).encode("utf8"))
+             for label, names in frags.items()),
+            content_type="application/json", compress=None, cache_control=False)
+    return len(frags)
+
+
+def _encode_label(meshes: list, opts: dict) -> tuple[bytes, bytes] | None:
+    """(fragment data, manifest) of one label's multi-resolution mesh (None: empty)."""
+    from igneous.formats.multires import encode_multires, fuse
+
+    v, f = fuse(meshes)
+    if len(f) == 0:
+        return None
+    return encode_multires(v, f, **opts)
+
+
+def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, compression_level: int,
+                   max_error: float) -> dict:
+    scale = info["scales"][mip]
+    res = np.asarray(scale["resolution"], dtype=np.float64)
+    return dict(nlod=int(nlod), vqb=int(vqb), compression_level=int(compression_level),
+                chunk_shape=np.asarray(min_chunk_size, dtype=np.float64) * res,
+                grid_origin=np.asarray(scale.get("voxel_offset", (0, 0, 0)), dtype=np.float64) * res
+                - res,  # one voxel of room: closed dataset edges mesh half a voxel outside
+                max_error=float(max_error))
+
+
+@register("mesh_multires")
+def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
+                  min_chunk_size=(256, 256, 256), compression_level: int = 7,
+                  max_error: float = 40, prefix: str | None = None, exact: bool = False,
+                  shard: int | None = None, labels_file: str | None = None) -> int:
+    """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
+    ``LABEL``) or for one shard (sharded: reads the ``.frags`` listed in ``labels_file``)."""
+    from cloudfiles import CloudFiles
+
+    from igneous.layers import LayerInfo
+
+    info = LayerInfo(layer_path).info
+    opts = _multires_opts(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
+    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    if shard is None:
+        frags = list_fragments(cf, prefix or "", exact)
+        meshes = read_meshes(cf, (n for names in frags.values() for n in names))
+        outputs = []
+        for label, names in frags.items():
+            enc = _encode_label([meshes[n] for n in names], opts)
+            if enc is not None:
+                outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
+        cf.puts(outputs, compress=None, cache_control=False, content_type="application/octet-stream")
+        return len(outputs) // 2
+    return _build_shard(cf, info, mesh_dir, shard, labels_file, opts)
+
+
+def _build_shard(cf, info: dict, mesh_dir: str, shard: int, labels_file: str, opts: dict) -> int:
+    """Assemble one shard file from the forge's ``.frags`` files."""
+    from cloudvolume.datasource.precomputed.sharding import (
+        ShardingSpecification,
+        synthesize_shard_files,
+    )
+    from mapbuffer import MapBuffer
+
+    from igneous.formats.multires import mesh_from_precomputed
+
+    plan = cf.get_json(labels_file)
+    if plan is None:
+        raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh merge-sharded`")
+    mesh_info = cf.get_json("info")
+    spec = ShardingSpecification.from_dict(mesh_info["sharding"])
+    by_file: dict[str, list[int]] = defaultdict(list)
+    for label, files in plan.items():
+        for name in files:
+            by_file[name].append(int(label))
+    pieces: dict[int, list] = defaultdict(list)
+    for name, labels in sorted(by_file.items()):
+        blob = cf.get(name)
+        if blob is None:
+            raise UserError(f"mesh fragment file {cf.cloudpath}/{name} is missing; re-run forge")
+        wanted = set(labels)
+        try:
+            # items(), not get(): MapBuffer's lookup overflows on ids >= 2**63
+            for key, raw in MapBuffer(blob).items():
+                if int(key) in wanted:
+                    pieces[int(key)].append(mesh_from_precomputed(raw))
+        except ValueError as e:
+            raise UserError(f"mesh fragment file {cf.cloudpath}/{name} is corrupt ({e}); "
+                            "delete it and re-run forge for that box") from None
+    data, offsets = {}, {}
+    for label in sorted(pieces):
+        enc = _encode_label(pieces.pop(label), opts)
+        if enc is None:
+            continue
+        data[label] = enc[0] + enc[1]
+        offsets[label] = len(enc[1])
+    if not data:
+        return 0
+    files = synthesize_shard_files(spec, data, data_offset=offsets)
+    cf.puts(files.items(), compress=None, cache_control=False, content_type="application/octet-stream")
+    return len(data)
+
+
+@register("mesh_delete")
+def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
+    """Delete mesh files starting with ``prefix`` (``rest``: every file not starting
+    with ``len(prefix)`` digits, i.e. the ones no prefix task owns)."""
+    from cloudfiles import CloudFiles
+
+    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    if rest:
+        n = len(prefix)
+        names = [x for x in cf.list(flat=True) if not (len(x) >= n and x[:n].isdigit())]
+    else:
+        names = list(cf.list(prefix=prefix, flat=True))
+    cf.delete(names)
+    return len(names)
+
+
+@register("mesh_xfer")
+def mesh_xfer_task(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
+    """Copy mesh files starting with ``prefix`` from one mesh directory to another."""
+    from cloudfiles import CloudFiles
+
+    cf = CloudFiles(src_dir)
+    if rest:
+        n = len(prefix)
+        names = [x for x in cf.list(flat=True) if not (len(x) >= n and x[:n].isdigit()) and x != "info"]
+    else:
+        names = list(cf.list(prefix=prefix, flat=True))
+    cf.transfer_to(dest_dir, paths=names)
+    return len(names)

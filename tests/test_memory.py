@@ -55,3 +55,23 @@ def test_memory_option_refuses_nonsense(tmp_path, igneous):
     proc = igneous("image", "downsample", path, "--memory", "lots")
     assert proc.returncode == 2 and "not understood" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ("mesh", "forge"), ("image", "voxels", "count"), ("image", "ccl", "faces"),
+])
+def test_every_planner_fits_tasks_to_memory(tmp_path, igneous, command):
+    """A --memory too small for the default task shape shrinks the shape (and
+    says so); a large one keeps it."""
+    from igneous.queues import open_queue
+
+    seg = (np.arange(128**3, dtype=np.uint32).reshape((128,) * 3) // 5000 % 7).astype(np.uint32)
+    counts = {}
+    for memory in ("64G", "8M"):
+        path = make_layer(f"{tmp_path}/seg-{memory}", seg, chunk=(32, 32, 32),
+                          layer_type="segmentation")
+        queue = tmp_path / f"q-{memory}"
+        proc = igneous(*command, path, "--memory", memory, "--queue", queue, check=True)
+        counts[memory] = open_queue(str(queue)).counts().pending
+        assert ("to fit the memory target" in proc.stderr) == (memory == "8M")
+    assert counts["64G"] == 1 and counts["8M"] > 1

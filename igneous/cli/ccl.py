@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from igneous.cli import enqueue_or_run
-from igneous.cli.image import queue_option
+from igneous.cli.image import memory_option, queue_option
 
 
 def _shape(value: str | None):
@@ -95,14 +95,15 @@ def ccl_group():
 @click.argument("src")
 @queue_option
 @threshold_options(later=False)
+@memory_option
 @click.pass_context
-def faces(ctx, src, queue, mip, shape, threshold_gte, threshold_lte, dust, fill_missing):
+def faces(ctx, src, queue, mip, shape, threshold_gte, threshold_lte, dust, fill_missing, memory):
     """(1) Label each block and store its faces."""
     from igneous.task_creation.ccl import create_ccl_face_tasks
 
     g = _given(shape, threshold_gte, threshold_lte, dust)
     plan = create_ccl_face_tasks(src, mip, g["shape"], g["threshold_gte"], g["threshold_lte"],
-                                 fill_missing, g["dust_threshold"])
+                                 fill_missing, g["dust_threshold"], memory)
     enqueue_or_run(ctx, queue, [plan], what="ccl faces tasks")
 
 
@@ -172,16 +173,17 @@ def clean(src, mip):
               help="Delete the scratch files at the end.")
 @click.option("--execute/--no-execute", "run", default=True, show_default=True,
               help="With --queue: also run -p workers on it until it is empty.")
+@memory_option
 @click.pass_context
 def auto(ctx, src, dest, queue, mip, shape, threshold_gte, threshold_lte, dust, fill_missing,
-         chunk_size, encoding, compress, clean, run):
+         chunk_size, encoding, compress, clean, run, memory):
     """All steps in order as queued stages (or run now with -p when no --queue)."""
     from igneous.task_creation.ccl import plan_ccl_auto
 
     g = _given(shape, threshold_gte, threshold_lte, dust)
     stages = plan_ccl_auto(src, dest, mip, g["shape"], threshold_gte=g["threshold_gte"],
                            threshold_lte=g["threshold_lte"], fill_missing=fill_missing,
-                           dust_threshold=g["dust_threshold"], clean=clean,
+                           dust_threshold=g["dust_threshold"], clean=clean, memory_target=memory,
                            **_dest(chunk_size, encoding, compress))
     enqueue_or_run(ctx, queue, stages, what="ccl tasks")
     if queue and run:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from igneous.cli import enqueue_or_run
-from igneous.cli.image import queue_option
+from igneous.cli.image import memory_option, queue_option
 from igneous.spatial_index import spatial_index_group
 
 
@@ -61,9 +61,10 @@ mesh_group.add_command(spatial_index_group("mesh"))
               help="Close meshes where they touch the dataset boundary.")
 @click.option("--labels", default=None, help="Mesh only these labels, e.g. 12,34.")
 @click.option("--exclude-labels", default=None, help="Don't mesh these labels.")
+@memory_option
 @click.pass_context
 def forge(ctx, path, queue, mip, shape, simplify, max_error, fill_missing, dust_threshold, mesh_dir,
-          compress, spatial_index, sharded, closed_edge, labels, exclude_labels):
+          compress, spatial_index, sharded, closed_edge, labels, exclude_labels, memory):
     """(1) Mesh a grid of cutouts of the segmentation at PATH."""
     from igneous.task_creation.mesh import create_meshing_tasks
 
@@ -72,7 +73,7 @@ def forge(ctx, path, queue, mip, shape, simplify, max_error, fill_missing, dust_
         max_simplification_error=max_error, mesh_dir=mesh_dir, dust_threshold=dust_threshold,
         object_ids=_ids(labels), exclude_object_ids=_ids(exclude_labels), fill_missing=fill_missing,
         spatial_index=spatial_index, sharded=sharded, closed_dataset_edges=closed_edge,
-        compress=None if compress == "none" else compress)
+        compress=None if compress == "none" else compress, memory_target=memory)
     enqueue_or_run(ctx, queue, [plan], what="mesh tasks")
 
 
@@ -122,8 +123,7 @@ def merge(ctx, path, queue, magnitude, nlod, vqb, min_chunk_size, mesh_dir):
               "index files are read directly.")
 @click.option("--min-chunk-size", default="256,256,256", show_default=True,
               help="Finest octree cell in voxels.")
-@click.option("--memory", default=3.5e9, show_default=True, type=float,
-              help="Memory target per merge task in bytes; sets the shard count.")
+@memory_option
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory (default: the info's).")
 @click.pass_context
 def merge_sharded(ctx, path, queue, nlod, vqb, compress_level, shard_index_bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from igneous.cli import enqueue_or_run
-from igneous.cli.image import queue_option
+from igneous.cli.image import memory_option, queue_option
 
 
 @click.group("voxels")
@@ -21,15 +21,16 @@ def voxels_group():
 @click.option("--fill-missing", is_flag=True, help="Read missing chunks as background.")
 @click.option("--agglomerate", is_flag=True, help="Graphene: count agglomerated labels.")
 @click.option("--timestamp", default=None, type=int, help="Graphene: labels at this time.")
+@memory_option
 @click.pass_context
-def count(ctx, path, queue, mip, shape, fill_missing, agglomerate, timestamp):
+def count(ctx, path, queue, mip, shape, fill_missing, agglomerate, timestamp, memory):
     """Count each label's voxels per block (then run `voxels sum`)."""
     from igneous.layers import parse_triple
     from igneous.task_creation.voxels import create_voxel_counting_tasks
 
     plan = create_voxel_counting_tasks(path, mip, fill_missing=fill_missing,
                                        agglomerate=agglomerate, timestamp=timestamp,
-                                       shape=parse_triple(shape, "--shape"))
+                                       shape=parse_triple(shape, "--shape"), memory_target=memory)
     enqueue_or_run(ctx, queue, [plan], what="voxel counting tasks")
 
 

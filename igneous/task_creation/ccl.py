@@ -22,11 +22,12 @@ from igneous.layers import (
     resolve_mip,
     write_info,
 )
-from igneous.task_creation.common import TaskPlan
+from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
 from igneous.tasks.ccl import Blocks, check_params, load_params, relabel_summary, save_params
 
 DEFAULT_SHAPE = (512, 512, 512)
+BYTES_PER_VOXEL = 12  # peak per voxel of a faces/relabel task (labels + cc3d), for --memory
 ENCODING_ALIASES = {"cseg": "compressed_segmentation"}
 CCL_ENCODINGS = ("compresso", "compressed_segmentation", "crackle", "raw")
 
@@ -77,9 +78,14 @@ def _record(cloudpath: str, info: dict, mip: int, params: dict, step: str) -> No
 
 def create_ccl_face_tasks(cloudpath: str, mip: int = 0, shape: Sequence[int] = DEFAULT_SHAPE,
                           threshold_gte: float | None = None, threshold_lte: float | None = None,
-                          fill_missing: bool = False, dust_threshold: int = 0) -> TaskPlan:
-    """Step 1: label each block and store its faces; records the run's parameters."""
+                          fill_missing: bool = False, dust_threshold: int = 0,
+                          memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+    """Step 1: label each block and store its faces; records the run's parameters
+    (the shape, shrunk if a task of it would not fit ``memory_target``)."""
     cloudpath, info, mip = _open(cloudpath, mip)
+    if np.all(vec(shape) > 0):
+        shape = fit_shape(shape, memory_target, BYTES_PER_VOXEL, what="ccl",
+                          limit=info["scales"][mip]["size"])
     _validate_first(info, cloudpath, shape, threshold_gte, threshold_lte, dust_threshold)
     start, stop = scale_bounds(info, mip)
     params = dict(mip=mip, shape=as_list(vec(shape)), bounds=[as_list(start), as_list(stop)],
@@ -203,13 +209,13 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0,
                   encoding: str | None = None, threshold_gte: float | None = None,
                   threshold_lte: float | None = None, fill_missing: bool = False,
                   dust_threshold: int = 0, compress: str | None = "gzip",
-                  clean: bool = True) -> list:
+                  clean: bool = True, memory_target: float = DEFAULT_MEMORY_TARGET) -> list:
     """Every step as ordered stages: faces, links, calc-labels (one task),
     relabel, and optionally clean."""
     src_path, info, mip = _open(src_path, mip)
     _check_output(info, mip, shape, chunk_size, encoding)  # before anything is written
     faces = create_ccl_face_tasks(src_path, mip, shape, threshold_gte, threshold_lte,
-                                  fill_missing, dust_threshold)
+                                  fill_missing, dust_threshold, memory_target)
     links = create_ccl_equivalence_tasks(src_path, mip, fill_missing=fill_missing)
     relabel = plan_relabel(src_path, dest_path, mip, None, chunk_size, encoding,
                            fill_missing=fill_missing, compress=compress, require_labels=False)

@@ -40,6 +40,32 @@ class TaskPlan:
         return f"TaskPlan({self.description!r}, {self._length} tasks)"
 
 
+def fit_shape(shape, memory_target: float, bytes_per_voxel: float, *, what: str, limit=None):
+    """``shape``, with its longest axis halved until a task of that shape fits
+    ``memory_target`` at ``bytes_per_voxel`` (the task's measured peak use per
+    voxel of its block, decoders and temporaries included). ``limit`` (the
+    volume's size) caps what one task can really hold. Halving keeps the shape
+    a multiple of any power-of-two chunk size that divided it."""
+    import numpy as np
+
+    given = np.asarray(shape, dtype=np.int64)
+    start = given if limit is None else np.minimum(given, np.asarray(limit, dtype=np.int64))
+    out = start.copy()
+    while float(np.prod(out)) * bytes_per_voxel > memory_target and out.max() > 1:
+        i = int(np.argmax(out))
+        out[i] = max(1, out[i] // 2)
+    if np.all(out == start):
+        return given
+    need = float(np.prod(start)) * bytes_per_voxel
+    note(f"{what}: a {'x'.join(map(str, start))} task would need ~{_size(need)}; using "
+         f"{'x'.join(map(str, out))} to fit the memory target of {_size(memory_target)} (--memory)")
+    return out
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
 def note(message: str) -> None:
     """A planner's remark to the user (stderr, never stdout)."""
     print(f"igneous: {message}", file=sys.stderr)

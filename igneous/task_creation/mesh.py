@@ -16,12 +16,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, note
+from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
 
 # 256^3 tasks: a quarter of the memory of 448^3 with the same meshes (seams are
 # exact), and a 512^3 volume splits into 8 equal tasks instead of 8 lopsided ones
 DEFAULT_SHAPE = (256, 256, 256)
+# peak bytes per voxel of a forge task (labels, zmesh, simplification), for --memory
+FORGE_BYTES_PER_VOXEL = 48
 DEFAULT_MIN_CHUNK = (256, 256, 256)
 
 
@@ -72,8 +74,10 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                          sharded: bool = False, compress: str | None = "gzip",
                          closed_dataset_edges: bool = True,
                          exclude_object_ids: Sequence[int] | None = None,
-                         simplification_factor: int = 100) -> TaskPlan:
-    """Forge: mesh a grid of ``shape`` boxes (1-voxel overlap) at ``mip``."""
+                         simplification_factor: int = 100,
+                         memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+    """Forge: mesh a grid of ``shape`` boxes (1-voxel overlap) at ``mip``; the
+    shape shrinks when a task of it would not fit ``memory_target``."""
     from igneous.grid import as_list, grid_count, scale_bounds
     from igneous.spatial_index import enable_index, index_grid
 
@@ -86,7 +90,8 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     if dust_threshold is not None and dust_threshold < 0:
         raise UserError("dust_threshold must be >= 0")
     layer, mip = _segmentation(layer_path, mip)
-    shape = _check_shape(shape)
+    shape = fit_shape(_check_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
+                      limit=layer.info["scales"][mip]["size"])
     if np.any(shape > np.array([1023, 1023, 511])):
         note("task shapes above 1023x1023x511 need zmesh's 64-bit mesher and more memory")
     sub = (mesh_dir or layer.info.get("mesh") or f"mesh_mip_{mip}_err_{int(max_simplification_error)}")

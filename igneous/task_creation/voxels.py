@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
 from igneous.layers import load_layer, normalize_path, resolve_mip
-from igneous.task_creation.common import TaskPlan
+from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
 from igneous.tasks.voxels import COUNTS_DIR, MANIFEST, RESULT, block_name, intmap_bytes, sum_blocks
 
 DEFAULT_SHAPE = (256, 256, 256)
+BYTES_PER_VOXEL = 16  # peak per voxel of a counting task (block + unique/counts), for --memory
 
 
 def _open(cloudpath: str, mip: int) -> tuple[str, dict, int, str]:
@@ -23,7 +24,8 @@ def _open(cloudpath: str, mip: int) -> tuple[str, dict, int, str]:
 
 def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool = False,
                                 agglomerate: bool = False, timestamp: int | None = None,
-                                shape: Sequence[int] = DEFAULT_SHAPE) -> TaskPlan:
+                                shape: Sequence[int] = DEFAULT_SHAPE,
+                                memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
     """Tasks counting each label's voxels per block; then ``accumulate_voxel_counts``.
 
     Starts a new count: earlier per-block files of this mip are deleted.
@@ -39,6 +41,8 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
     if (step <= 0).any():
         raise UserError(f"shape must be positive, not {as_list(step)}")
     start, stop = scale_bounds(info, mip)
+    step = vec(fit_shape(step, memory_target, BYTES_PER_VOXEL, what="voxel count",
+                         limit=stop - start))
     cf = CloudFiles(cloudpath)
     cf.delete(list(cf.list(f"{key}/{COUNTS_DIR}/")))
     cf.put_json(f"{key}/{MANIFEST}", {"shape": as_list(step), "bounds": [as_list(start), as_list(stop)]})

@@ -1,0 +1,493 @@
+"""Planners for skeletons: forge, merge (unsharded and sharded), delete.
+
+Forge writes the skeleton info and ``.frags/forge.json`` (the grid and the
+number of label buckets); the merge planners read them back, check that every
+forge block finished, and find labels whose fragment files are missing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import chain
+
+import numpy as np
+
+from igneous.errors import UserError
+from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
+from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
+from igneous.task_creation.common import TaskPlan, note
+from igneous.tasks import Task
+from igneous.tasks.skeleton import (
+    FRAG_DIR,
+    TASK_DIR,
+    bbox_name,
+    read_meta,
+    vertex_attributes,
+    write_meta,
+)
+
+DEFAULT_SHAPE = (256, 256, 256)
+DEFAULT_TEASAR = {"scale": 10, "const": 10}
+MAX_BUCKETS = 4096
+UINT64_MAX = 2**64 - 1
+_TEASAR_KEYS = {"scale", "const", "pdrf_scale", "pdrf_exponent", "soma_acceptance_threshold",
+                "soma_detection_threshold", "soma_invalidation_const",
+                "soma_invalidation_scale", "max_paths"}
+
+
+def check_teasar(params: dict) -> dict:
+    """kimimaro's TEASAR parameters, refused when out of range."""
+    params = dict(params or {})
+    unknown = set(params) - _TEASAR_KEYS
+    if unknown:
+        raise UserError(f"unknown teasar parameter(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(_TEASAR_KEYS))}")
+    for key, value in params.items():
+        if value is None and key == "max_paths":
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise UserError(f"teasar parameter {key} must be a finite number >= 0, not {value!r}")
+    if params.get("scale", 1) == 0 and params.get("const", 1) == 0:
+        raise UserError("teasar scale and const cannot both be 0 (nothing would be invalidated); "
+                        "use e.g. --scale 4 --const 10")
+    for key in ("pdrf_scale", "pdrf_exponent", "max_paths"):
+        if params.get(key) == 0:
+            raise UserError(f"teasar parameter {key} must be > 0")
+    return params
+
+
+def _check_ids(ids, name: str) -> list[int] | None:
+    if ids is None:
+        return None
+    out = [int(x) for x in ids]
+    bad = [x for x in out if not 0 < x <= UINT64_MAX]
+    if bad:
+        raise UserError(f"{name} must be labels in 1..2^64-1, not {bad[0]}")
+    return out
+
+
+def _segmentation(layer_path: str, mip: int) -> LayerInfo:
+    layer = load_layer(layer_path, mip)
+    if layer.info.get("type") != "segmentation":
+        raise UserError(f"{layer.cloudpath} is a {layer.info.get('type')!r} layer; skeletons need "
+                        "a segmentation layer")
+    if layer.dtype.kind not in "ui":
+        raise UserError(f"{layer.cloudpath} holds {layer.dtype} data; skeletons need integer labels")
+    return layer
+
+
+def skeleton_url(layer: LayerInfo, mip: int = 0, skel_dir: str | None = None) -> str:
+    name = skel_dir or layer.info.get("skeletons") or f"skeletons_mip_{mip}"
+    return f"{layer.cloudpath}/{name}"
+
+
+def create_skeletonizing_tasks(
+    cloudpath: str, mip: int = 0, shape=DEFAULT_SHAPE, sharded: bool = False,
+    spatial_index: bool = True, info: dict | None = None, fill_missing: bool = False,
+    teasar_params: dict | None = None, object_ids: Sequence[int] | None = None,
+    mask_ids: Sequence[int] | None = None, fix_branching: bool = True, fix_borders: bool = True,
+    fix_avocados: bool = False, fill_holes: bool = False, dust_threshold: int = 1000,
+    progress: bool = False, parallel: int = 1, cross_sectional_area: bool = False,
+    cross_sectional_area_smoothing_window: int = 5, skel_dir: str | None = None,
+    bounds=None,
+) -> TaskPlan:
+    """Tasks skeletonizing ``shape`` blocks (plus one voxel of overlap) at ``mip``.
+
+    ``sharded`` only records the intent: both merges read the same fragments.
+    ``bounds`` ((lo), (hi) voxels at ``mip``) restricts the work to a region.
+    """
+    cloudpath = normalize_path(cloudpath)
+    if info is not None:
+        from igneous.layers import write_info
+
+        write_info(cloudpath, info)
+    layer = _segmentation(cloudpath, mip)
+    mip = resolve_mip(layer, mip)
+    shape = vec(shape)
+    if np.any(shape <= 0):
+        raise UserError(f"shape must be three positive integers, not {as_list(shape)}")
+    teasar = check_teasar(DEFAULT_TEASAR if teasar_params is None else teasar_params)
+    object_ids, mask_ids = _check_ids(object_ids, "object_ids"), _check_ids(mask_ids, "mask_ids")
+    if dust_threshold < 0:
+        raise UserError("dust_threshold must be >= 0 voxels")
+    if parallel < 1:
+        raise UserError("parallel must be >= 1")
+    if cross_sectional_area_smoothing_window < 1:
+        raise UserError("cross_sectional_area_smoothing_window must be >= 1")
+    start, stop = scale_bounds(layer.info, mip)
+    lo, hi = start, stop
+    if bounds is not None:
+        lo, hi = clip(vec(bounds[0]), vec(bounds[1]), start, stop)
+        if np.any(hi <= lo):
+            raise UserError(f"bounds {bounds} lie outside the volume {as_list(start)}-{as_list(stop)}")
+    count = grid_count(lo, hi, start, shape)
+    if not fix_borders and count > 1:
+        note("fix_borders is off with several blocks: pieces will not join at the seams")
+    url = skeleton_url(layer, mip, skel_dir)
+    buckets = int(min(MAX_BUCKETS, max(4, count)))
+    meta = dict(mip=mip, shape=as_list(shape), lo=as_list(lo), hi=as_list(hi), buckets=buckets,
+                sharded=bool(sharded), resolution=layer.info["scales"][mip]["resolution"],
+                vertex_attributes=vertex_attributes(cross_sectional_area))
+    old = read_meta(url)
+    if old is not None and {k: old.get(k) for k in meta} != meta:
+        raise UserError(f"{url} holds fragments of an earlier forge with other parameters; "
+                        f"run `igneous skeleton clean {cloudpath}` first")
+    _write_skeleton_info(layer, url, mip, shape, spatial_index, cross_sectional_area)
+    write_meta(url, meta)
+
+    common = dict(layer_path=cloudpath, skel_dir=url, mip=mip, teasar_params=teasar,
+                  buckets=buckets, object_ids=object_ids, mask_ids=mask_ids,
+                  fix_branching=fix_branching, fix_borders=fix_borders, fix_avocados=fix_avocados,
+                  fill_holes=fill_holes, dust_threshold=int(dust_threshold),
+                  fill_missing=fill_missing, parallel=int(parallel), spatial_index=spatial_index,
+                  cross_sectional_area=cross_sectional_area,
+                  cross_sectional_area_smoothing_window=int(cross_sectional_area_smoothing_window))
+
+    def make():
+        for a, b in grid(lo, hi, start, shape):
+            a, b = clip(a, b, lo, hi)
+            yield Task("skeleton_forge", dict(common, offset=as_list(a), shape=as_list(b - a)))
+
+    return TaskPlan(make, count, f"skeleton forge mip {mip}")
+
+
+def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_index: bool,
+                         cross_sectional_area: bool) -> None:
+    from cloudfiles import CloudFiles
+
+    name = url[len(layer.cloudpath) + 1:]
+    if layer.info.get("skeletons") != name:
+        layer.update(dict(layer.info, skeletons=name))
+    cf = CloudFiles(url)
+    sub = cf.get_json("info") or {}
+    sub.update({"@type": "neuroglancer_skeletons",
+                "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],  # vertices are in nm
+                "vertex_attributes": vertex_attributes(cross_sectional_area), "mip": mip})
+    sub.setdefault("sharding", None)
+    sub["spatial_index"] = None
+    if spatial_index:
+        from igneous.spatial_index import enable_index
+
+        enable_index(sub, layer.info["scales"][mip]["resolution"], shape)
+    cf.put_json("info", sub)
+
+
+# -- merge ---------------------------------------------------------------------
+
+def _forge_state(layer_path: str, skel_dir: str | None = None):
+    """(layer, skeleton url, forge meta, missing labels) after checking forge finished."""
+    from cloudfiles import CloudFiles
+
+    layer = LayerInfo(layer_path)
+    url = skeleton_url(layer, 0, skel_dir)
+    meta = read_meta(url)
+    if meta is None:
+        raise UserError(f"no skeleton fragments in {url}; run `igneous skeleton forge` "
+                        "(and execute its tasks) before merging")
+    names = [bbox_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
+             for a, b in grid(meta["lo"], meta["hi"],
+                              scale_bounds(layer.info, meta["mip"])[0], meta["shape"])]
+    cf = CloudFiles(url)
+    done = {p.rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".labels")
+            for p in cf.list(prefix=f"{TASK_DIR}/")}
+    unfinished = [n for n in names if n not in done]
+    if unfinished:
+        raise UserError(f"forge is not finished: {len(unfinished)} of {len(names)} blocks have "
+                        f"no output (e.g. {unfinished[0]}); execute the forge tasks first")
+    present: dict[str, set[int]] = {}
+    for p in cf.list(prefix=f"{FRAG_DIR}/"):
+        parts = p.split("/")
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].endswith(".frags"):
+            present.setdefault(parts[2].removesuffix(".frags"), set()).add(int(parts[1]))
+    buckets = meta["buckets"]
+    labels, missing = [], []
+    for res in cf.get([f"{TASK_DIR}/{n}.labels" for n in names]):
+        if res["error"] is not None or res["content"] is None:
+            raise UserError(f"cannot read forge marker {res['path']} in {url}")
+        ids = np.frombuffer(res["content"], dtype=np.uint64)
+        labels.append(ids)
+        name = res["path"].rsplit("/", 1)[-1].removesuffix(".labels")
+        have = np.fromiter(present.get(name, ()), dtype=np.uint64)
+        lost = ~np.isin(ids % np.uint64(buckets), have)
+        missing.append(ids[lost])
+    all_labels = np.unique(np.concatenate(labels)) if labels else np.zeros(0, np.uint64)
+    lost = np.unique(np.concatenate(missing)) if missing else np.zeros(0, np.uint64)
+    if lost.size:
+        shown = ", ".join(str(int(x)) for x in lost[:10]) + (" ..." if lost.size > 10 else "")
+        note(f"fragments are missing for {lost.size} label(s): {shown}; merging the rest "
+             "(forge again to recover them)")
+    if all_labels.size == 0:
+        note(f"forge found no labels in {layer.cloudpath}: no skeletons will be written")
+    return layer, url, meta, all_labels, lost
+
+
+def _merge_common(layer: LayerInfo, meta: dict, *, crop: int, dust_threshold: float,
+                  tick_threshold: float, max_cable_length: float | None,
+                  delete_fragments: bool) -> dict:
+    if crop < 0:
+        raise UserError("crop must be >= 0 voxels")
+    for name, value in (("dust_threshold", dust_threshold), ("tick_threshold", tick_threshold)):
+        if value is None or value < 0:
+            raise UserError(f"{name} must be a physical length >= 0")
+    if max_cable_length is not None and max_cable_length <= 0:
+        raise UserError("max_cable_length must be > 0 (or None for no limit)")
+    res = np.asarray(meta["resolution"], dtype=np.float64)
+    crop_box = None
+    if crop:
+        start, stop = scale_bounds(layer.info, meta["mip"])
+        a, b = (start + crop) * res, (stop - 1 - crop) * res
+        if np.any(b < a):
+            raise UserError(f"crop {crop} removes the whole volume")
+        crop_box = [a.tolist(), b.tolist()]
+    return dict(resolution=res.tolist(), vertex_attributes=meta["vertex_attributes"],
+                dust_threshold=float(dust_threshold), tick_threshold=float(tick_threshold),
+                max_cable_length=None if max_cable_length is None else float(max_cable_length),
+                crop_box=crop_box, delete_fragments=bool(delete_fragments))
+
+
+def _merge_plan(url: str, meta: dict, ntasks: int, lost: np.ndarray, common: dict,
+                description: str) -> TaskPlan:
+    buckets = meta["buckets"]
+    ntasks = max(1, min(ntasks, buckets))
+
+    def make():
+        for i in range(ntasks):
+            mine = list(range(i, buckets, ntasks))
+            skip = [int(x) for x in lost if int(x) % buckets % ntasks == i]
+            yield Task("skeleton_merge", dict(common, skel_dir=url, buckets=mine, skip=skip))
+
+    return TaskPlan(make, ntasks, description)
+
+
+def create_unsharded_skeleton_merge_tasks(
+    layer_path: str, mip: int | None = None, crop: int = 0, magnitude: int = 3,
+    dust_threshold: float = 4000, tick_threshold: float = 6000, delete_fragments: bool = False,
+    max_cable_length: float | None = None, skel_dir: str | None = None,
+) -> TaskPlan:
+    """Fuse forge fragments into one ``SKELDIR/LABEL`` file per label.
+
+    ``magnitude`` splits the work into up to 10^magnitude tasks; thresholds are
+    physical lengths; ``crop`` trims that many voxels off the volume's faces.
+    """
+    if magnitude < 0:
+        raise UserError("magnitude must be >= 0")
+    layer, url, meta, _, lost = _forge_state(layer_path, skel_dir)
+    if mip is not None and resolve_mip(layer, mip) != meta["mip"]:
+        raise UserError(f"the fragments were forged at mip {meta['mip']}, not mip {mip}")
+    common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
+                           tick_threshold=tick_threshold, max_cable_length=max_cable_length,
+                           delete_fragments=delete_fragments)
+    _set_sharding(url, None)
+    return _merge_plan(url, meta, 10**magnitude, lost, common, "skeleton merge")
+
+
+def _set_sharding(url: str, sharding: dict | None) -> None:
+    from cloudfiles import CloudFiles
+
+    cf = CloudFiles(url)
+    sub = cf.get_json("info") or {}
+    if sub.get("sharding") != sharding:
+        sub["sharding"] = sharding
+        cf.put_json("info", sub)
+
+
+def sharding_spec(num_labels: int, *, shard_index_bytes: int = 2**13,
+                  minishard_index_bytes: int = 2**15, min_shards: int = 1,
+                  max_labels_per_shard: int | None = None, minishard_index_encoding="gzip",
+                  data_encoding="gzip", minishard_bits: int | None = None,
+                  shard_bits: int | None = None, preshift_bits: int | None = None) -> dict:
+    """A ``neuroglancer_uint64_sharded_v1`` spec sized for ``num_labels``;
+    explicitly given bit counts win."""
+    from cloudvolume.datasource.precomputed.sharding import (
+        ShardingSpecification,
+        compute_shard_params_for_hashed,
+    )
+
+    for name, value in (("minishard_index_encoding", minishard_index_encoding),
+                        ("data_encoding", data_encoding)):
+        if value not in (None, "raw", "gzip"):
+            raise UserError(f"{name} must be gzip or raw, not {value!r}")
+    if min(shard_index_bytes, minishard_index_bytes) <= 0 or min_shards < 1:
+        raise UserError("shard/minishard index bytes must be > 0 and min_shards >= 1")
+    if max_labels_per_shard is not None:
+        if max_labels_per_shard < 1:
+            raise UserError("max_labels_per_shard must be >= 1")
+        min_shards = max(min_shards, math.ceil(num_labels / max_labels_per_shard))
+    sb, mb, pb = compute_shard_params_for_hashed(num_labels, shard_index_bytes,
+                                                 minishard_index_bytes, min_shards)
+    sb = sb if shard_bits is None else shard_bits
+    mb = mb if minishard_bits is None else minishard_bits
+    pb = pb if preshift_bits is None else preshift_bits
+    if min(sb, mb, pb) < 0 or sb + mb + pb > 64:
+        raise UserError("shard, minishard and preshift bits must be >= 0 and sum to <= 64")
+    spec = ShardingSpecification(
+        "neuroglancer_uint64_sharded_v1", preshift_bits=pb, hash="murmurhash3_x86_128",
+        minishard_bits=mb, shard_bits=sb,
+        minishard_index_encoding=minishard_index_encoding or "raw",
+        data_encoding=data_encoding or "raw",
+    ).to_dict()
+    return {k: int(v) if k.endswith("_bits") else v for k, v in spec.items()}
+
+
+def plan_sharded_skeleton_merge(
+    layer_path: str, dust_threshold: float = 1000, tick_threshold: float = 3500,
+    shard_index_bytes: int = 2**13, minishard_index_bytes: int = 2**15, min_shards: int = 1,
+    max_labels_per_shard: int | None = None, minishard_index_encoding: str = "gzip",
+    data_encoding: str = "gzip", max_cable_length: float | None = None,
+    spatial_index_db: str | None = None, minishard_bits: int | None = None,
+    shard_bits: int | None = None, preshift_bits: int | None = None, crop: int = 0,
+    delete_fragments: bool = False, skel_dir: str | None = None,
+) -> list[TaskPlan]:
+    """The sharded merge as two stages: fuse per bucket, then write each shard.
+
+    ``spatial_index_db`` is accepted for compatibility; the fragments' own
+    label lists are used instead.
+    """
+    layer, url, meta, labels, lost = _forge_state(layer_path, skel_dir)
+    common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
+                           tick_threshold=tick_threshold, max_cable_length=max_cable_length,
+                           delete_fragments=delete_fragments)
+    spec = sharding_spec(
+        int(labels.size - np.isin(labels, lost).sum()), shard_index_bytes=shard_index_bytes,
+        minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
+        max_labels_per_shard=max_labels_per_shard,
+        minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
+        minishard_bits=minishard_bits, shard_bits=shard_bits, preshift_bits=preshift_bits,
+    )
+    from cloudfiles import CloudFiles
+
+    cf = CloudFiles(url)
+    cf.delete(list(cf.list(prefix=f"{FRAG_DIR}/fused")))  # an earlier merge's scratch
+    _set_sharding(url, spec)
+    fuse_plan = _merge_plan(url, meta, meta["buckets"], lost, dict(common, sharding=spec),
+                            "skeleton merge (fuse)")
+    nshards = 2 ** spec["shard_bits"]
+    width = int(math.ceil(spec["shard_bits"] / 4.0))
+
+    def make():
+        for i in range(nshards):
+            yield Task("skeleton_shard", dict(skel_dir=url, shard=format(i, "x").zfill(width),
+                                              sharding=spec, expect=len(fuse_plan),
+                                              delete_fragments=delete_fragments))
+
+    return [fuse_plan, TaskPlan(make, nshards, "skeleton merge (shards)")]
+
+
+def create_sharded_skeleton_merge_tasks(layer_path: str, **kwargs) -> TaskPlan:
+    """Both stages of the sharded merge in order (run them in order, or use
+    ``plan_sharded_skeleton_merge`` to queue them as separate stages)."""
+    stages = plan_sharded_skeleton_merge(layer_path, **kwargs)
+    return TaskPlan(lambda: chain.from_iterable(stages), sum(map(len, stages)),
+                    "skeleton merge (sharded)")
+
+
+# -- delete ----------------------------------------------------------------------
+
+def create_skeleton_deletion_tasks(layer_path: str, magnitude: int = 2,
+                                   skel_dir: str | None = None) -> TaskPlan:
+    """Delete every file of the skeleton directory, split by name prefix."""
+    if not 0 <= magnitude <= 4:
+        raise UserError("magnitude must be between 0 and 4")
+    layer = LayerInfo(layer_path)
+    if not skel_dir and not layer.info.get("skeletons"):
+        raise UserError(f"{layer.cloudpath} has no skeletons in its info; give --dir")
+    url = skeleton_url(layer, 0, skel_dir)
+    digits = "0123456789abcdef"
+    prefixes = [""]
+    for _ in range(magnitude):
+        prefixes = [p + d for p in prefixes for d in digits]
+
+    def make():
+        for p in prefixes:
+            yield Task("skeleton_delete", dict(skel_dir=url, prefix=p))
+        if magnitude:
+            yield Task("skeleton_delete", dict(skel_dir=url, others=True))
+
+    return TaskPlan(make, len(prefixes) + (1 if magnitude else 0), "skeleton delete")
+
+
+def clean_fragments(layer_path: str, skel_dir: str | None = None) -> int:
+    """Delete the forge scratch files (``.frags/``); returns how many."""
+    from cloudfiles import CloudFiles
+
+    url = skeleton_url(LayerInfo(layer_path), 0, skel_dir)
+    cf = CloudFiles(url)
+    paths = list(cf.list(prefix=f"{FRAG_DIR}/"))
+    cf.delete(paths)
+    return len(paths)
+
+
+def _skeleton_labels(url: str) -> list[int]:
+    """Labels of an unsharded skeleton directory (file names that are integers)."""
+    from cloudfiles import CloudFiles
+
+    out = []
+    for p in CloudFiles(url).list():
+        name = p.removesuffix(".gz")
+        if "/" not in name and name.isdigit():
+            out.append(int(name))
+    return sorted(out)
+
+
+def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
+                                   skel_dir: str | None = None, magnitude: int = 2) -> TaskPlan:
+    """Copy SRC's skeletons to DEST (verbatim, or re-encoded into shards)."""
+    from cloudfiles import CloudFiles
+
+    from igneous.layers import read_info, write_info
+
+    if not 0 <= magnitude <= 4:
+        raise UserError("magnitude must be between 0 and 4")
+    layer = LayerInfo(src)
+    name = layer.info.get("skeletons")
+    if not name:
+        raise UserError(f"{layer.cloudpath} has no skeletons in its info")
+    src_url = f"{layer.cloudpath}/{name}"
+    sub = CloudFiles(src_url).get_json("info")
+    if not sub:
+        raise UserError(f"{src_url} has no skeleton info; forge and merge first")
+    dest = normalize_path(dest)
+    dest_name = skel_dir or name
+    dest_info = read_info(dest) or dict(layer.info)
+    write_info(dest, dict(dest_info, skeletons=dest_name))
+    dest_url = f"{dest}/{dest_name}"
+    if not sharded:
+        CloudFiles(dest_url).put_json("info", sub)
+        prefixes = [""]
+        for _ in range(magnitude):
+            prefixes = [p + d for p in prefixes for d in "0123456789abcdef"]
+
+        def copies():
+            for p in prefixes:
+                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
+            if magnitude:
+                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, others=True))
+
+        return TaskPlan(copies, len(prefixes) + (1 if magnitude else 0), "skeleton copy")
+    if sub.get("sharding"):
+        raise UserError(f"{src_url} is already sharded; copy it without --sharded")
+    from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
+
+    labels = _skeleton_labels(src_url)
+    spec = sharding_spec(len(labels))
+    shard_of = ShardingSpecification.from_dict(spec).compute_shard_location
+    groups: dict[str, list[int]] = {}
+    for label in labels:
+        groups.setdefault(shard_of(label).shard_number, []).append(label)
+    CloudFiles(dest_url).put_json("info", dict(sub, sharding=spec, spatial_index=None))
+
+    def shards():
+        for labels_of in groups.values():
+            yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
+                                             sharding=spec, src_layer=layer.cloudpath))
+
+    return TaskPlan(shards, len(groups), "skeleton xfer (sharded)")
+
+
+def create_spatial_index_skeleton_tasks(cloudpath: str, shape=(448, 448, 448), mip: int = 0,
+                                        fill_missing: bool = False) -> TaskPlan:
+    """(Re)build the skeleton spatial index from the segmentation without reskeletonizing."""
+    from igneous.spatial_index import create_spatial_index_tasks
+
+    return create_spatial_index_tasks(cloudpath, "skeleton", mip, shape, fill_missing)

@@ -1,0 +1,187 @@
+"""Skeleton forge: skeletonize one block of a segmentation with kimimaro.
+
+Blocks overlap their high neighbours by one voxel and kimimaro runs with
+``fix_borders``, so both sides of a seam place identical vertices on the
+shared voxel plane; the merge fuses the pieces there.
+
+Scratch layout inside the skeleton directory (removed by ``skeleton clean``)::
+
+    .frags/forge.json            forge parameters (grid, buckets, attributes)
+    .frags/BBBBB/x0-x1_..frags   one MapBuffer per (bucket, block): label -> fragment
+    .frags/tasks/x0-x1_...labels the labels a block skeletonized; written last,
+                                 so its presence proves the block's fragments exist
+
+A label's bucket is ``label % buckets``: a merge task reads only its own
+buckets' files, so merge memory is bounded by one bucket, not the volume.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from igneous.grid import Vec, scale_bounds, vec
+from igneous.tasks import register
+
+FRAG_DIR = ".frags"
+FORGE_META = f"{FRAG_DIR}/forge.json"
+TASK_DIR = f"{FRAG_DIR}/tasks"
+
+BASE_ATTRIBUTES = [
+    {"id": "radius", "data_type": "float32", "num_components": 1},
+    {"id": "vertex_types", "data_type": "uint8", "num_components": 1},
+]
+AREA_ATTRIBUTE = {"id": "cross_sectional_area", "data_type": "float32", "num_components": 1}
+
+
+def bbox_name(lo: Sequence[int], hi: Sequence[int]) -> str:
+    """``x0-x1_y0-y1_z0-z1`` in voxels: names a block's scratch files."""
+    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
+
+
+def bucket_dir(bucket: int) -> str:
+    return f"{FRAG_DIR}/{int(bucket):05d}/"
+
+
+def bucket_of(label: int, buckets: int) -> int:
+    return int(label) % int(buckets)
+
+
+def vertex_attributes(cross_sectional_area: bool) -> list[dict]:
+    return BASE_ATTRIBUTES + ([AREA_ATTRIBUTE] if cross_sectional_area else [])
+
+
+def encode_skeletons(skels: dict[int, object]) -> bytes:
+    """label -> Skeleton as one gzip MapBuffer of precomputed skeleton bytes."""
+    from mapbuffer import MapBuffer
+
+    return MapBuffer({int(k): s.to_precomputed() for k, s in skels.items()},
+                     compress="gzip").tobytes()
+
+
+def decode_skeletons(buf: bytes, attributes: list[dict]):
+    """Inverse of ``encode_skeletons``: yields (label, Skeleton)."""
+    from cloudvolume import Skeleton
+    from mapbuffer import MapBuffer
+
+    for label, raw in MapBuffer(buf).items():
+        yield int(label), Skeleton.from_precomputed(bytes(raw), segid=int(label),
+                                                    vertex_attributes=attributes)
+
+
+def read_meta(skel_url: str) -> dict | None:
+    """The forge parameters, or None when forge never ran here."""
+    from cloudfiles import CloudFiles
+
+    return CloudFiles(skel_url).get_json(FORGE_META)
+
+
+def shared_faces(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> list[tuple[int, int]]:
+    """(axis, index) of the block faces shared with a neighbouring block."""
+    faces = []
+    for axis in range(3):
+        if lo[axis] > start[axis]:
+            faces.append((axis, 0))
+        if hi[axis] < stop[axis]:
+            faces.append((axis, int(hi[axis] - lo[axis]) - 1))
+    return faces
+
+
+def remove_local_dust(labels: np.ndarray, threshold: int, faces: list[tuple[int, int]]) -> np.ndarray:
+    """Erase components under ``threshold`` voxels that lie wholly inside the block.
+
+    kimimaro's own dust filter would also drop the small end of a large object
+    that merely pokes into this block, leaving a gap in the fused skeleton;
+    components touching a shared face are therefore kept whatever their size.
+    """
+    import cc3d
+    import fastremap
+
+    if threshold <= 0 or not labels.any():
+        return labels
+    cc, n = cc3d.connected_components(labels, connectivity=26, return_N=True)
+    counts = np.bincount(cc.ravel(order="K"), minlength=n + 1)
+    small = counts < threshold
+    small[0] = False
+    for axis, index in faces:
+        face = np.take(cc, index, axis=axis)
+        small[fastremap.unique(face)] = False
+    if not small.any():
+        return labels
+    return np.where(small[cc], 0, labels).astype(labels.dtype, copy=False)
+
+
+@register("skeleton_forge")
+def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[int],
+                   shape: Sequence[int], teasar_params: dict, buckets: int,
+                   object_ids: Sequence[int] | None = None, mask_ids: Sequence[int] | None = None,
+                   fix_branching: bool = True, fix_borders: bool = True,
+                   fix_avocados: bool = False, fill_holes: bool = False,
+                   dust_threshold: int = 1000, fill_missing: bool = False, parallel: int = 1,
+                   spatial_index: bool = True, cross_sectional_area: bool = False,
+                   cross_sectional_area_smoothing_window: int = 5) -> None:
+    """Skeletonize the block [offset, offset + shape) plus one voxel of overlap
+    and write its fragments (physical coordinates) bucketed by label."""
+    import fastremap
+    import kimimaro
+    from cloudfiles import CloudFiles
+
+    from igneous.layers import open_layer
+    from igneous.tasks.pyramid import read_block
+
+    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    start, stop = scale_bounds(cv.info, mip)
+    lo, core_hi = vec(offset), vec(offset) + vec(shape)
+    hi = np.minimum(core_hi + 1, stop)
+    res = np.asarray(cv.info["scales"][mip]["resolution"], dtype=np.float32)
+    labels = read_block(cv, lo, hi, mip)[..., 0]
+    if mask_ids:
+        labels = fastremap.mask(labels, [int(x) for x in mask_ids])
+    if object_ids:
+        labels = fastremap.mask_except(labels, [int(x) for x in object_ids])
+    labels = remove_local_dust(labels, dust_threshold, shared_faces(lo, hi, start, stop))
+
+    skels = {}
+    if labels.any():
+        skels = kimimaro.skeletonize(
+            labels, teasar_params=teasar_params, anisotropy=res, dust_threshold=0,
+            progress=False, fix_branching=fix_branching, fix_borders=fix_borders,
+            fix_avocados=fix_avocados, fill_holes=fill_holes, parallel=parallel,
+        )
+        if cross_sectional_area and skels:
+            skels = kimimaro.cross_sectional_area(
+                labels, skels, anisotropy=res,
+                smoothing_window=cross_sectional_area_smoothing_window,
+            )
+    shift = (lo * res).astype(np.float32)
+    attributes = vertex_attributes(cross_sectional_area)
+    for label, skel in skels.items():
+        skel.id = int(label)
+        skel.vertices += shift
+        skel.extra_attributes = attributes  # fixed order: the decoder relies on it
+
+    cf = CloudFiles(skel_dir)
+    name = bbox_name(lo, core_hi)
+    grouped: dict[int, dict] = {}
+    for label, skel in skels.items():
+        grouped.setdefault(bucket_of(label, buckets), {})[label] = skel
+    cf.puts([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
+             for b, group in grouped.items()], compress=None)
+    if spatial_index:
+        from igneous.spatial_index import label_boxes, write_index
+
+        boxes = label_boxes(labels, lo)
+        write_index(skel_dir, lo, core_hi, cv.info["scales"][mip]["resolution"],
+                    {k: v for k, v in boxes.items() if k in skels})
+    # last: the marker says this block is complete
+    done = np.fromiter(sorted(int(k) for k in skels), dtype=np.uint64)
+    cf.put(f"{TASK_DIR}/{name}.labels", done.tobytes(), compress="gzip")
+
+
+def write_meta(skel_url: str, meta: dict) -> None:
+    from cloudfiles import CloudFiles
+
+    CloudFiles(skel_url).put(FORGE_META, json.dumps(meta).encode("utf8"), compress=None,
+                             content_type="application/json")

@@ -198,7 +198,7 @@ def quality(ours: Path, ref: Path) -> list[str]:
         err = np.concatenate(errs) if errs else np.array([np.nan])
         lines.append(f"{name}: {tris:,} triangles over {len(labels) - missing} labels "
                      f"({missing} missing); error on the {LARGEST} largest labels: "
-                     f"p99 {np.percentile(err, 99):.1f} nm, max {np.max(err):.1f} nm")
+                     f"p99 {np.nanpercentile(err, 99):.1f} nm, max {np.nanmax(err):.1f} nm")
     return lines
 
 

@@ -320,3 +320,27 @@ def test_cli_forge_merge_rm(tmp_path, igneous):
     r = igneous("mesh", "rm", path, "--magnitude", "1")
     assert r.returncode == 0, r.stderr
     assert os.listdir(tmp_path / "seg" / "m") == []
+
+
+def test_tiny_labels_at_dataset_corners_get_meshes(tmp_path):
+    """One- and two-voxel labels (at the dataset's corners and edges, and inside)
+    keep a mesh: simplification must not collapse a small closed piece away."""
+    from cloudvolume import CloudVolume
+
+    data = np.zeros((30, 27, 11), dtype=np.uint64)
+    data[10:20, 5:25, 2:9] = BIG + 1  # one ordinary object
+    tiny = {BIG + 2: (slice(0, 1), slice(12, 14), slice(0, 1)),  # 2 voxels, x=0 and z=0
+            BIG + 3: (slice(29, 30), slice(26, 27), slice(10, 11)),  # 1 voxel, far corner
+            BIG + 4: (slice(5, 6), slice(3, 4), slice(5, 6))}  # 1 voxel inside
+    for label, where in tiny.items():
+        data[where] = label
+    path = layer(tmp_path, data)
+    run(tc.create_meshing_tasks(path, 0, shape=(16, 16, 8)))
+    run(tc.create_mesh_manifest_tasks(path, 1))
+    cv = CloudVolume(path, progress=False)
+    res, off = np.asarray(RES, dtype=np.float64), np.asarray(OFFSET)
+    for label, (lo, hi) in label_boxes_np(data).items():
+        mesh = cv.mesh.get(label)
+        assert len(mesh.faces) > 0, label
+        v = mesh.vertices / res - off
+        assert np.all(v.min(axis=0) >= lo - 1) and np.all(v.max(axis=0) <= hi + 1), label

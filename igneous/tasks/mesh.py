@@ -107,8 +107,8 @@ def split_small_components(num_vertices: int, faces: np.ndarray, min_faces: int
     graph = coo_matrix((np.ones(len(edges), dtype=bool), (edges[:, 0], edges[:, 1])),
                        shape=(num_vertices, num_vertices))
     count, comp = connected_components(graph, directed=False)
-    if count == 1:
-        return faces, faces[:0]
+    if count == 1:  # one piece: kept whole when small
+        return (faces, faces[:0]) if len(faces) >= min_faces else (faces[:0], faces)
     face_comp = comp[faces[:, 0]]
     small = np.bincount(face_comp, minlength=count)[face_comp] < min_faces
     return faces[~small], faces[small]

@@ -115,14 +115,17 @@ def find_connectomics() -> Path | None:
     return None
 
 
-def connectomics(cutout: tuple[int, int, int] | None = None) -> np.ndarray | None:
-    """The real 512^3 segmentation (or its low corner ``cutout``), or None."""
+def connectomics(cutout: tuple[int, int, int] | None = None, *,
+                 center: bool = False) -> np.ndarray | None:
+    """The real 512^3 segmentation, or a ``cutout`` of it from its low corner
+    (or from its middle, which holds many more labels), or None."""
     path = find_connectomics()
     if path is None:
         return None
     data = load_array(str(path))
     if cutout is not None:
-        data = data[: cutout[0], : cutout[1], : cutout[2]]
+        lo = [(n - c) // 2 if center else 0 for n, c in zip(data.shape, cutout)]
+        data = data[lo[0]:lo[0] + cutout[0], lo[1]:lo[1] + cutout[1], lo[2]:lo[2] + cutout[2]]
     return np.asfortranarray(data)
 
 
@@ -131,7 +134,7 @@ def make_samples(root: str, *, image_shape=(512, 512, 64), seg_cutout=(256, 256,
     root = os.path.abspath(root)
     image = create_layer(os.path.join(root, "image"), smooth_image(image_shape),
                          resolution=(8, 8, 40), chunk_size=(128, 128, 16))
-    seg = connectomics(seg_cutout)
+    seg = connectomics(seg_cutout, center=True)
     source = "real connectomics cutout"
     if seg is None:
         seg, source = synthetic_segmentation(seg_cutout), "synthetic labels"

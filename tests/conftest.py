@@ -35,6 +35,8 @@ from typing import NamedTuple
 
 import pytest
 
+from tests.pg_server import pg_server  # noqa: F401 - the PostgreSQL server fixture
+
 MOTO_ALIAS = "moto"
 AWS_ENV_CLEARED = (
     "AWS_PROFILE",

@@ -45,7 +45,7 @@ def main(ctx: click.Context, parallel: int) -> None:
 
     Planning commands (image downsample, image xfer, ...) put tasks into a
     queue given by --queue (a directory for the durable local queue, fq://DIR,
-    or sqs://NAME); `igneous execute QUEUE` runs them. Without --queue the
+    sqs://NAME or postgresql://...); `igneous execute QUEUE` runs them. Without --queue the
     tasks run at once here, across -p processes.
     """
     ctx.ensure_object(dict)
@@ -69,7 +69,7 @@ def enqueue_or_run(ctx: click.Context, queue: str | None, stages: list, *, what:
         base = q.next_stage()
         for i, tasks in enumerate(stages):
             total += q.insert(tasks, stage=base + i)
-        click.echo(f"Inserted {total} {what} into {q.url}. Run: igneous execute {queue}", err=True)
+        click.echo(f"Inserted {total} {what} into {q.url}. Run: igneous execute {q.url}", err=True)
         q.close()
     else:
         from igneous.worker import run_local
@@ -86,6 +86,27 @@ def _register() -> None:
     main.add_command(queue.queue_group)
     main.add_command(image.image_group)
     main.add_command(design.design_group)
+    from igneous.cli import mesh
+
+    main.add_command(mesh.mesh_group)
+    from igneous.cli import ccl, voxels
+
+    image.image_group.add_command(ccl.ccl_group)
+    image.image_group.add_command(voxels.voxels_group)
+    from igneous.cli import run
+
+    main.add_command(run.run)
+    from igneous.cli import skeleton
+
+    main.add_command(skeleton.skeleton_group)
+    from igneous.cli import view
+
+    main.add_command(view.view)
+    from igneous.cli import analysis, contrast
+
+    image.image_group.add_command(contrast.contrast_group)
+    for command in analysis.COMMANDS:
+        image.image_group.add_command(command)
 
 
 _register()

@@ -6,34 +6,78 @@ import os
 
 import click
 
+# The main job, as a pipeline file (docs/pipelines.md): pyramids for both
+# layers, then meshes and skeletons of every label of the segmentation.
+DEMO_PIPELINE = """\
+source = "./segmentation"
+
+[[steps]]
+id = "image-pyramid"
+step = "downsample"
+layer_path = "./image"
+
+[[steps]]
+id = "segmentation-pyramid"
+step = "downsample"
+
+[[steps]]
+step = "mesh-forge"
+
+[[steps]]
+step = "mesh-merge"
+
+[[steps]]
+step = "skeleton-forge"
+
+[[steps]]
+step = "skeleton-merge"
+dust_threshold = 1000  # nm: the sample is small, the usual 4000 would drop most skeletons
+"""
+
 
 @click.command()
 @click.argument("directory", default="./igneous-sample")
 @click.option("--queue", default=None, help="Queue directory (default: DIRECTORY/queue).")
+@click.option("--size", default="default", show_default=True, type=click.Choice(["small", "default"]),
+              help="small: a 128x128x16 image and a 96x96x48 segmentation cutout (seconds).")
 @click.pass_context
-def demo(ctx, directory, queue):
-    """Make a sample image and segmentation under DIRECTORY, queue their
-    downsampling in a durable local queue, run workers, print where it is."""
+def demo(ctx, directory, queue, size):
+    """Make a sample image and segmentation under DIRECTORY and run the main
+    job on them through a durable local queue: downsample both, mesh and
+    skeletonize every label. Prints where the results are."""
+    from igneous.layers import load_layer
+    from igneous.pipeline import enqueue, load_pipeline, root_failure
     from igneous.queues import open_queue
     from igneous.sample import make_samples
-    from igneous.task_creation.image import plan_downsample
     from igneous.worker import WorkerOptions, run_workers
 
     directory = os.path.abspath(directory)
     queue = queue or os.path.join(directory, "queue")
     click.echo(f"Writing sample layers under {directory} ...", err=True)
-    layers = make_samples(directory)
-    q = open_queue(queue, create=True)
-    for name in ("image", "segmentation"):
-        for i, plan in enumerate(plan_downsample(layers[name], 0, None)):
-            q.insert(plan, stage=i)
-    result = run_workers(queue, WorkerOptions(exit_on_empty=True, quiet=True), parallel=ctx.obj["parallel"])
-    c = q.counts()
+    shapes = {"image_shape": (128, 128, 16), "seg_cutout": (96, 96, 48)} if size == "small" else {}
+    layers = make_samples(directory, **shapes)
+    pipeline_file = os.path.join(directory, "pipeline.toml")
+    with open(pipeline_file, "w") as f:
+        f.write(DEMO_PIPELINE)
+    pipeline = load_pipeline(pipeline_file)
+    enqueue(pipeline, queue)
+    click.echo(f"Running {', '.join(s.id for s in pipeline.steps)} with "
+               f"{ctx.obj['parallel']} worker(s) ...", err=True)
+    result = run_workers(queue, WorkerOptions(exit_on_empty=True, quiet=True),
+                         parallel=ctx.obj["parallel"])
+    with open_queue(queue, create=False) as q:
+        c = q.counts()
+        cause = root_failure(q)
     click.echo(f"Executed {result.executed} tasks ({c.dead} dead-lettered).", err=True)
-    from igneous.layers import load_layer
-
+    if cause is not None:
+        click.echo(f"igneous: a task failed: {cause.error}", err=True)
+        raise SystemExit(1)
+    seg = load_layer(layers["segmentation"]).info
     for name in ("image", "segmentation"):
         info = load_layer(layers[name]).info
         click.echo(f"{name}: {layers[name]}  ({len(info['scales'])} mips, {info['data_type']})")
+    click.echo(f"meshes: {layers['segmentation']}/{seg.get('mesh', 'mesh')}")
+    click.echo(f"skeletons: {layers['segmentation']}/{seg.get('skeletons', 'skeletons')}")
     click.echo(f"segmentation source: {layers['segmentation_source']}")
-    click.echo(f"queue: {q.url}   view with Neuroglancer: precomputed://{layers['image']}")
+    click.echo(f"pipeline: {pipeline_file}   queue: {queue}")
+    click.echo(f"view: igneous view {layers['image']} {layers['segmentation']}")

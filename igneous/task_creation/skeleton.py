@@ -164,7 +164,8 @@ def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_in
     sub.update({"@type": "neuroglancer_skeletons",
                 "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],  # vertices are in nm
                 "vertex_attributes": vertex_attributes(cross_sectional_area), "mip": mip})
-    sub.setdefault("sharding", None)
+    if sub.get("sharding") is None:  # Neuroglancer rejects "sharding": null
+        sub.pop("sharding", None)
     sub["spatial_index"] = None
     if spatial_index:
         from igneous.spatial_index import enable_index
@@ -289,6 +290,8 @@ def _set_sharding(url: str, sharding: dict | None) -> None:
     sub = cf.get_json("info") or {}
     if sub.get("sharding") != sharding:
         sub["sharding"] = sharding
+        if sharding is None:  # Neuroglancer rejects "sharding": null
+            del sub["sharding"]
         cf.put_json("info", sub)
 
 

@@ -233,7 +233,7 @@ class Workflow:
 
 
 WORKFLOWS: dict[str, Workflow] = {}
-_WORKFLOW_MODULES = ("bench.queue", "bench.image", "bench.analysis", "bench.mesh")
+_WORKFLOW_MODULES = ("bench.queue", "bench.image", "bench.analysis", "bench.mesh", "bench.skeleton")
 
 
 def register(wf: Workflow) -> Workflow:

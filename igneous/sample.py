@@ -86,7 +86,7 @@ def smooth_image(shape=(256, 256, 64), seed: int = 0) -> np.ndarray:
                         indexing="ij")
     r2 = freqs[0] ** 2 + freqs[1] ** 2 + (freqs[2] * 2) ** 2
     spectrum = np.fft.rfftn(noise) * (np.exp(-r2 / (2 * 0.03**2)) + 0.3 * np.exp(-r2 / (2 * 0.12**2)))
-    field = np.fft.irfftn(spectrum, s=shape).astype(np.float32)
+    field = np.fft.irfftn(spectrum, s=shape, axes=(0, 1, 2)).astype(np.float32)
     field = (field - field.mean()) / (field.std() + 1e-9)
     membranes = np.exp(-(field**2) * 6)  # thin dark ridges where the field crosses zero
     img = 150 + 40 * np.tanh(field) - 90 * membranes + rng.normal(0, 6, shape)

@@ -58,7 +58,8 @@ def test_memory_option_refuses_nonsense(tmp_path, igneous):
 
 
 @pytest.mark.parametrize("command", [
-    ("mesh", "forge"), ("image", "voxels", "count"), ("image", "ccl", "faces"),
+    ("mesh", "forge"), ("skeleton", "forge"), ("image", "voxels", "count"),
+    ("image", "ccl", "faces"),
 ])
 def test_every_planner_fits_tasks_to_memory(tmp_path, igneous, command):
     """A --memory too small for the default task shape shrinks the shape (and

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from igneous.cli import enqueue_or_run
-from igneous.cli.image import queue_option
+from igneous.cli.image import memory_option, queue_option
 from igneous.spatial_index import spatial_index_group
 
 
@@ -89,11 +89,12 @@ def skeleton_group():
               help="Compute cross-sectional areas with this smoothing window; 0 = off.")
 @click.option("--dir", "skel_dir", default=None,
               help="Skeleton directory (default: the info's, or skeletons_mip_N).")
+@memory_option
 @click.pass_context
 def forge(ctx, path, queue, mip, shape, fill_missing, fix_branching, fix_borders, fix_avocados,
           fill_holes, dust_threshold, spatial_index, scale, const, pdrf_scale, pdrf_exponent,
           soma_detect, soma_accept, soma_scale, soma_const, max_paths, sharded, labels,
-          mask_labels, cross_section, skel_dir):
+          mask_labels, cross_section, skel_dir, memory):
     """(1) Skeletonize PATH block by block into fragments.
 
     Then run `igneous skeleton merge` (or `merge-sharded`) to fuse them.
@@ -114,6 +115,7 @@ def forge(ctx, path, queue, mip, shape, fill_missing, fix_branching, fix_borders
         fix_borders=fix_borders, fix_avocados=fix_avocados, fill_holes=fill_holes > 0,
         dust_threshold=dust_threshold, cross_sectional_area=cross_section > 0,
         cross_sectional_area_smoothing_window=max(cross_section, 1), skel_dir=skel_dir,
+        memory_target=memory,
     )
     enqueue_or_run(ctx, queue, [plan], what="skeleton forge tasks")
 

@@ -16,7 +16,7 @@ import numpy as np
 from igneous.errors import UserError
 from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
-from igneous.task_creation.common import TaskPlan, note
+from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
@@ -28,6 +28,8 @@ from igneous.tasks.skeleton import (
 )
 
 DEFAULT_SHAPE = (256, 256, 256)
+# peak bytes per voxel of a forge task (labels, kimimaro's distance fields), for --memory
+FORGE_BYTES_PER_VOXEL = 48
 DEFAULT_TEASAR = {"scale": 10, "const": 10}
 MAX_BUCKETS = 4096
 UINT64_MAX = 2**64 - 1
@@ -90,9 +92,10 @@ def create_skeletonizing_tasks(
     fix_avocados: bool = False, fill_holes: bool = False, dust_threshold: int = 1000,
     progress: bool = False, parallel: int = 1, cross_sectional_area: bool = False,
     cross_sectional_area_smoothing_window: int = 5, skel_dir: str | None = None,
-    bounds=None,
+    bounds=None, memory_target: float = DEFAULT_MEMORY_TARGET,
 ) -> TaskPlan:
-    """Tasks skeletonizing ``shape`` blocks (plus one voxel of overlap) at ``mip``.
+    """Tasks skeletonizing ``shape`` blocks (plus one voxel of overlap) at ``mip``
+    (smaller when a task of ``shape`` would not fit ``memory_target``).
 
     ``sharded`` only records the intent: both merges read the same fragments.
     ``bounds`` ((lo), (hi) voxels at ``mip``) restricts the work to a region.
@@ -107,6 +110,8 @@ def create_skeletonizing_tasks(
     shape = vec(shape)
     if np.any(shape <= 0):
         raise UserError(f"shape must be three positive integers, not {as_list(shape)}")
+    shape = vec(fit_shape(shape, memory_target, FORGE_BYTES_PER_VOXEL, what="skeleton forge",
+                          limit=layer.info["scales"][mip]["size"]))
     teasar = check_teasar(DEFAULT_TEASAR if teasar_params is None else teasar_params)
     object_ids, mask_ids = _check_ids(object_ids, "object_ids"), _check_ids(mask_ids, "mask_ids")
     if dust_threshold < 0:

@@ -11,7 +11,7 @@ from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import TaskPlan
-from igneous.task_creation.quantize import block_plan, block_step, derived_layer, require_image
+from igneous.task_creation.derived import block_plan, block_step, derived_layer, require_image
 from igneous.tasks import Task
 
 _check_image = require_image("contrast work (histogram, equalize, clahe)", "u")

@@ -11,7 +11,7 @@ import numpy as np
 from igneous.errors import UserError
 from igneous.layers import LayerInfo
 from igneous.task_creation.common import TaskPlan
-from igneous.task_creation.quantize import block_plan, block_step, derived_layer
+from igneous.task_creation.derived import block_plan, block_step, derived_layer
 
 
 def load_label_mapping(mapping) -> np.ndarray:

@@ -9,7 +9,7 @@ from igneous.errors import UserError
 from igneous.grid import scale_bounds
 from igneous.layers import load_layer, resolve_mip
 from igneous.task_creation.common import TaskPlan
-from igneous.task_creation.quantize import block_plan, block_step, derived_layer
+from igneous.task_creation.derived import block_plan, block_step, derived_layer
 
 
 def read_z_mapping(mapping) -> dict[int, int]:

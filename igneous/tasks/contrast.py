@@ -17,7 +17,7 @@ import numpy as np
 
 from igneous.grid import vec
 from igneous.tasks import register
-from igneous.tasks.quantize import map_block
+from igneous.tasks.pyramid import map_block
 
 LEVELS_DIR = "levels"
 

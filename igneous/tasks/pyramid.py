@@ -11,7 +11,7 @@ the end (tinybrain's rule), so mip k is the floored mean of its whole
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -204,6 +204,26 @@ def put_chunks(cv, img: np.ndarray, lo: Vec, mip: int) -> None:
             raw=False)
     if blank:
         cf.delete(blank)
+
+
+def map_block(src_path: str, dest_path: str, mip: int, offset: Sequence[int],
+              shape: Sequence[int], fn: Callable[[np.ndarray, np.ndarray], np.ndarray], *,
+              translate: Sequence[int] = (0, 0, 0), fill_missing: bool = False,
+              compress: str | None = "gzip") -> None:
+    """Write ``fn(block, origin)`` to the destination block ``[offset, offset +
+    shape)``; the block is read from the source at ``offset - translate``
+    (4D x,y,z,c; ``origin`` is its source voxel position)."""
+    from igneous.layers import open_layer
+
+    src = open_layer(src_path, mip, fill_missing=fill_missing)
+    dest = open_layer(dest_path, mip, compress=compress)
+    lo = vec(offset)
+    src_lo = lo - vec(translate)
+    img = read_block(src, src_lo, src_lo + vec(shape), mip)
+    out = fn(img, src_lo)
+    if out.ndim == 3:
+        out = out[..., np.newaxis]
+    write_region(dest, np.asfortranarray(out.astype(dest.dtype, copy=False)), lo, mip)
 
 
 def build_pyramid(src_cv, dest_cv, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,

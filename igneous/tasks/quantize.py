@@ -1,36 +1,14 @@
 """QuantizeTask: one channel of a float or wide-integer image block rescaled
-into uint8; and ``map_block``, the read-transform-write step shared by every
-task that makes a new layer from an old one voxel for voxel."""
+into uint8 (through pyramid.map_block)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from igneous.grid import vec
 from igneous.tasks import register
-
-
-def map_block(src_path: str, dest_path: str, mip: int, offset: Sequence[int],
-              shape: Sequence[int], fn: Callable[[np.ndarray, np.ndarray], np.ndarray], *,
-              translate: Sequence[int] = (0, 0, 0), fill_missing: bool = False,
-              compress: str | None = "gzip") -> None:
-    """Write ``fn(block, origin)`` to the destination block ``[offset, offset +
-    shape)``; the block is read from the source at ``offset - translate``
-    (4D x,y,z,c; ``origin`` is its source voxel position)."""
-    from igneous.layers import open_layer
-    from igneous.tasks.pyramid import read_block, write_region
-
-    src = open_layer(src_path, mip, fill_missing=fill_missing)
-    dest = open_layer(dest_path, mip, compress=compress)
-    lo = vec(offset)
-    src_lo = lo - vec(translate)
-    img = read_block(src, src_lo, src_lo + vec(shape), mip)
-    out = fn(img, src_lo)
-    if out.ndim == 3:
-        out = out[..., np.newaxis]
-    write_region(dest, np.asfortranarray(out.astype(dest.dtype, copy=False)), lo, mip)
+from igneous.tasks.pyramid import map_block
 
 
 def quantize_values(img: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.tasks import register
-from igneous.tasks.quantize import map_block
+from igneous.tasks.pyramid import map_block
 
 MAPPING_KEY = "remap/mapping.npy"
 

@@ -92,9 +92,9 @@ def test_fill_missing(tmp_path):
     data = noisy((32, 32, 8)) | 1
     src = make_layer(str(tmp_path / "src"), data, chunk=(16, 16, 8))
     next((tmp_path / "src" / "4_4_40").glob("0-16_0-16_0-8*")).unlink()
-    from cloudvolume.exceptions import EmptyVolumeException
+    from igneous.chunkio import MissingChunkError
 
-    with pytest.raises(EmptyVolumeException):
+    with pytest.raises(MissingChunkError, match="0-16_0-16_0-8 .* is missing"):
         run(tc.create_transfer_tasks(src, f"file://{tmp_path}/d1", skip_downsamples=True))
     run(tc.create_transfer_tasks(src, f"file://{tmp_path}/d2", skip_downsamples=True,
                                  fill_missing=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from igneous.cli import enqueue_or_run
-from igneous.cli.image import memory_option, queue_option
+from igneous.cli.image import _compress, memory_option, queue_option
 
 
 def _shape(value: str | None):
@@ -77,7 +77,7 @@ def _dest(chunk_size, encoding, compress) -> dict:
     from igneous.layers import parse_triple
 
     return dict(chunk_size=parse_triple(chunk_size, "--chunk-size"), encoding=encoding,
-                compress=None if compress == "none" else compress)
+                compress=_compress(compress))
 
 
 @click.group("ccl")

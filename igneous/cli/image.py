@@ -114,7 +114,8 @@ def _level(value: int | None) -> dict:
 
 
 def _compress(value: str):
-    return None if value == "none" else value
+    """--compress none means uncompressed chunk files (False: CloudVolume's None means "default")."""
+    return False if value == "none" else value
 
 
 @click.group("image")

@@ -154,10 +154,10 @@ def _plane(a: np.ndarray, axis: int, i: int) -> np.ndarray:
 
 
 def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool, thresholds) -> tuple[dict, np.ndarray]:
-    from igneous.layers import open_layer
+    from igneous.chunkio import open_volume
     from igneous.tasks.pyramid import read_block
 
-    cv = open_layer(cloudpath, mip, fill_missing=fill_missing)
+    cv = open_volume(cloudpath, mip, fill_missing=fill_missing)
     return cv.info, binarize(read_block(cv, lo, hi, mip)[..., 0], *thresholds)
 
 
@@ -342,7 +342,7 @@ def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
                 threshold_gte=None, threshold_lte=None, fill_missing: bool = False,
                 compress: str | None = "gzip") -> None:
     """Step 4 for one block: write its final labels into ``dest_path`` (scale 0)."""
-    from igneous.layers import open_layer
+    from igneous.chunkio import open_volume
     from igneous.tasks.pyramid import write_region
 
     lo, hi = Blocks(start, stop, shape).box(index)
@@ -354,7 +354,7 @@ def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
     if n + 1 != lut.size:
         raise UserError(f"block {Blocks.name(index)} of {src_path} has changed since "
                         f"`{COMMAND} faces` ran ({n} components, {lut.size - 1} before); start over")
-    dest = open_layer(dest_path, 0, compress=compress)
+    dest = open_volume(dest_path, 0, compress=compress)
     lut = lut.astype(dest.dtype, copy=False)
     out = lut[cc.reshape(-1, order="F")].reshape(cc.shape + (1,), order="F")
     write_region(dest, out, lo, 0)

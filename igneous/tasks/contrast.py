@@ -42,10 +42,10 @@ def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequen
     random ``coverage`` fraction of its xy columns (``column``-sized)."""
     from cloudfiles import CloudFiles
 
-    from igneous.layers import open_layer
+    from igneous.chunkio import open_volume
     from igneous.tasks.pyramid import read_block
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     lo, size, col = vec(offset), vec(shape), vec(column)
     counts = -(-size[:2] // col[:2])
     picked = sample_columns(int(counts[0] * counts[1]), coverage, seed=int(lo[2]))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import Vec, clip, is_empty, scale_bounds, vec
+from igneous.grid import Vec, clip, is_empty, vec
 
 METHODS = ("auto", "avg", "mode", "min", "max", "striding")
 
@@ -102,21 +102,26 @@ def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarra
 def open_pair(src_path: str, dest_path: str, mip: int, *, fill_missing: bool, agglomerate: bool,
               timestamp, delete_black_uploads: bool, background_color: int, compress,
               compress_level: int | None = None):
-    """The source (read) and destination (write) CloudVolumes of a block task."""
-    from igneous.layers import open_layer
+    """The source (read) and destination (write) Volumes of a block task."""
+    from igneous.chunkio import open_volume
 
-    src = open_layer(src_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
-                     timestamp=timestamp)
-    dest = open_layer(dest_path, mip, delete_black_uploads=delete_black_uploads,
-                      background_color=background_color, compress=compress,
-                      compress_level=compress_level)
+    src = open_volume(src_path, mip, fill_missing=fill_missing, agglomerate=agglomerate,
+                      timestamp=timestamp)
+    dest = open_volume(dest_path, mip, delete_black_uploads=delete_black_uploads,
+                       background_color=background_color, compress=compress,
+                       compress_level=compress_level)
     return src, dest
 
 
-def read_block(cv, lo: Vec, hi: Vec, mip: int) -> np.ndarray:
-    """Voxels [lo, hi) of a mip as a 4D Fortran array (a copy we may modify)."""
+def read_block(vol, lo: Vec, hi: Vec, mip: int) -> np.ndarray:
+    """Voxels [lo, hi) of a mip as a 4D Fortran array (a copy we may modify);
+    ``vol`` is an igneous.chunkio.Volume, or a CloudVolume."""
+    native = getattr(vol, "native", None)
+    if native is not None and native(mip):
+        return vol.read(vec(lo), vec(hi), mip)
     from cloudvolume import Bbox
 
+    cv = vol.cloudvolume(mip) if native is not None else vol
     img = np.asfortranarray(np.asarray(cv.download(Bbox(lo, hi), mip=mip)))
     if _misreads_byte_order(cv, img):
         img.byteswap(inplace=True)
@@ -139,71 +144,27 @@ def pad_low(img: np.ndarray, pad: Vec) -> np.ndarray:
     return np.asfortranarray(np.pad(img, widths, mode="edge"))
 
 
-def write_region(cv, img: np.ndarray, origin: Vec, mip: int) -> None:
-    """Write ``img`` placed at ``origin`` into ``mip``, cropped to the mip's bounds."""
-    start, stop = scale_bounds(cv.info, mip)
+def write_region(vol, img: np.ndarray, origin: Vec, mip: int) -> None:
+    """Write ``img`` placed at ``origin`` into ``mip`` of a Volume, cropped to the mip's bounds."""
+    start, stop = vol.bounds(mip)
     lo, hi = clip(origin, origin + vec(img.shape[:3]), start, stop)
     if is_empty(lo, hi):
         return
     a, b = lo - origin, hi - origin
     part = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
-    if cv.image.is_sharded(mip) or not _whole_chunks(cv, lo, hi, mip):
-        cv.mip = mip
+    if not (vol.native(mip) and _whole_chunks(vol, lo, hi, mip)):
+        cv = vol.cloudvolume(mip)
         cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = part
         return
-    put_chunks(cv, part, lo, mip)
+    vol.write_chunks(part, lo, mip)
 
 
-def _whole_chunks(cv, lo: Vec, hi: Vec, mip: int) -> bool:
+def _whole_chunks(vol, lo: Vec, hi: Vec, mip: int) -> bool:
     """Does [lo, hi) cover whole chunks (those cut by the volume's end count as whole)?"""
-    start, stop = scale_bounds(cv.info, mip)
-    chunk = vec(cv.meta.chunk_size(mip))
+    start, stop = vol.bounds(mip)
+    chunk = vol.chunk_size(mip)
     return bool(np.all((lo - start) % chunk == 0)
                 and np.all(((hi - start) % chunk == 0) | (hi == stop)))
-
-
-def put_chunks(cv, img: np.ndarray, lo: Vec, mip: int) -> None:
-    """Encode and upload the chunks of a chunk-aligned region ourselves.
-
-    CloudVolume's own upload drops ``compress_level`` (it compresses before
-    handing files to cloud-files, always at level 9); this writes the same
-    chunk files, names and encodings, at the level the layer was opened with,
-    uploading on cloud-files' threads. All-background chunks are deleted
-    instead when the layer was opened with ``delete_black_uploads``.
-    """
-    from cloudfiles import CloudFiles
-    from cloudvolume import chunks
-    from cloudvolume.datasource.precomputed.common import content_type, should_compress
-
-    meta = cv.meta
-    encoding = meta.encoding(mip)
-    compress = should_compress(encoding, cv.config.compress, None)
-    level = cv.config.compress_level
-    block = meta.compressed_segmentation_block_size(mip)
-    params = meta.compression_params(mip)
-    chunk = vec(meta.chunk_size(mip))
-    hi = lo + vec(img.shape[:3])
-    drop_black = bool(getattr(cv.image, "delete_black_uploads", False))
-    background = getattr(cv.image, "background_color", 0)
-    files, blank = [], []
-    for x in range(lo[0], hi[0], chunk[0]):
-        for y in range(lo[1], hi[1], chunk[1]):
-            for z in range(lo[2], hi[2], chunk[2]):
-                c_lo = vec((x, y, z))
-                c_hi = np.minimum(c_lo + chunk, hi)
-                a, b = c_lo - lo, c_hi - lo
-                sub = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
-                name = f"{meta.key(mip)}/{x}-{c_hi[0]}_{y}-{c_hi[1]}_{z}-{c_hi[2]}"
-                if drop_black and not np.any(sub != background):
-                    blank.append(name)
-                    continue
-                files.append({"path": name, "content": chunks.encode(
-                    np.asfortranarray(sub), encoding, block, compression_params=params)})
-    cf = CloudFiles(meta.cloudpath, progress=False)
-    cf.puts(files, compress=compress, compression_level=level, content_type=content_type(encoding),
-            raw=False)
-    if blank:
-        cf.delete(blank)
 
 
 def map_block(src_path: str, dest_path: str, mip: int, offset: Sequence[int],
@@ -213,10 +174,10 @@ def map_block(src_path: str, dest_path: str, mip: int, offset: Sequence[int],
     """Write ``fn(block, origin)`` to the destination block ``[offset, offset +
     shape)``; the block is read from the source at ``offset - translate``
     (4D x,y,z,c; ``origin`` is its source voxel position)."""
-    from igneous.layers import open_layer
+    from igneous.chunkio import open_volume
 
-    src = open_layer(src_path, mip, fill_missing=fill_missing)
-    dest = open_layer(dest_path, mip, compress=compress)
+    src = open_volume(src_path, mip, fill_missing=fill_missing)
+    dest = open_volume(dest_path, mip, compress=compress)
     lo = vec(offset)
     src_lo = lo - vec(translate)
     img = read_block(src, src_lo, src_lo + vec(shape), mip)
@@ -226,25 +187,25 @@ def map_block(src_path: str, dest_path: str, mip: int, offset: Sequence[int],
     write_region(dest, np.asfortranarray(out.astype(dest.dtype, copy=False)), lo, mip)
 
 
-def build_pyramid(src_cv, dest_cv, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,
+def build_pyramid(src, dest, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,
                   dest_mip: int, num_mips: int, factor: Sequence[int], method: str, sparse: bool,
                   write_base: bool) -> None:
     """Read the source block, optionally write it at ``dest_mip``, then write
     ``num_mips`` pooled mips above it. ``dest_lo`` may lie before the data
     (by less than one factor): that margin is filled by edge repetition."""
     factor = vec(factor)
-    d_start, d_stop = scale_bounds(dest_cv.info, dest_mip)
+    d_start, d_stop = dest.bounds(dest_mip)
     span = src_hi - src_lo
     # the part of the block that holds data, in destination coordinates
     have_lo, have_hi = clip(dest_lo, dest_lo + span, d_start, d_stop)
     if is_empty(have_lo, have_hi):
         return
     shift = src_lo - dest_lo
-    img = read_block(src_cv, have_lo + shift, have_hi + shift, src_mip)
+    img = read_block(src, have_lo + shift, have_hi + shift, src_mip)
     if write_base:
-        write_region(dest_cv, img, have_lo, dest_mip)
+        write_region(dest, img, have_lo, dest_mip)
     if num_mips <= 0:
         return
     img = pad_low(img, have_lo - dest_lo)
     for i, level in enumerate(pool(img, factor, num_mips, method, sparse), start=1):
-        write_region(dest_cv, level, dest_lo // factor**i, dest_mip + i)
+        write_region(dest, level, dest_lo // factor**i, dest_mip + i)

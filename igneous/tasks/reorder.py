@@ -29,12 +29,12 @@ def reorder(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shap
             sources: Sequence[int], fill_missing: bool = False, compress: str | None = "gzip",
             delete_black_uploads: bool = False, background_color: int = 0) -> None:
     """``sources[i]`` is the source z of destination slice ``offset.z + i``."""
-    from igneous.layers import open_layer
+    from igneous.chunkio import open_volume
     from igneous.tasks.pyramid import read_block, write_region
 
-    src = open_layer(src_path, mip, fill_missing=fill_missing)
-    dest = open_layer(dest_path, mip, compress=compress, delete_black_uploads=delete_black_uploads,
-                      background_color=background_color)
+    src = open_volume(src_path, mip, fill_missing=fill_missing)
+    dest = open_volume(dest_path, mip, compress=compress, delete_black_uploads=delete_black_uploads,
+                       background_color=background_color)
     lo, size = vec(offset), vec(shape)
     if len(sources) != size[2]:
         raise ValueError(f"reorder task has {len(sources)} sources for {size[2]} slices")

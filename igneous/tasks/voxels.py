@@ -9,7 +9,6 @@ so labels above 2**53 stay exact), never JSON.
 from __future__ import annotations
 
 import io
-import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -28,9 +27,14 @@ MERGE_BATCH = 64
 
 def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", **arrays: np.ndarray) -> None:
     """Write named arrays as one whole .npz object."""
-    from cloudfiles import CloudFiles
+    _files(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
 
-    CloudFiles(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
+
+def _files(cloudpath: str):
+    from igneous.files import Files
+    from igneous.layers import normalize_path
+
+    return Files(normalize_path(cloudpath))
 
 
 def encode_arrays(**arrays: np.ndarray) -> bytes:
@@ -41,9 +45,7 @@ def encode_arrays(**arrays: np.ndarray) -> bytes:
 
 def get_arrays(cloudpath: str, key: str) -> dict[str, np.ndarray] | None:
     """The arrays of one .npz object, or None when it does not exist."""
-    from cloudfiles import CloudFiles
-
-    return _decode(CloudFiles(cloudpath).get(key))
+    return _decode(_files(cloudpath).get(key))
 
 
 def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
@@ -56,14 +58,8 @@ def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
 def iter_arrays(cloudpath: str, keys: Iterable[str], batch: int = 256) -> Iterator[tuple[str, dict | None]]:
     """(key, arrays or None) for each key, in order; each batch is fetched
     concurrently, so streaming thousands of small remote files stays quick."""
-    from cloudfiles import CloudFiles
-
-    cf = CloudFiles(cloudpath)
-    keys = iter(keys)
-    while chunk := list(itertools.islice(keys, batch)):
-        got = cf.get(chunk, return_dict=True, progress=False)
-        for key in chunk:
-            yield key, _decode(got.get(key))
+    for key, data in _files(cloudpath).get_many(keys, batch):
+        yield key, _decode(data)
 
 
 def block_name(lo: Sequence[int], hi: Sequence[int]) -> str:
@@ -111,12 +107,12 @@ def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequenc
     """Count the voxels of each label in ``[offset, offset + shape)`` (clipped to the volume)."""
     import fastremap
 
+    from igneous.chunkio import open_volume
     from igneous.grid import clip, scale_bounds
-    from igneous.layers import open_layer
     from igneous.tasks.pyramid import read_block
 
-    cv = open_layer(cloudpath, mip, fill_missing=fill_missing, agglomerate=agglomerate,
-                    timestamp=timestamp)
+    cv = open_volume(cloudpath, mip, fill_missing=fill_missing, agglomerate=agglomerate,
+                     timestamp=timestamp)
     start, stop = scale_bounds(cv.info, mip)
     lo, hi = clip(vec(offset), vec(offset) + vec(shape), start, stop)
     img = read_block(cv, lo, hi, mip)

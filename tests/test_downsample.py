@@ -179,6 +179,18 @@ def test_cli_through_durable_queue(tmp_path):
         assert np.array_equal(read_mip(url, k)[0], average(data, (32, 0, 4), (2, 2, 1), k)[0])
 
 
+@pytest.mark.parametrize("compress,suffix", [("none", ""), ("gzip", ".gz"), ("br", ".br")])
+def test_cli_compress_choice_is_what_lands_on_disk(tmp_path, compress, suffix):
+    data = noisy((64, 48, 16))
+    url = make_layer(str(tmp_path / "img"), data)
+    r = CliRunner().invoke(main, ["image", "downsample", url, "--num-mips", "1",
+                                  "--compress", compress])
+    assert r.exit_code == 0, r.output
+    names = [p.name for p in (tmp_path / "img" / "8_8_40").iterdir()]
+    assert names and all(n.endswith(suffix) and n.count(".") == suffix.count(".") for n in names)
+    assert np.array_equal(read_mip(url, 1)[0], average(data, (0, 0, 0), (2, 2, 1), 1)[0])
+
+
 def test_memory_target_limits_mips_per_task(tmp_path):
     url = make_layer(str(tmp_path / "img"), noisy((256, 256, 8)), chunk=(32, 32, 8))
     passes = plan_downsample(url, 0, 3, memory_target=2**17)

@@ -109,7 +109,19 @@ class Files:
             for key in part:
                 yield key, got.get(key)
 
+    def get_json(self, key: str):
+        """The parsed JSON of ``key``, or None if it does not exist."""
+        import json
+
+        data = self.get(key)
+        return None if data is None else json.loads(data)
+
     # -- writing ---------------------------------------------------------------
+
+    def put_json(self, key: str, value, **kw) -> None:
+        import json
+
+        self.put(key, json.dumps(value).encode(), content_type="application/json", **kw)
 
     def put(self, key: str, content: bytes, *, compress: str | bool | None = None,
             level: int | None = None, content_type: str | None = None) -> None:

@@ -110,6 +110,18 @@ def ensure_scales(info: dict, mip: int, count: int, factor: Vec, chunks: list[Ve
     return info, changed
 
 
+def new_layer_info(layer_type: str, data_type: str, encoding: str, resolution, voxel_offset,
+                   size, chunk, num_channels: int = 1) -> dict:
+    """The info of a new one-scale layer (what CloudVolume.create_new_info
+    writes, without importing CloudVolume)."""
+    res = format_resolution(np.asarray(resolution))
+    scale = {"key": scale_key(res), "resolution": res, "voxel_offset": as_list(vec(voxel_offset)),
+             "size": as_list(vec(size)), "chunk_sizes": [as_list(vec(chunk))], "encoding": encoding}
+    _copy_encoding_params({}, scale, None)
+    return {"type": layer_type, "data_type": str(np.dtype(data_type)),
+            "num_channels": int(num_channels), "scales": [scale]}
+
+
 def _copy_encoding_params(src: dict, dest: dict, level: int | None) -> None:
     enc = dest["encoding"]
     if enc == "compressed_segmentation":

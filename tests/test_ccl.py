@@ -184,3 +184,36 @@ def test_bad_input(tmp_path):
     fails("relabel", seg, dest, says="after calc-labels")
     with pytest.raises(UserError, match="multiple of the output chunk"):
         tc.create_ccl_relabel_tasks(seg, dest, 0, chunk_size=(16, 16, 8))
+
+
+def test_union_find_matches_scipy():
+    """The global merge step against scipy's connected components on random
+    graphs (chains, stars, many small sets, ids far above 2**53)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from igneous.tasks.ccl import _merge_sets
+
+    rs = np.random.RandomState(3)
+    chain = np.arange(1, 3000, dtype=np.uint64)
+    graphs = [rs.randint(0, 500, (300, 2)).astype(np.uint64),
+              rs.randint(0, 50_000, (40_000, 2)).astype(np.uint64) + np.uint64(2**60),
+              np.stack([chain[::-1][1:], chain[::-1][:-1]], axis=1),  # a long chain, worst first
+              np.stack([np.full(100, 7, np.uint64), np.arange(100, 200, dtype=np.uint64)], axis=1),
+              np.zeros((0, 2), np.uint64)]
+    for edges in graphs:
+        nodes, sets = _merge_sets(edges)
+        want_nodes, inv = np.unique(edges, return_inverse=True)
+        inv = inv.reshape(edges.shape)
+        m = want_nodes.size
+        graph = coo_matrix((np.ones(len(inv)), (inv[:, 0], inv[:, 1])), shape=(m, m))
+        n, want = connected_components(graph, directed=False)
+        np.testing.assert_array_equal(nodes, want_nodes)
+        assert sets.size == m and (m == 0 or sets.max() + 1 == n)
+        # the same partition: a bijection between set ids
+        pairs = np.unique(np.stack([sets, want], axis=1), axis=0) if m else np.zeros((0, 2))
+        assert len(pairs) == n
+        # sets numbered in order of their smallest node
+        if m:
+            firsts = np.unique(sets, return_index=True)[1]
+            assert np.all(np.diff(firsts) > 0)

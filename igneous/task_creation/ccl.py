@@ -181,12 +181,11 @@ def plan_relabel(src_path: str, dest_path: str, mip: int = 0, shape: Sequence[in
 
 
 def _write_dest_info(dest_path: str, info: dict, mip: int, dtype: str, encoding: str, chunk) -> None:
-    from cloudvolume import CloudVolume
+    from igneous.scales import new_layer_info
 
     scale = info["scales"][mip]
-    new = CloudVolume.create_new_info(
-        1, "segmentation", dtype, encoding, scale["resolution"], scale.get("voxel_offset", [0, 0, 0]),
-        scale["size"], chunk_size=as_list(chunk))
+    new = new_layer_info("segmentation", dtype, encoding, scale["resolution"],
+                         scale.get("voxel_offset", [0, 0, 0]), scale["size"], chunk)
     old = read_info(dest_path)
     if old is not None and old != new:
         raise UserError(f"{dest_path} already holds a different layer; delete it or choose another DEST")

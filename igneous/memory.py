@@ -62,3 +62,24 @@ def default_memory_target() -> int:
     if env:
         return parse_memory(env)
     return max(MIN_TARGET, int(machine_memory() * MEMORY_FRACTION))
+
+
+def return_freed_memory() -> None:
+    """Make a long-lived worker give freed block buffers back to the system.
+
+    glibc serves allocations above a threshold with their own mappings, but
+    raises that threshold each time such a block is freed (up to 32 MB); after
+    a few tasks, 4-30 MB buffers (a slab of chunks, a decoded chunk) land in
+    the heap, stay there between tasks and push the worker's peak up with
+    every task. A fixed threshold (and trimming) keeps a worker's peak the
+    peak of its largest task. No-op where the C library is not glibc.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already uses
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 4 << 20)
+    mallopt(m_trim_threshold, 16 << 20)

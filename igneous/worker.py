@@ -113,9 +113,12 @@ class _Stop:
 
 def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> WorkerResult:
     """Execute tasks from ``queue`` until told to stop (see WorkerOptions)."""
+    from igneous.memory import return_freed_memory
+
     opts = opts or WorkerOptions()
     if isinstance(queue, str):
         queue = open_queue(queue, create=False, region=opts.region)
+    return_freed_memory()
     result = WorkerResult()
     stop = _Stop()
     stop.install()

@@ -377,7 +377,8 @@ def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
     # one row of chunks at a time, so the final labels never exist as a whole block
     step = int(dest.chunk_size(0)[2])
     for z in range(0, cc.shape[2], step):
-        out = np.asfortranarray(lut[cc[:, :, z:z + step]])[..., np.newaxis]
+        # indexing the C-ordered transpose gives a Fortran-ordered result with no extra copy
+        out = lut[cc[:, :, z:z + step].T].T[..., np.newaxis]
         write_region(dest, out, lo + vec((0, 0, z)), 0)
 
 

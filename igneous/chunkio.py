@@ -60,6 +60,7 @@ def decode(data: bytes, encoding: str, shape: tuple[int, ...], dtype: np.dtype,
         if len(data) != expected:
             raise ValueError(f"raw chunk holds {len(data)} bytes, {expected} expected for {shape} {dtype}")
         return np.frombuffer(data, dtype=dtype).reshape(shape, order="F")
+    data = bytes(data)  # the codecs want bytes, libdeflate gives a bytearray
     if encoding == "compressed_segmentation":
         import compressed_segmentation
 

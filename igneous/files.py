@@ -21,16 +21,44 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 
+from igneous.errors import UserError
+
 # suffix of each stored compression, in the order reads try them
 SUFFIXES = {"": None, ".gz": "gzip", ".br": "br", ".zstd": "zstd", ".xz": "xz", ".bz2": "bzip2"}
 GZIP_LEVEL = 6
+
+
+def gzip_compress(data: bytes, level: int) -> bytes:
+    """gzip through libdeflate (the ``deflate`` package cloud-files depends on:
+    about 3x faster than zlib at the same level, and smaller), else zlib."""
+    try:
+        import deflate
+    except ImportError:
+        return gzip.compress(data, compresslevel=level, mtime=0)
+    return deflate.gzip_compress(data, level)
+
+
+def gzip_decompress(data: bytes) -> bytes:
+    try:
+        import deflate
+    except ImportError:
+        return gzip.decompress(data)
+    try:
+        out = deflate.gzip_decompress(data)
+    except deflate.DeflateError:
+        return gzip.decompress(data)  # raises the usual BadGzipFile / EOFError
+    # libdeflate stops after the first gzip member; the trailer of the last
+    # one (its size mod 2**32) tells whether there were more: zlib reads them all
+    if len(out) % 2**32 != int.from_bytes(data[-4:], "little"):
+        return gzip.decompress(data)
+    return out
 
 
 def decompress(data: bytes, method: str | None) -> bytes:
     if method is None:
         return data
     if method == "gzip":
-        return gzip.decompress(data)
+        return gzip_decompress(data)
     if method == "br":
         import brotli
 
@@ -88,9 +116,14 @@ class Files:
         for suffix, method in SUFFIXES.items():
             try:
                 with open(path + suffix, "rb") as f:
-                    return decompress(f.read(), method)
+                    data = f.read()
             except FileNotFoundError:
                 continue
+            try:
+                return decompress(data, method)
+            except Exception as e:
+                raise UserError(f"{self.cloudpath}/{key}{suffix} is corrupt ({method} data that "
+                                f"cannot be decompressed: {e}); rewrite or delete it") from None
         return None
 
     def get_many(self, keys: Iterable[str], batch: int = 256) -> Iterator[tuple[str, bytes | None]]:
@@ -139,8 +172,7 @@ class Files:
         suffix = ".gz" if method == "gzip" else ""
         for key, content in items:
             if method == "gzip":
-                content = gzip.compress(content, compresslevel=GZIP_LEVEL if level is None else level,
-                                        mtime=0)
+                content = gzip_compress(content, GZIP_LEVEL if level is None else level)
             self._write(key, suffix, content)
 
     def _write(self, key: str, suffix: str, content: bytes) -> None:

@@ -186,3 +186,20 @@ def test_reads_brotli_chunks_written_by_cloudvolume(tmp_path):
     got = read_block(open_volume(url, 0), np.array(OFFSET), np.array(OFFSET) + SHAPE, 0)
     np.testing.assert_array_equal(got[..., 0], data)
     assert got.dtype == np.uint64 and int(got.max()) > 2**53
+
+
+def test_gzip_variants(tmp_path):
+    """Several gzip members are read whole (libdeflate alone stops after the
+    first); a truncated gzip file is refused with its name."""
+    from igneous.errors import UserError
+    from igneous.files import Files
+
+    files = Files(f"file://{tmp_path}")
+    (tmp_path / "two.gz").write_bytes(gzip.compress(b"abc") + gzip.compress(b"defg"))
+    assert bytes(files.get("two")) == b"abcdefg"
+    files.put("one", b"x" * 5000, compress="gzip")
+    assert gzip.decompress((tmp_path / "one.gz").read_bytes()) == b"x" * 5000
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"y" * 5000)[:-20])
+    with pytest.raises(UserError, match="bad.gz is corrupt"):
+        files.get("bad")
+    assert files.get("absent") is None

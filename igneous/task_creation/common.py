@@ -11,9 +11,8 @@ from igneous.tasks import Task
 # bytes a single task may use (1/4 of this machine's memory unless
 # IGNEOUS_MEMORY_TARGET says otherwise); see `igneous design ds-memory`
 DEFAULT_MEMORY_TARGET = default_memory_target()
-# gzip level of chunk files: zlib's default. Level 9 (CloudVolume's) took 5x
-# the CPU on real segmentation chunks for files 16% smaller (docs/benchmarks.md)
-COMPRESS_LEVEL = 6
+# gzip level of chunk files: None = by layer type (igneous.chunkio.default_gzip_level)
+COMPRESS_LEVEL = None
 # decode buffers and pooling temporaries on top of the block and its mips
 MEMORY_OVERHEAD = 2.0
 

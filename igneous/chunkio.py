@@ -224,17 +224,20 @@ class Volume:
         drop_black = bool(self.options.get("delete_black_uploads"))
         background = self.options.get("background_color", 0) or 0
         hi = lo + vec(img.shape[:3])
-        files, blank = [], []
-        for c_lo, c_hi in self.chunk_boxes(lo, hi, mip):
-            a, b = c_lo - lo, c_hi - lo
-            sub = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
-            key = self.chunk_key(mip, c_lo, c_hi)
-            if drop_black and not np.any(sub != background):
-                blank.append(key)
-                continue
-            files.append((key, encode(sub, encoding, block_size, params)))
+        blank: list[str] = []
+
+        def encoded() -> Iterator[tuple[str, bytes]]:  # one chunk at a time, not the whole block
+            for c_lo, c_hi in self.chunk_boxes(lo, hi, mip):
+                a, b = c_lo - lo, c_hi - lo
+                sub = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+                key = self.chunk_key(mip, c_lo, c_hi)
+                if drop_black and not np.any(sub != background):
+                    blank.append(key)
+                    continue
+                yield key, encode(sub, encoding, block_size, params)
+
         level = self.options.get("compress_level") or default_gzip_level(self.info)
-        self.files.put_many(files, compress=compress, level=level,
+        self.files.put_many(encoded(), compress=compress, level=level,
                             content_type=content_type(encoding))
         if blank:
             self.files.delete(blank)

@@ -26,6 +26,8 @@ from igneous.errors import UserError
 # suffix of each stored compression, in the order reads try them
 SUFFIXES = {"": None, ".gz": "gzip", ".br": "br", ".zstd": "zstd", ".xz": "xz", ".bz2": "bzip2"}
 GZIP_LEVEL = 6
+# remote files fetched or sent per concurrent batch (bounds the bytes held at once)
+REMOTE_BATCH = 64
 
 
 def gzip_compress(data: bytes, level: int) -> bytes:
@@ -126,7 +128,7 @@ class Files:
                                 f"cannot be decompressed: {e}); rewrite or delete it") from None
         return None
 
-    def get_many(self, keys: Iterable[str], batch: int = 256) -> Iterator[tuple[str, bytes | None]]:
+    def get_many(self, keys: Iterable[str], batch: int = REMOTE_BATCH) -> Iterator[tuple[str, bytes | None]]:
         """(key, content or None) for each key in order; remote keys are
         fetched concurrently a batch at a time, local ones one by one (so only
         one file's bytes are held at once)."""
@@ -162,12 +164,17 @@ class Files:
 
     def put_many(self, items: Iterable[tuple[str, bytes]], *, compress: str | bool | None = None,
                  level: int | None = None, content_type: str | None = None) -> None:
-        """Write whole files; ``compress`` is None/"gzip"/"br"/... as in cloud-files."""
+        """Write whole files; ``compress`` is None/"gzip"/"br"/... as in cloud-files.
+        ``items`` may be a generator: files are produced, compressed and written
+        one at a time locally, a batch at a time (concurrently) elsewhere."""
         method = compression(compress)
         if not self.local or method not in (None, "gzip"):
-            files = [{"path": k, "content": c} for k, c in items]
-            self._cloudfiles().puts(files, compress=method, compression_level=level,
-                                    content_type=content_type, raw=False)
+            import itertools
+
+            items = iter(items)
+            while batch := [{"path": k, "content": c} for k, c in itertools.islice(items, REMOTE_BATCH)]:
+                self._cloudfiles().puts(batch, compress=method, compression_level=level,
+                                        content_type=content_type, raw=False)
             return
         suffix = ".gz" if method == "gzip" else ""
         for key, content in items:

@@ -203,3 +203,23 @@ def test_gzip_variants(tmp_path):
     with pytest.raises(UserError, match="bad.gz is corrupt"):
         files.get("bad")
     assert files.get("absent") is None
+
+
+def test_remote_layer_in_batches():
+    """A non-local layer (cloud-files' in-memory protocol) with more chunks than
+    one concurrent batch: written and read by us, checked through CloudVolume."""
+    from igneous.files import REMOTE_BATCH
+
+    shape, chunk = (160, 176, 8), (16, 16, 8)  # 110 chunks
+    info = CloudVolume.create_new_info(1, "segmentation", "uint64", "compressed_segmentation",
+                                       [8, 8, 30], [5, 0, 2], list(shape), chunk_size=list(chunk))
+    url = "mem://igneous-test-chunkio/seg"
+    CloudVolume(url, info=info, progress=False).commit_info()
+    data = (np.random.RandomState(2).randint(0, 9, shape).astype(np.uint64) + np.uint64(BIG))
+    vol = open_volume(url, 0)
+    assert vol.native(0) and not vol.files.local
+    assert len(list(vol.chunk_boxes(np.array([5, 0, 2]), np.array([5, 0, 2]) + shape, 0))) > REMOTE_BATCH
+    write_region(vol, data[..., None], np.array([5, 0, 2]), 0)
+    np.testing.assert_array_equal(CloudVolume(url, progress=False)[:, :, :][..., 0], data)
+    got = read_block(open_volume(url, 0), np.array([9, 3, 2]), np.array([150, 170, 10]), 0)
+    np.testing.assert_array_equal(got[..., 0], data[4:145, 3:170, :])

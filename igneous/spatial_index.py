@@ -192,11 +192,13 @@ def to_sqlite(dir_path: str, db_path: str, *, allow_missing: bool = False,
 def spatial_index_task(layer_path: str, mip: int, lo: list[int], hi: list[int], index_dir: str,
                        fill_missing: bool = False) -> None:
     """Index the labels of one task box of a segmentation without meshing it."""
-    from igneous.layers import open_layer
+    from igneous.chunkio import open_volume
+    from igneous.grid import resolution
+    from igneous.tasks.pyramid import read_block
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
-    img = cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][..., 0]
-    write_index(index_dir, lo, hi, cv.resolution, label_boxes(img, lo))
+    vol = open_volume(layer_path, mip, fill_missing=fill_missing)
+    img = read_block(vol, lo, hi, mip)[..., 0]
+    write_index(index_dir, lo, hi, resolution(vol.info, mip), label_boxes(img, lo))
 
 
 def index_grid(info: dict, mip: int, shape: Sequence[int]) -> Iterator[Box]:

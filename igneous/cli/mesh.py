@@ -176,10 +176,20 @@ def clean(src, mesh_dir):
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory at DEST (default: SRC's).")
 @click.option("--magnitude", default=2, show_default=True, type=int,
               help="Split the work into 10^magnitude file-name-prefix tasks.")
+@click.option("--sharded", is_flag=True,
+              help="Rewrite finished unsharded meshes (legacy or multi-resolution) as sharded "
+              "multi-resolution meshes at DEST (one task per shard).")
+@click.option("--nlod", default=0, show_default=True, type=int,
+              help="(--sharded) Extra levels of detail to build.")
+@click.option("--mip", default=None, type=int,
+              help="(--sharded) The mip the meshes were made from (default: from their info).")
+@memory_option
 @click.pass_context
-def xfer(ctx, src, dest, queue, mesh_dir, magnitude):
-    """Copy the meshes of SRC to the layer DEST (same format)."""
+def xfer(ctx, src, dest, queue, mesh_dir, magnitude, sharded, nlod, mip, memory):
+    """Copy the meshes of SRC to the layer DEST (same format), or convert
+    unsharded meshes to sharded ones with --sharded."""
     from igneous.task_creation.mesh import create_xfer_meshes_tasks
 
-    plan = create_xfer_meshes_tasks(src, dest, mesh_dir=mesh_dir, magnitude=magnitude)
+    plan = create_xfer_meshes_tasks(src, dest, mesh_dir=mesh_dir, magnitude=magnitude,
+                                    sharded=sharded, num_lod=nlod, mip=mip, memory_target=memory)
     enqueue_or_run(ctx, queue, [plan], what="transfer tasks")

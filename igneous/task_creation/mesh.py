@@ -308,26 +308,35 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
                           minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
                           max_labels_per_shard=max_labels_per_shard,
                           minishard_index_encoding=minishard_index_encoding)
+    mip = int(sub_info.get("mip", 0))
+    new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
+                             spatial_index=sub_info.get("spatial_index"))
+    shards = _write_shard_plan(cf, sharding, by_label)
+    cf.put_json("info", dict(new_info, chunk_size=sub_info.get("chunk_size")), cache_control=False)
+    kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
+                  vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
+                  compression_level=int(draco_compression_level), max_error=_error_of(sub))
+    return _shard_tasks("mesh_multires", kwargs, shards)
+
+
+def _write_shard_plan(cf, sharding: dict, by_label: dict[int, list[str]]) -> list[int]:
+    """Write ``SHARD.labels`` ({label: its input files}) for every shard that
+    gets a label under ``sharding``; returns those shard numbers."""
     from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
     spec = ShardingSpecification.from_dict(sharding)
     groups: dict[int, dict[str, list[str]]] = defaultdict(dict)
     for label, files in by_label.items():
         groups[spec.compute_shard_location(label).shard_number][str(label)] = sorted(files)
-    mip = int(sub_info.get("mip", 0))
-    new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
-                             spatial_index=sub_info.get("spatial_index"))
     cf.puts(((f"{shard}.labels", json.dumps(g).encode("utf8")) for shard, g in groups.items()),
             compress=None, cache_control=False, content_type="application/json")
-    cf.put_json("info", dict(new_info, chunk_size=sub_info.get("chunk_size")), cache_control=False)
-    kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
-                  vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
-                  compression_level=int(draco_compression_level), max_error=_error_of(sub))
-    shards = sorted(groups)
+    return sorted(groups)
 
+
+def _shard_tasks(name: str, kwargs: dict, shards: list[int]) -> TaskPlan:
     def make() -> Iterator[Task]:
         for shard in shards:
-            yield Task("mesh_multires", dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
+            yield Task(name, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
 
     return TaskPlan(make, len(shards), "sharded multires meshes")
 
@@ -357,9 +366,13 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
         layer_path=layer.cloudpath, mesh_dir=sub, prefix=p, rest=rest))
 
 
-def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, magnitude: int = 2
-                             ) -> TaskPlan:
-    """Copy a layer's mesh directory to another layer (same format)."""
+def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, magnitude: int = 2,
+                             sharded: bool = False, num_lod: int = 0, mip: int | None = None,
+                             memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+    """Copy a layer's mesh directory to another layer (same format), or with
+    ``sharded`` rewrite finished unsharded meshes as sharded multi-resolution
+    meshes there (``num_lod`` extra levels of detail; ``mip``: the mip the
+    meshes were made from, when their info does not say)."""
     from cloudfiles import CloudFiles
 
     from igneous.layers import LayerInfo, normalize_path, read_info, write_info
@@ -369,18 +382,67 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, m
     dest = normalize_path(dest)
     if not 0 <= magnitude <= 6:
         raise UserError("magnitude must be within 0..6")
-    dest_info = read_info(dest)
-    dest_sub = (mesh_dir or sub).strip("/")
-    if dest_info is None:
-        dest_info = dict(layer.info)
-    dest_info = dict(dest_info, mesh=dest_sub)
+    if num_lod < 0:
+        raise UserError("--nlod must be >= 0")
     sub_info = _sub_info(layer, sub)
     if sub_info is None:
         raise UserError(f"{layer.cloudpath}/{sub} has no mesh info; nothing to transfer")
+    dest_sub = (mesh_dir or sub).strip("/")
+    if dest.rstrip("/") == layer.cloudpath.rstrip("/") and dest_sub == sub:
+        raise UserError("the destination mesh directory is the source's; choose another DEST or --dir")
+    dest_info = read_info(dest)
+    if dest_info is None:
+        dest_info = dict(layer.info)
+    dest_info = dict(dest_info, mesh=dest_sub)
+    if sharded and not sub_info.get("sharding"):
+        plan = _plan_sharded_xfer(layer, sub, sub_info, dest, dest_info, dest_sub, num_lod, mip,
+                                  memory_target)
+        write_info(dest, dest_info)
+        return plan
+    if sharded:
+        note(f"{layer.cloudpath}/{sub} is already sharded; copying its files as they are")
     write_info(dest, dest_info)
     CloudFiles(f"{dest}/{dest_sub}").put_json("info", sub_info, cache_control=False)
     return _dir_prefix_plan("mesh_xfer", magnitude, lambda p, rest: dict(
         src_dir=f"{layer.cloudpath}/{sub}", dest_dir=f"{dest}/{dest_sub}", prefix=p, rest=rest))
+
+
+def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: dict, dest_sub: str,
+                       num_lod: int, mip: int | None, memory_target: float) -> TaskPlan:
+    """Shards of finished unsharded meshes (legacy or multi-resolution) at DEST."""
+    import re
+
+    from cloudfiles import CloudFiles
+
+    from igneous.formats.multires import multires_info, shard_spec
+
+    src_cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    names = [n for n in src_cf.list(flat=True) if n != "info"]
+    # a legacy manifest or a multires index file marks one finished mesh
+    labels = sorted({int(m.group(1)) for n in names if (m := re.fullmatch(r"(\d+)(?::0|\.index)", n))})
+    if not labels:
+        raise UserError(f"no finished meshes in {layer.cloudpath}/{sub} (no LABEL:0 manifests or "
+                        "LABEL.index files); run `igneous mesh merge` first")
+    total = sum(int(v or 0) for v in src_cf.size(names).values())
+    mip = int(sub_info.get("mip", 0) if mip is None else mip)
+    if not 0 <= mip < len(dest_info["scales"]):
+        raise UserError(f"mip {mip} does not exist in {dest}")
+    dest_cf = CloudFiles(f"{dest}/{dest_sub}")
+    try:
+        existing = list(dest_cf.list(flat=True))
+    except FileNotFoundError:  # a new local directory
+        existing = []
+    if any(":0" in n for n in existing):
+        raise UserError(f"{dest}/{dest_sub} holds unsharded legacy meshes; rewriting its info would "
+                        "make them unreadable. Choose another --dir or delete them first")
+    sharding = shard_spec(len(labels), bytes_per_label=total / len(labels),
+                          memory_target=memory_target)
+    shards = _write_shard_plan(dest_cf, sharding, {k: [] for k in labels})
+    dest_cf.put_json("info", multires_info(16, mip=mip, sharding=sharding), cache_control=False)
+    kwargs = dict(src_layer=layer.cloudpath, src_dir=sub, layer_path=dest, mesh_dir=dest_sub,
+                  mip=mip, nlod=int(num_lod), min_chunk_size=list(DEFAULT_MIN_CHUNK),
+                  max_error=_error_of(sub))
+    return _shard_tasks("mesh_xfer_sharded", kwargs, shards)
 
 
 def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448, 448, 448),

@@ -36,6 +36,7 @@ TASK_MODULES: dict[str, str] = {
     "ccl_clean": "igneous.tasks.ccl",
     "count_voxels": "igneous.tasks.voxels",
     "pipeline-step": "igneous.tasks.pipeline",
+    "mesh_xfer_sharded": "igneous.tasks.mesh_convert",
     "skeleton_forge": "igneous.tasks.skeleton",
     "skeleton_merge": "igneous.tasks.skeleton_merge",
     "skeleton_shard": "igneous.tasks.skeleton_merge",

@@ -121,10 +121,6 @@ def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
 
 def _build_shard(cf, info: dict, mesh_dir: str, shard: int, labels_file: str, opts: dict) -> int:
     """Assemble one shard file from the forge's ``.frags`` files."""
-    from cloudvolume.datasource.precomputed.sharding import (
-        ShardingSpecification,
-        synthesize_shard_files,
-    )
     from mapbuffer import MapBuffer
 
     from igneous.formats.multires import mesh_from_precomputed
@@ -132,8 +128,6 @@ def _build_shard(cf, info: dict, mesh_dir: str, shard: int, labels_file: str, op
     plan = cf.get_json(labels_file)
     if plan is None:
         raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh merge-sharded`")
-    mesh_info = cf.get_json("info")
-    spec = ShardingSpecification.from_dict(mesh_info["sharding"])
     by_file: dict[str, list[int]] = defaultdict(list)
     for label, files in plan.items():
         for name in files:
@@ -152,6 +146,19 @@ def _build_shard(cf, info: dict, mesh_dir: str, shard: int, labels_file: str, op
         except ValueError as e:
             raise UserError(f"mesh fragment file {cf.cloudpath}/{name} is corrupt ({e}); "
                             "delete it and re-run forge for that box") from None
+    return write_shard(cf, pieces, opts)
+
+
+def write_shard(cf, pieces: dict[int, list], opts: dict) -> int:
+    """Encode the multi-resolution mesh of each label of ``pieces`` ({label:
+    meshes}, all in one shard of the directory ``cf``) and write that shard;
+    returns how many labels it holds."""
+    from cloudvolume.datasource.precomputed.sharding import (
+        ShardingSpecification,
+        synthesize_shard_files,
+    )
+
+    spec = ShardingSpecification.from_dict(cf.get_json("info")["sharding"])
     data, offsets = {}, {}
     for label in sorted(pieces):
         enc = _encode_label(pieces.pop(label), opts)

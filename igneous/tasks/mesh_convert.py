@@ -1,0 +1,68 @@
+"""``mesh xfer --sharded``: finished unsharded meshes (legacy ``LABEL:0``
+manifests or unsharded multi-resolution ``LABEL.index`` files) rewritten as
+sharded multi-resolution meshes in another layer, one task per shard.
+
+Each label's mesh is read whole from the source (a legacy mesh is the fusion
+of its fragments; a multi-resolution mesh is its finest level), then encoded
+exactly as ``merge-sharded`` encodes forged meshes, levels of detail included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from igneous.errors import UserError
+from igneous.tasks import register
+
+
+def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[int, list]:
+    """{label: meshes} of finished unsharded meshes (every label must exist)."""
+    from cloudfiles import CloudFiles
+
+    from igneous.tasks.mesh_merge import read_meshes
+
+    cf = CloudFiles(f"{src_layer}/{src_dir}")
+    out: dict[int, list] = {}
+    multires: list[int] = []
+    for label in labels:
+        manifest = cf.get_json(f"{label}:0")
+        if manifest is None:
+            multires.append(label)
+            continue
+        names = manifest.get("fragments", [])
+        out[label] = list(read_meshes(cf, names).values())
+    if multires:
+        from cloudvolume import CloudVolume
+
+        cv = CloudVolume(src_layer, mesh_dir=src_dir, progress=False)
+        try:
+            got = cv.mesh.get(multires, lod=0, concat=True)
+        except Exception as e:  # noqa: BLE001 - any failure names the source
+            raise UserError(f"cannot read meshes {multires[:5]} from {src_layer}/{src_dir}: {e}") from None
+        for label in multires:
+            mesh = got.get(label) if isinstance(got, dict) else got
+            if mesh is None:
+                raise UserError(f"mesh {label} is missing from {src_layer}/{src_dir}")
+            out[label] = [mesh]
+    return out
+
+
+@register("mesh_xfer_sharded")
+def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: str, mip: int,
+                      nlod: int, shard: int, labels_file: str, vqb: int = 16,
+                      min_chunk_size=(256, 256, 256), compression_level: int = 7,
+                      max_error: float = 40) -> int:
+    """Write one shard of ``layer_path/mesh_dir`` from the labels its plan lists."""
+    from cloudfiles import CloudFiles
+
+    from igneous.layers import LayerInfo
+    from igneous.tasks.mesh_merge import _multires_opts, write_shard
+
+    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    plan = cf.get_json(labels_file)
+    if plan is None:
+        raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh xfer --sharded`")
+    opts = _multires_opts(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
+                          compression_level, max_error)
+    pieces = source_meshes(src_layer, src_dir, sorted(int(k) for k in plan))
+    return write_shard(cf, pieces, opts)

@@ -69,6 +69,26 @@ def test_cutout_bounds(tmp_path):
     assert np.array_equal(off, [16, 0, 8]) and np.array_equal(got, data[16:48, 0:40, 8:16])
 
 
+def test_cli_bounds_mip_and_downsample_method(tmp_path):
+    data = noisy((64, 64, 16))
+    src = make_layer(str(tmp_path / "src"), data)
+    run(tc.create_downsampling_tasks(src, mip=0, num_mips=1))
+    dest = f"file://{tmp_path}/cut"
+    # x 8..24 at mip 1 is x 16..48 at mip 0
+    r = CliRunner().invoke(main, ["image", "xfer", src, dest, "--bounds-mip", "1", "--xrange",
+                                  "8,24", "--cutout", "--downsample-method", "max",
+                                  "--max-mips", "1"])
+    assert r.exit_code == 0, r.output
+    got, off = read_mip(dest, 0)
+    assert np.array_equal(off, [16, 0, 0]) and np.array_equal(got, data[16:48])
+    top, _ = read_mip(dest, 1)
+    want = data[16:48].reshape(16, 2, 32, 2, 16).max(axis=(1, 3))
+    assert np.array_equal(top, want)
+    r = CliRunner().invoke(main, ["image", "xfer", src, f"file://{tmp_path}/x", "--bounds-mip", "5",
+                                  "--xrange", "0,2"])
+    assert r.exit_code != 0 and "mip 5 does not exist" in r.output
+
+
 def test_segmentation_big_labels_compresso(tmp_path):
     lab = RNG.integers(0, 4, (45, 33, 17)).astype(np.uint64)
     lab[lab > 0] += np.uint64(BIG)

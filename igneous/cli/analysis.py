@@ -75,7 +75,7 @@ def reorder(ctx, src, dest, queue, mip, mapping_file, shape, encoding, delete_bg
 @region_options
 @click.pass_context
 def quantize(ctx, src, dest, queue, mip, channel, value_range, shape, chunk_size, encoding,
-             fill_missing, compress, xrange, yrange, zrange):
+             fill_missing, compress, xrange, yrange, zrange, bounds_mip):
     """Rescale a float (affinity, probability) or wide-integer image into uint8 DEST."""
     from igneous.errors import UserError
     from igneous.layers import normalize_path, parse_triple
@@ -91,7 +91,8 @@ def quantize(ctx, src, dest, queue, mip, channel, value_range, shape, chunk_size
     plan = create_quantize_tasks(src, dest, shape=parse_triple(shape, "--shape"), mip=mip,
                                  fill_missing=fill_missing,
                                  chunk_size=parse_triple(chunk_size, "--chunk-size"),
-                                 encoding=encoding, bounds=_bounds(xrange, yrange, zrange, src),
+                                 encoding=encoding, bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+                                 bounds_mip=bounds_mip,
                                  channel=channel, value_range=rng, compress=_compress(compress))
     enqueue_or_run(ctx, queue, [plan], what="quantize tasks")
 
@@ -112,7 +113,7 @@ def quantize(ctx, src, dest, queue, mip, channel, value_range, shape, chunk_size
 @region_options
 @click.pass_context
 def remap(ctx, src, dest, queue, mapping_file, keep_missing, mip, shape, encoding, fill_missing,
-          compress, xrange, yrange, zrange):
+          compress, xrange, yrange, zrange, bounds_mip):
     """Relabel segmentation SRC into DEST with a label mapping (e.g. agglomeration)."""
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.remap import create_remap_tasks
@@ -121,7 +122,8 @@ def remap(ctx, src, dest, queue, mapping_file, keep_missing, mip, shape, encodin
     plan = create_remap_tasks(src, dest, mapping_file, mip=mip,
                               shape=parse_triple(shape, "--shape"),
                               preserve_missing_labels=keep_missing, fill_missing=fill_missing,
-                              encoding=encoding, bounds=_bounds(xrange, yrange, zrange, src),
+                              encoding=encoding, bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+                              bounds_mip=bounds_mip,
                               compress=_compress(compress))
     enqueue_or_run(ctx, queue, [plan], what="remap tasks")
 

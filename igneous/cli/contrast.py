@@ -28,14 +28,15 @@ def contrast_group():
 @fill_option
 @region_options
 @click.pass_context
-def histogram(ctx, path, queue, mip, coverage, fill_missing, xrange, yrange, zrange):
+def histogram(ctx, path, queue, mip, coverage, fill_missing, xrange, yrange, zrange, bounds_mip):
     """(1) Histogram every z-slice of PATH into PATH/levels/MIP/Z."""
     from igneous.layers import normalize_path
     from igneous.task_creation.contrast import create_luminance_levels_tasks
 
     path = normalize_path(path)
     plan = create_luminance_levels_tasks(path, coverage_factor=coverage, mip=mip,
-                                         bounds=_bounds(xrange, yrange, zrange, path),
+                                         bounds=_bounds(xrange, yrange, zrange, path, bounds_mip),
+                                         bounds_mip=bounds_mip,
                                          fill_missing=fill_missing)
     enqueue_or_run(ctx, queue, [plan], what="histogram tasks")
 
@@ -56,7 +57,7 @@ def histogram(ctx, path, queue, mip, coverage, fill_missing, xrange, yrange, zra
 @region_options
 @click.pass_context
 def equalize(ctx, src, dest, queue, mip, shape, translate, clip_fraction, minval, maxval,
-             fill_missing, compress, xrange, yrange, zrange):
+             fill_missing, compress, xrange, yrange, zrange, bounds_mip):
     """(2) Stretch each z-slice of SRC over the full value range into DEST."""
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.contrast import create_contrast_normalization_tasks
@@ -65,7 +66,8 @@ def equalize(ctx, src, dest, queue, mip, shape, translate, clip_fraction, minval
     plan = create_contrast_normalization_tasks(
         src, dest, shape=parse_triple(shape, "--shape"), mip=mip, clip_fraction=clip_fraction,
         fill_missing=fill_missing, translate=parse_triple(translate, "--translate") or (0, 0, 0),
-        minval=minval, maxval=maxval, bounds=_bounds(xrange, yrange, zrange, src),
+        minval=minval, maxval=maxval, bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+        bounds_mip=bounds_mip,
         compress=_compress(compress),
     )
     enqueue_or_run(ctx, queue, [plan], what="contrast normalization tasks")
@@ -87,7 +89,7 @@ def equalize(ctx, src, dest, queue, mip, shape, translate, clip_fraction, minval
 @region_options
 @click.pass_context
 def clahe(ctx, src, dest, queue, mip, shape, clip_limit, tile_grid_size, fill_missing, compress,
-          xrange, yrange, zrange):
+          xrange, yrange, zrange, bounds_mip):
     """Contrast Limited Adaptive Histogram Equalization of each z-slice into DEST."""
     from igneous.errors import UserError
     from igneous.layers import normalize_path, parse_triple
@@ -101,6 +103,7 @@ def clahe(ctx, src, dest, queue, mip, shape, clip_limit, tile_grid_size, fill_mi
     plan = create_clahe_tasks(src, dest, shape=parse_triple(shape, "--shape"), mip=mip,
                               clip_limit=clip_limit, tile_grid_size=grid,
                               fill_missing=fill_missing,
-                              bounds=_bounds(xrange, yrange, zrange, src),
+                              bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+                              bounds_mip=bounds_mip,
                               compress=_compress(compress))
     enqueue_or_run(ctx, queue, [plan], what="CLAHE tasks")

@@ -43,10 +43,12 @@ def queue_option(f):
 
 
 def region_options(f):
-    """--xrange/--yrange/--zrange: a region at mip 0 (bounds_mip)."""
+    """--xrange/--yrange/--zrange: a region at --bounds-mip (default mip 0)."""
+    f = click.option("--bounds-mip", default=0, show_default=True, type=int,
+                     help="The mip --xrange/--yrange/--zrange are given at.")(f)
     for axis in ("z", "y", "x"):
         f = click.option(f"--{axis}range", default=None,
-                         help=f"Only this {axis} range at mip 0, e.g. 0,512 (end exclusive).")(f)
+                         help=f"Only this {axis} range at --bounds-mip, e.g. 0,512 (end exclusive).")(f)
     return f
 
 
@@ -71,7 +73,7 @@ def write_options(f):
                      help="The background value for --delete-bg."),
         click.option("--sparse", is_flag=True,
                      help="Segmentation: don't let background win the mode (sparse labels)."),
-        click.option("--method", default="auto", show_default=True,
+        click.option("--method", "--downsample-method", "method", default="auto", show_default=True,
                      type=click.Choice(["auto", "avg", "mode", "min", "max", "striding"]),
                      help="Pooling: auto = avg for images, mode for segmentation."),
         click.option("--volumetric", is_flag=True, help="Downsample 2x2x2 instead of 2x2x1."),
@@ -85,14 +87,14 @@ def write_options(f):
     return f
 
 
-def _bounds(xrange, yrange, zrange, layer_path: str):
-    """A region from --x/y/zrange; missing axes take the whole mip 0 extent."""
+def _bounds(xrange, yrange, zrange, layer_path: str, bounds_mip: int = 0):
+    """A region from --x/y/zrange at ``bounds_mip``; missing axes take that mip's whole extent."""
     if not (xrange or yrange or zrange):
         return None
     from igneous.grid import scale_bounds
     from igneous.layers import load_layer, parse_range
 
-    start, stop = scale_bounds(load_layer(layer_path).info, 0)
+    start, stop = scale_bounds(load_layer(layer_path, bounds_mip).info, bounds_mip)
     lo, hi = list(start), list(stop)
     for i, (name, value) in enumerate((("--xrange", xrange), ("--yrange", yrange), ("--zrange", zrange))):
         r = parse_range(value, name)
@@ -138,7 +140,7 @@ def image_group():
 @write_options
 @click.pass_context
 def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size, sharded,
-               xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress,
+               xrange, yrange, zrange, bounds_mip, fill_missing, encoding, encoding_level, compress,
                compress_level, delete_bg, bg_color, sparse, method, volumetric, factor, memory,
                agglomerate, timestamp):
     """Add downsampled mips to LAYER (avg for images, mode for segmentation).
@@ -152,7 +154,8 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
     layer = normalize_path(layer)
     common = dict(
         factor=_factor(volumetric, factor), chunk_size=parse_triple(chunk_size, "--chunk-size"),
-        sparse=sparse, bounds=_bounds(xrange, yrange, zrange, layer), encoding=encoding,
+        sparse=sparse, bounds=_bounds(xrange, yrange, zrange, layer, bounds_mip),
+        bounds_mip=bounds_mip, encoding=encoding,
         delete_black_uploads=delete_bg, background_color=bg_color, compress=_compress(compress),
         fill_missing=fill_missing, method=method, memory_target=memory, agglomerate=agglomerate,
         timestamp=timestamp,
@@ -192,14 +195,14 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
 @click.pass_context
 def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_offset, downsample,
          max_mips, preserve_chunk_size, cutout, clean_info, truncate_scales, overwrite_info, sharded,
-         xrange, yrange, zrange, fill_missing, encoding, encoding_level, compress, compress_level,
+         xrange, yrange, zrange, bounds_mip, fill_missing, encoding, encoding_level, compress, compress_level,
          delete_bg, bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.image import create_transfer_tasks
 
     src = normalize_path(src)
-    region = _bounds(xrange, yrange, zrange, src)
+    region = _bounds(xrange, yrange, zrange, src, bounds_mip)
     if sharded:
         from igneous.task_creation.image_shards import (
             create_image_shard_transfer_tasks,
@@ -208,7 +211,8 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
 
         plan = create_image_shard_transfer_tasks(
             src, dest, mip=mip, chunk_size=parse_triple(chunk_size, "--chunk-size"),
-            encoding=encoding, bounds=region, fill_missing=fill_missing,
+            encoding=encoding, bounds=region, bounds_mip=bounds_mip,
+            fill_missing=fill_missing,
             translate=parse_triple(translate, "--translate") or (0, 0, 0),
             dest_voxel_offset=parse_triple(dest_voxel_offset, "--dest-voxel-offset"),
             agglomerate=agglomerate, timestamp=timestamp, memory_target=memory,
@@ -228,7 +232,8 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
     plan = create_transfer_tasks(
         src, dest, chunk_size=parse_triple(chunk_size, "--chunk-size"),
         shape=parse_triple(shape, "--shape"), fill_missing=fill_missing,
-        translate=parse_triple(translate, "--translate"), bounds=region, mip=mip,
+        translate=parse_triple(translate, "--translate"), bounds=region, bounds_mip=bounds_mip,
+        mip=mip,
         preserve_chunk_size=preserve_chunk_size, encoding=encoding,
         skip_downsamples=not downsample, delete_black_uploads=delete_bg, background_color=bg_color,
         agglomerate=agglomerate, timestamp=timestamp, compress=_compress(compress),
@@ -249,7 +254,7 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
 @click.option("--shape", default=None, help="Task shape (a multiple of the chunk size).")
 @region_options
 @click.pass_context
-def rm(ctx, layer, queue, mip, num_mips, shape, xrange, yrange, zrange):
+def rm(ctx, layer, queue, mip, num_mips, shape, xrange, yrange, zrange, bounds_mip):
     """Delete the chunks of LAYER (mips --mip .. --mip + --num-mips), optionally in a region."""
     from igneous.layers import normalize_path, parse_triple
     from igneous.task_creation.image import create_deletion_tasks
@@ -257,7 +262,8 @@ def rm(ctx, layer, queue, mip, num_mips, shape, xrange, yrange, zrange):
     layer = normalize_path(layer)
     plan = create_deletion_tasks(layer, mip=mip, num_mips=num_mips,
                                  shape=parse_triple(shape, "--shape"),
-                                 bounds=_bounds(xrange, yrange, zrange, layer))
+                                 bounds=_bounds(xrange, yrange, zrange, layer, bounds_mip),
+                                 bounds_mip=bounds_mip)
     enqueue_or_run(ctx, queue, [plan], what="deletion tasks")
 
 

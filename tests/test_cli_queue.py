@@ -87,6 +87,27 @@ def test_status_text_and_json(q, qdir):
     assert status["dead_letters"][0]["error"] == "ValueError: bad block"
 
 
+def test_status_eta_window_and_wait_rate(q, qdir):
+    import threading
+
+    q.insert(tasks(6))
+
+    def drain():  # three tasks leave the queue during the window
+        import time
+
+        time.sleep(0.2)
+        q.delete(q.lease(3, seconds=600))
+
+    t = threading.Thread(target=drain)
+    t.start()
+    out = cli("queue", "status", qdir, "--eta", "1").output
+    t.join()
+    assert "Rate:       3.0 tasks/s (over 1 s)" in out and "Pending:    3" in out
+    q.delete(q.lease(3, seconds=600))
+    assert "is empty" in cli("queue", "wait", qdir, "--rate", "0.1").output
+    assert cli("execute", "-x", "--no-tally", qdir).exit_code == 0
+
+
 def test_status_shows_stages(q, qdir):
     q.insert(tasks(2, "forge"), stage=0)
     q.insert(tasks(3, "merge"), stage=1)

@@ -25,9 +25,12 @@ from igneous.cli import parallel_count
 @click.option("--aws-region", default=None, envvar="AWS_DEFAULT_REGION",
               help="Region of an sqs:// queue (default: $AWS_DEFAULT_REGION).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or task messages.")
+@click.option("--tally/--no-tally", default=True, hidden=False,
+              help="Accepted for compatibility with the reference CLI: every queue here always "
+              "counts completed tasks (`igneous queue status`).")
 @click.pass_context
 def execute(ctx, queue, parallel, exit_on_empty, lease_sec, min_sec, num_tasks, max_attempts,
-            aws_region, quiet):
+            aws_region, quiet, tally):
     """Lease and run tasks from QUEUE (a directory, fq://DIR, sqs://NAME or postgresql://...).
 
     Failed tasks are retried up to --max-attempts times, then dead-lettered

@@ -55,10 +55,18 @@ def _stage_rows(stages: dict, labels: dict) -> list[tuple]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--dead", "show_dead", default=3, show_default=True,
               help="How many dead-lettered tasks to show with their last error.")
-def status(queue, aws_region, as_json, show_dead):
+@click.option("--eta", "eta_sec", default=0.0, show_default=True, type=float,
+              help="Watch the queue this many seconds and estimate the rate (and ETA) from what "
+              "left it meanwhile, instead of from the completions of the last minute.")
+def status(queue, aws_region, as_json, show_dead, eta_sec):
     """Pending, leased, completed and dead-lettered tasks, rate and ETA."""
     q = _open(queue, aws_region)
     c = q.counts()
+    if eta_sec > 0:
+        before = c.remaining
+        time.sleep(eta_sec)
+        c = q.counts()
+        c.rate = max(before - c.remaining, 0) / eta_sec
     dead = q.dead_letters(show_dead) if c.dead else []
     rows = _stage_rows(c.stages, q.stage_labels())
     if as_json:
@@ -77,7 +85,7 @@ def status(queue, aws_region, as_json, show_dead):
     click.echo(f"Completed:  {'n/a' if c.completed is None else c.completed}")
     click.echo(f"Dead:       {c.dead}")
     rate = f"{c.rate:.1f} tasks/s" if c.rate else "-"
-    click.echo(f"Rate:       {rate} (last minute)")
+    click.echo(f"Rate:       {rate} ({f'over {eta_sec:g} s' if eta_sec > 0 else 'last minute'})")
     click.echo(f"ETA:        {_eta(c.remaining, c.rate)}")
     if len(rows) > 1:
         for stage, label, p, x, state in rows:
@@ -117,7 +125,7 @@ def purge(queue, aws_region, yes):
 @queue_group.command()
 @click.argument("queue")
 @region_option
-@click.option("--poll", default=2.0, show_default=True, help="Seconds between checks.")
+@click.option("--poll", "--rate", "poll", default=2.0, show_default=True, help="Seconds between checks.")
 @click.option("--timeout", default=None, type=float, help="Give up after this many seconds (exit 1).")
 def wait(queue, aws_region, poll, timeout):
     """Block until nothing is pending or leased in QUEUE."""

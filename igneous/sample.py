@@ -51,9 +51,12 @@ def load_array(path: str, key: str | None = None) -> np.ndarray:
 
 def create_layer(dest: str, data: np.ndarray, *, resolution=(1, 1, 1), offset=(0, 0, 0),
                  chunk_size=(64, 64, 64), layer_type: str | None = None, encoding: str = "raw",
-                 compress: str | None = "gzip") -> str:
+                 compress: str | None = "gzip", encoding_level: int | None = None) -> str:
     """Write ``data`` as a new single-scale layer; return its path."""
-    from cloudvolume import CloudVolume
+    from igneous.chunkio import open_volume
+    from igneous.layers import write_info
+    from igneous.scales import new_layer_info, set_encoding
+    from igneous.tasks.pyramid import write_region
 
     if data.ndim not in (3, 4):
         raise UserError(f"expected a 3D or 4D (x,y,z[,c]) array, got shape {data.shape}")
@@ -64,17 +67,13 @@ def create_layer(dest: str, data: np.ndarray, *, resolution=(1, 1, 1), offset=(0
     check_encoding(encoding, data.dtype, layer_type)
     path = normalize_path(dest)
     channels = 1 if data.ndim == 3 else data.shape[3]
-    info = CloudVolume.create_new_info(
-        num_channels=channels, layer_type=layer_type, data_type=str(data.dtype), encoding=encoding,
-        resolution=list(resolution), voxel_offset=list(offset), volume_size=list(data.shape[:3]),
-        chunk_size=list(chunk_size),
-    )
+    info = new_layer_info(layer_type, str(data.dtype), encoding, resolution, offset,
+                          data.shape[:3], chunk_size, num_channels=channels)
+    set_encoding(info["scales"][0], encoding, encoding_level)
     with layer_errors(path):
-        cv = CloudVolume(path, info=info, progress=False, compress=compress, parallel=1)
-        cv.commit_info()
-        lo = np.asarray(offset)
-        hi = lo + np.asarray(data.shape[:3])
-        cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = np.asarray(data)
+        write_info(path, info)
+        block = np.asfortranarray(data if data.ndim == 4 else data[..., np.newaxis])
+        write_region(open_volume(path, 0, compress=compress), block, np.asarray(offset), 0)
     return path
 
 

@@ -203,3 +203,21 @@ def test_image_create_from_files(tmp_path, suffix):
     cv = CloudVolume(f"file://{tmp_path}/layer", progress=False)
     assert cv.info["type"] == "segmentation" and list(cv.voxel_offset) == [1, 2, 3]
     assert np.array_equal(np.asarray(cv[:, :, :])[..., 0], data)
+
+
+def test_image_create_seg_flag_and_encoding_level(tmp_path):
+    data = np.asfortranarray(RNG.integers(0, 4, (33, 20, 9)).astype(np.uint8))
+    np.save(tmp_path / "a.npy", data)
+    r = CliRunner().invoke(main, ["image", "create", str(tmp_path / "a.npy"), f"file://{tmp_path}/s",
+                                  "--seg", "--chunk-size", "16,16,8"])
+    assert r.exit_code == 0, r.output
+    cv = CloudVolume(f"file://{tmp_path}/s", progress=False)
+    assert cv.info["type"] == "segmentation"
+    assert np.array_equal(np.asarray(cv[:, :, :])[..., 0], data)
+    r = CliRunner().invoke(main, ["image", "create", str(tmp_path / "a.npy"), f"file://{tmp_path}/j",
+                                  "--encoding", "jpeg", "--encoding-level", "95",
+                                  "--chunk-size", "16,16,8"])
+    assert r.exit_code == 0, r.output
+    cv = CloudVolume(f"file://{tmp_path}/j", progress=False)
+    assert cv.info["scales"][0]["jpeg_quality"] == 95
+    assert np.abs(np.asarray(cv[:, :, :])[..., 0].astype(int) - data).mean() < 2

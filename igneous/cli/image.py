@@ -276,10 +276,14 @@ def rm(ctx, layer, queue, mip, num_mips, shape, xrange, yrange, zrange, bounds_m
 @click.option("--layer-type", default="auto", show_default=True,
               type=click.Choice(["auto", "image", "segmentation"]),
               help="auto: segmentation for uint32/uint64 (and .ckl), image otherwise.")
+@click.option("--seg", is_flag=True, help="Make a segmentation layer (same as --layer-type segmentation).")
 @click.option("--encoding", default="raw", show_default=True)
+@click.option("--encoding-level", default=None, type=int,
+              help="jpeg/jxl quality, png level or fpzip precision.")
 @click.option("--compress", default="gzip", show_default=True, type=click.Choice(["none", "gzip", "br"]))
 @click.option("--key", default=None, help="Array name inside an .npz file (default: the first).")
-def create(src, dest, resolution, offset, chunk_size, layer_type, encoding, compress, key):
+def create(src, dest, resolution, offset, chunk_size, layer_type, seg, encoding, encoding_level,
+           compress, key):
     """Make a Precomputed layer DEST from a .npy, .npz or .ckl (crackle) array.
 
     Axes are read as x, y, z (and channel last, if present).
@@ -291,7 +295,7 @@ def create(src, dest, resolution, offset, chunk_size, layer_type, encoding, comp
     path = create_layer(
         dest, data, resolution=parse_triple(resolution, "--resolution", float),
         offset=parse_triple(offset, "--offset"), chunk_size=parse_triple(chunk_size, "--chunk-size"),
-        layer_type=None if layer_type == "auto" else layer_type, encoding=encoding,
-        compress=_compress(compress),
+        layer_type="segmentation" if seg else (None if layer_type == "auto" else layer_type),
+        encoding=encoding, compress=_compress(compress), encoding_level=encoding_level,
     )
     click.echo(f"Wrote {path} ({'x'.join(map(str, data.shape[:3]))} {data.dtype}).")

@@ -1,4 +1,4 @@
-"""``igneous skeleton ...``: forge, merge, merge-sharded, rm, clean, xfer, spatial-index."""
+"""``igneous skeleton ...``: forge, merge, merge-sharded, rm, clean, xfer, convert, spatial-index."""
 
 from __future__ import annotations
 
@@ -228,6 +228,22 @@ def xfer(ctx, src, dest, queue, sharded, skel_dir, magnitude):
     plan = create_skeleton_transfer_tasks(src, dest, sharded=sharded, skel_dir=skel_dir,
                                           magnitude=magnitude)
     enqueue_or_run(ctx, queue, [plan], what="skeleton transfer tasks")
+
+
+@skeleton_group.command()
+@click.argument("src")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.argument("labels", required=False)
+def convert(src, dest, labels):
+    """Write the skeletons of SRC as SWC files DEST/LABEL.swc (physical units).
+
+    LABELS: comma-separated ids (default: every label of an unsharded layer;
+    required for sharded skeletons).
+    """
+    from igneous.skeleton_swc import convert_to_swc
+
+    n = convert_to_swc(src, dest, _labels(labels))
+    click.echo(f"Wrote {n} SWC files to {dest}.")
 
 
 skeleton_group.add_command(spatial_index_group("skeleton"), "spatial-index")

@@ -35,6 +35,17 @@ def normalize_path(path: str) -> str:
     return path
 
 
+def https_path(path: str) -> str:
+    """A public gs:// or s3:// layer path as its anonymous https:// address
+    (read-only, no credentials needed); other paths unchanged."""
+    path = normalize_path(path)
+    for scheme, host in (("gs://", "https://storage.googleapis.com/"),
+                         ("s3://", "https://s3.amazonaws.com/")):
+        if path.startswith(scheme):
+            return host + path[len(scheme):]
+    return path
+
+
 @contextmanager
 def layer_errors(path: str) -> Iterator[None]:
     """Translate CloudVolume/cloud-files failures about ``path`` into UserError."""

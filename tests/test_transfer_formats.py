@@ -92,3 +92,29 @@ def test_xfer_from_zarr_and_n5(tmp_path, igneous, fmt, dtype):
         expected, _ = average(data, (0, 0, 0), (2, 2, 1), mip)
         got = CloudVolume(dest, mip=mip)[:, :, :][..., 0]
         np.testing.assert_array_equal(got, expected)
+
+
+def test_https_source(tmp_path):
+    """A read-only http(s) source (as --use-https-src makes of gs:// and s3://
+    paths): served here by our own loopback file server, which answers NAME
+    from NAME.gz with Content-Encoding: gzip as cloud storage does."""
+    import igneous.task_creation as tc
+    from igneous.layers import https_path
+    from igneous.view import LayerServer
+    from igneous.worker import run_local
+    from tests.volumes import make_layer, read_mip
+
+    assert https_path("gs://bucket/em/img") == "https://storage.googleapis.com/bucket/em/img"
+    assert https_path("s3://bucket/em") == "https://s3.amazonaws.com/bucket/em"
+    assert https_path("file:///x/y") == "file:///x/y"
+    data = np.asfortranarray(np.random.RandomState(5).randint(0, 255, (70, 50, 12)).astype(np.uint8))
+    make_layer(str(tmp_path / "src"), data, offset=(3, 0, 1))
+    server = LayerServer({"src": str(tmp_path / "src")}, 0).start()
+    try:
+        dest = f"file://{tmp_path}/dest"
+        run_local([tc.create_transfer_tasks(f"{server.url}/src", dest, chunk_size=(32, 32, 8))],
+                  progress=False)
+    finally:
+        server.stop()
+    got, off = read_mip(dest, 0)
+    assert list(off) == [3, 0, 1] and np.array_equal(got, data)

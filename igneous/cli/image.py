@@ -190,18 +190,23 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
 @click.option("--overwrite-info", is_flag=True,
               help="Replace an existing destination info file that does not match.")
 @click.option("--sharded", is_flag=True, help="Write a sharded destination.")
+@click.option("--use-https-src", is_flag=True,
+              help="Read a public gs:// or s3:// SRC anonymously over https (no credentials).")
+@click.option("--no-src-update", is_flag=True,
+              help="Accepted for compatibility with the reference CLI: SRC is never modified here.")
 @region_options
 @write_options
 @click.pass_context
 def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_offset, downsample,
          max_mips, preserve_chunk_size, cutout, clean_info, truncate_scales, overwrite_info, sharded,
+         use_https_src, no_src_update,
          xrange, yrange, zrange, bounds_mip, fill_missing, encoding, encoding_level, compress, compress_level,
          delete_bg, bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
-    from igneous.layers import normalize_path, parse_triple
+    from igneous.layers import https_path, normalize_path, parse_triple
     from igneous.task_creation.image import create_transfer_tasks
 
-    src = normalize_path(src)
+    src = https_path(src) if use_https_src else normalize_path(src)
     region = _bounds(xrange, yrange, zrange, src, bounds_mip)
     if sharded:
         from igneous.task_creation.image_shards import (

@@ -16,10 +16,18 @@ from tests.volumes import BIG, make_layer
 
 RES = (16, 16, 40)
 OFFSET = (5, 7, 3)
-TEASAR = {"scale": 4, "const": 100}
+# every TEASAR parameter explicit (the CLI's defaults), so the scripting API, the CLI
+# and the whole-volume run below use exactly the same ones
+TEASAR = {"scale": 4, "const": 100, "pdrf_scale": 100000, "pdrf_exponent": 4,
+          "soma_detection_threshold": 1100, "soma_acceptance_threshold": 3500,
+          "soma_invalidation_scale": 1, "soma_invalidation_const": 300}
+CLI_TEASAR = ["--scale", "4", "--const", "100", "--pdrf-scale", "100000", "--pdrf-exponent", "4",
+              "--soma-detect", "1100", "--soma-accept", "3500", "--soma-scale", "1",
+              "--soma-const", "300"]
 DUST = 100  # voxels, forge
 TICK = 3500  # nm, merge (and the same postprocess on the whole-volume run)
 BLOCK = (64, 127, 48)  # 2 x 1 x 2 blocks of the odd-sized cutout: x and z seams
+WITHIN_5PCT = 0.74  # share of labels within 5% of whole-volume kimimaro (measured: 0.76)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +88,18 @@ def check_against_whole(url, cutout, whole, labels=None):
             assert len(skel.components()) == 1, f"label {label} is split"
         ratio = skel.cable_length() / whole[label].cable_length()
         ratios.append(ratio)
-    # kimimaro itself is not local: cropping the volume changes a label's
-    # skeleton even where the crop never touches it (we measured 18% on a
-    # label of this cutout), so a per-label 5% bound holds for most labels,
-    # not all; the total and the typical label must agree closely
+    # Why not every label: whole-volume kimimaro (fix_borders) is itself not
+    # reproducible per label. It roots and orders the paths of a label that
+    # touches the volume faces by a Python set of coordinate tuples, so
+    # shifting the volume (cropping its low side) changed 4 of 18 labels far
+    # from the crop, one by 12% (cropping the high side or fix_borders off:
+    # identical). Shuffling only that order leaves 92-95% of this cutout's
+    # labels within 5% of the unshuffled run. Blocks add seam targets (a path
+    # to the middle of every cross-section of a seam, traced first): 76% of
+    # labels are within 5% here, 94% of those >= 1000 nm lying in one block,
+    # 63% of those crossing a seam (72% before seam spur pruning).
     ratios = np.asarray(ratios)
-    assert np.mean(np.abs(ratios - 1) <= 0.05) >= 0.5
+    assert np.mean(np.abs(ratios - 1) <= 0.05) >= WITHIN_5PCT
     return ratios
 
 
@@ -97,9 +111,9 @@ def test_unsharded_matches_whole_volume(tmp_path, cutout, whole):
                                                  magnitude=1))
     ratios = check_against_whole(url, cutout, whole)
     total = np.sum(ratios * [whole[k].cable_length() for k in sorted(whole)])
-    # blockwise TEASAR adds short branches near seams that one pass over the
-    # whole volume does not make; the tick threshold trims most of them
-    assert abs(total / sum(s.cable_length() for s in whole.values()) - 1) < 0.07
+    # seam spurs are pruned, the tick threshold trims most of the rest
+    # (measured +4.2%; +7.5% before pruning)
+    assert abs(total / sum(s.cable_length() for s in whole.values()) - 1) < 0.05
     assert abs(np.median(ratios) - 1) < 0.02
     # the info is what Neuroglancer needs
     from cloudfiles import CloudFiles
@@ -120,8 +134,8 @@ def test_sharded_cli_matches_whole_volume(tmp_path, cutout, whole, igneous):
                      chunk=(64, 64, 32))
     q = str(tmp_path / "q")
     shape = ",".join(map(str, BLOCK))
-    igneous("skeleton", "forge", url, "--queue", q, "--shape", shape, "--scale", "4",
-            "--const", "100", "--dust-threshold", str(DUST), "--sharded", check=True)
+    igneous("skeleton", "forge", url, "--queue", q, "--shape", shape, *CLI_TEASAR,
+            "--dust-threshold", str(DUST), "--sharded", check=True)
     igneous("-p", "2", "execute", "-x", "-q", q, timeout=240, check=True)
     igneous("skeleton", "merge-sharded", url, "--queue", q, "--min-cable-length", "0",
             "--tick-threshold", str(TICK), "--max-labels-per-shard", "50", check=True)
@@ -140,6 +154,51 @@ def test_sharded_cli_matches_whole_volume(tmp_path, cutout, whole, igneous):
 
     label = max(whole, key=lambda k: whole[k].cable_length())
     assert CloudVolume(url, progress=False).skeleton.get(label).cable_length() > 0
+
+
+def test_prune_seam_spurs():
+    """A short spur through a seam whose end the main path's invalidation ball
+    covers goes; a long seam spur and a short spur away from seams stay."""
+    from cloudvolume import Skeleton
+
+    from igneous.tasks.skeleton import SEAM
+    from igneous.tasks.skeleton_merge import prune_seam_spurs
+
+    main = [(x, 0) for x in range(21)]  # 16 nm steps, radius 40 nm: ball 4 * 40 + 100 nm
+    short_seam = [(5, y) for y in range(1, 5)]  # end 64 nm from the main path
+    long_seam = [(10, y) for y in range(1, 31)]  # end 480 nm from it
+    plain = [(15, -y) for y in range(1, 4)]
+    pts = main + short_seam + long_seam + plain
+    index = {p: i for i, p in enumerate(pts)}
+    edges = [(index[(x, 0)], index[(x + 1, 0)]) for x in range(20)]
+    for arm, root in ((short_seam, (5, 0)), (long_seam, (10, 0)), (plain, (15, 0))):
+        chain = [root] + arm
+        edges += [(index[a], index[b]) for a, b in zip(chain, chain[1:])]
+    verts = np.array([(16 * x, 16 * y, 400) for x, y in pts], dtype=np.float32)
+    skel = Skeleton(verts, np.array(edges), radii=np.full(len(pts), 40, np.float32), segid=1)
+    skel.vertex_types = np.zeros(len(pts), np.uint8)
+    skel.vertex_types[[index[(5, 2)], index[(10, 2)]]] = SEAM  # the seam crossings
+    out = prune_seam_spurs(skel, scale=4, const=100)
+    kept = {tuple(v) for v in np.round(out.vertices[:, :2] / 16).astype(int).tolist()}
+    assert kept == set(main + long_seam + plain)
+    assert out.cable_length() == pytest.approx(16 * (20 + 30 + 3))
+
+
+def test_lone_cycle_survives_fusing():
+    """kimimaro's remove_loops drops every edge of a lone cycle (ring-shaped
+    label); fuse opens it first, so the label keeps its skeleton."""
+    from cloudvolume import Skeleton
+
+    from igneous.tasks.skeleton_merge import fuse
+
+    side = [(x, 0) for x in range(8)] + [(7, y) for y in range(1, 8)]
+    ring = side + [(7 - x, 7) for x in range(1, 8)] + [(0, 7 - y) for y in range(1, 7)]
+    verts = np.array([(16 * x, 16 * y, 40) for x, y in ring], dtype=np.float32)
+    edges = np.array([(i, (i + 1) % len(ring)) for i in range(len(ring))])
+    skel = Skeleton(verts, edges, radii=np.full(len(ring), 30, np.float32), segid=5)
+    out = fuse([skel], RES, dust_threshold=0, tick_threshold=0, max_cable_length=None)
+    assert out is not None and len(out.components()) == 1
+    assert out.cable_length() == pytest.approx(16 * (len(ring) - 1))
 
 
 def tiny(dtype=np.uint64) -> np.ndarray:

@@ -7,12 +7,17 @@ shared voxel plane; the merge fuses the pieces there.
 Scratch layout inside the skeleton directory (removed by ``skeleton clean``)::
 
     .frags/forge.json            forge parameters (grid, buckets, attributes)
+    .frags/ball.json             TEASAR's invalidation ball (scale, const), for
+                                 the merge's seam spur pruning
     .frags/BBBBB/x0-x1_..frags   one MapBuffer per (bucket, block): label -> fragment
     .frags/tasks/x0-x1_...labels the labels a block skeletonized; written last,
                                  so its presence proves the block's fragments exist
 
 A label's bucket is ``label % buckets``: a merge task reads only its own
 buckets' files, so merge memory is bounded by one bucket, not the volume.
+
+Fragment vertices on a shared face carry ``vertex_types == SEAM`` so the merge
+can tell branches made by a seam from the others (it resets them to 0).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from igneous.tasks import register
 FRAG_DIR = ".frags"
 FORGE_META = f"{FRAG_DIR}/forge.json"
 TASK_DIR = f"{FRAG_DIR}/tasks"
+BALL_FILE = f"{FRAG_DIR}/ball.json"
+SEAM = 1  # vertex_types of a fragment vertex on a block face shared with a neighbour
 
 BASE_ATTRIBUTES = [
     {"id": "radius", "data_type": "float32", "num_components": 1},
@@ -89,6 +96,27 @@ def shared_faces(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> list[tuple[int, int
     return faces
 
 
+def mark_seam_vertices(skel, res: np.ndarray, faces: list[tuple[int, int]]) -> None:
+    """Set ``vertex_types`` to SEAM on the vertices (block voxel coordinates
+    times ``res``) lying on one of the shared ``faces``."""
+    vox = np.round(skel.vertices / res).astype(np.int64)
+    on = np.zeros(len(vox), dtype=bool)
+    for axis, index in faces:
+        on |= vox[:, axis] == index
+    skel.vertex_types = np.where(on, SEAM, 0).astype(np.uint8)
+
+
+def invalidation_ball(teasar_params: dict) -> dict:
+    """TEASAR's invalidation ball radius is ``scale * DBF + const`` (nm); the
+    values kimimaro.trace uses for the parameters left out."""
+    import inspect
+
+    import kimimaro.trace
+
+    defaults = inspect.signature(kimimaro.trace.trace).parameters
+    return {k: float(teasar_params.get(k, defaults[k].default)) for k in ("scale", "const")}
+
+
 def remove_local_dust(labels: np.ndarray, threshold: int, faces: list[tuple[int, int]]) -> np.ndarray:
     """Erase components under ``threshold`` voxels that lie wholly inside the block.
 
@@ -141,7 +169,8 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
         labels = fastremap.mask(labels, [int(x) for x in mask_ids])
     if object_ids:
         labels = fastremap.mask_except(labels, [int(x) for x in object_ids])
-    labels = remove_local_dust(labels, dust_threshold, shared_faces(lo, hi, start, stop))
+    faces = shared_faces(lo, hi, start, stop)
+    labels = remove_local_dust(labels, dust_threshold, faces)
 
     skels = {}
     if labels.any():
@@ -159,10 +188,12 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     attributes = vertex_attributes(cross_sectional_area)
     for label, skel in skels.items():
         skel.id = int(label)
+        mark_seam_vertices(skel, res, faces)
         skel.vertices += shift
         skel.extra_attributes = attributes  # fixed order: the decoder relies on it
 
     cf = CloudFiles(skel_dir)
+    cf.put_json(BALL_FILE, invalidation_ball(teasar_params))  # the same from every block
     name = bbox_name(lo, core_hi)
     grouped: dict[int, dict] = {}
     for label, skel in skels.items():

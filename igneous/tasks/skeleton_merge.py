@@ -19,7 +19,9 @@ import numpy as np
 
 from igneous.tasks import register
 from igneous.tasks.skeleton import (
+    BALL_FILE,
     FRAG_DIR,
+    SEAM,
     bucket_dir,
     decode_skeletons,
     encode_skeletons,
@@ -30,16 +32,21 @@ DONE_DIR = f"{FRAG_DIR}/fused-done"
 
 
 def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
-         tick_threshold: float, max_cable_length: float | None, crop_box=None):
+         tick_threshold: float, max_cable_length: float | None, crop_box=None,
+         ball: dict | None = None):
     """One skeleton from a label's fragments, or None when it is dust or too long.
 
     Vertices are snapped to the voxel grid so the copies of a seam vertex made
     by the two blocks that share it are bit-identical, then duplicates are
-    removed, loops broken, close pieces joined and ticks trimmed (kimimaro's
-    postprocess). Thresholds are physical lengths.
+    removed and kimimaro's postprocess steps run: dust, loops broken, close
+    pieces joined, then (with ``ball``, the forge's TEASAR scale and const)
+    seam spurs pruned, then ticks trimmed. Thresholds are physical lengths.
+    The steps are called one by one because the spurs must go before the
+    tick removal (which would otherwise trim a real, shorter end instead)
+    and after the loops are broken (pruning needs a tree).
     """
-    import kimimaro
     from cloudvolume import Skeleton
+    from kimimaro import post
 
     label = fragments[0].id
     skel = Skeleton.simple_merge(fragments) if len(fragments) > 1 else fragments[0]
@@ -50,14 +57,129 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
         print(f"igneous: skeleton {label} is longer than max_cable_length "
               f"({skel.cable_length():.0f} > {max_cable_length:.0f}); skipped", file=sys.stderr)
         return None
-    skel = kimimaro.postprocess(skel, dust_threshold=dust_threshold,
-                                tick_threshold=tick_threshold)
+    skel = post.remove_dust(skel, dust_threshold)
+    skel = post.remove_loops(open_lone_cycles(skel))
+    skel = post.join_close_components(skel, restrict_by_radius=True)
+    if ball is not None:
+        skel = prune_seam_spurs(skel, ball["scale"], ball["const"])
+    skel.vertex_types = np.zeros(len(skel.vertices), dtype=np.uint8)
+    skel = post.remove_ticks(skel, tick_threshold).consolidate()
     if crop_box is not None:
         skel = skel.crop(crop_box)
     if skel.empty():
         return None
     skel.id = label
     return skel
+
+
+def open_lone_cycles(skel):
+    """Cut one edge of every component that is nothing but a cycle.
+
+    kimimaro's ``remove_loops`` (5.8) drops every edge of such a component,
+    so the label vanished: pieces of a ring-shaped label can fuse into one.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, edges = len(skel.vertices), skel.edges
+    if len(edges) == 0:
+        return skel
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    deg = np.bincount(edges.ravel(), minlength=n)
+    branchy = np.bincount(comp, weights=deg != 2, minlength=comp.max() + 1)
+    lone = np.flatnonzero(branchy == 0)
+    if not len(lone):
+        return skel
+    first = {c: i for i, c in reversed(list(enumerate(comp[edges[:, 0]].tolist())))}
+    drop = [first[c] for c in lone.tolist() if c in first]
+    out = skel.clone()
+    out.edges = np.delete(edges, drop, axis=0)
+    return out
+
+
+def _branch(nbrs: list[list[int]], deg: np.ndarray, alive: np.ndarray, end: int) -> list[int] | None:
+    """The alive vertex path from ``end`` (degree 1) to the first branch point
+    (degree >= 3), which closes it; None for an unbranched piece."""
+    path, prev, cur = [end], -1, end
+    while True:
+        step = [x for x in nbrs[cur] if x != prev and alive[x]]
+        if not step:
+            return None  # reached another end
+        prev, cur = cur, step[0]
+        path.append(cur)
+        if deg[cur] >= 3:
+            return path
+
+
+def prune_seam_spurs(skel, scale: float, const: float):
+    """Remove the branches a block seam made that TEASAR on the whole volume
+    would not have traced.
+
+    A block traces the small part of a label beyond its face, and a path to
+    the seam target, although the path on the other side of the seam would
+    have invalidated both. Rule (kimimaro's own invalidation): a terminal
+    branch holding a seam vertex goes when its end lies inside the
+    invalidation ball (``scale * radius + const``) of a vertex of the rest of
+    the skeleton. Shortest first, one at a time, like kimimaro's tick removal;
+    a branch is re-examined when its length changed since it was queued.
+    """
+    import heapq
+
+    from scipy.spatial import cKDTree
+
+    seam = skel.vertex_types == SEAM
+    if not seam.any() or len(skel.edges) == 0:
+        return skel
+    verts = skel.vertices.astype(np.float64)
+    n = len(verts)
+    ball = scale * skel.radius.astype(np.float64) + const
+    reach = float(ball.max())
+    tree = cKDTree(verts)
+    nbrs: list[list[int]] = [[] for _ in range(n)]
+    for a, b in skel.edges.tolist():
+        nbrs[a].append(b)
+        nbrs[b].append(a)
+    deg = np.bincount(skel.edges.ravel(), minlength=n)
+    alive = np.ones(n, dtype=bool)
+
+    def length(path: list[int]) -> float:
+        return float(np.linalg.norm(np.diff(verts[path], axis=0), axis=1).sum())
+
+    def spur(end: int) -> list[int] | None:
+        """The branch at ``end`` when it is a seam spur, else None."""
+        path = _branch(nbrs, deg, alive, end)
+        if path is None or not seam[path[:-1]].any():
+            return None
+        near = np.asarray(tree.query_ball_point(verts[end], reach), dtype=np.int64)
+        near = near[alive[near] & ~np.isin(near, path[:-1])]
+        hit = np.linalg.norm(verts[near] - verts[end], axis=1) <= ball[near]
+        return path if hit.any() else None
+
+    queue = [(length(p), p[0]) for p in map(spur, np.flatnonzero(deg == 1).tolist()) if p]
+    heapq.heapify(queue)
+    while queue:
+        queued, end = heapq.heappop(queue)
+        path = spur(end) if alive[end] and deg[end] == 1 else None
+        if path is None:
+            continue
+        if length(path) > queued + 1e-6:  # grew since queued: back in line
+            heapq.heappush(queue, (length(path), end))
+            continue
+        alive[path[:-1]] = False
+        joint = path[-1]
+        deg[joint] -= 1
+        if deg[joint] == 2:  # the two branches left at the joint are one now
+            for x in nbrs[joint]:
+                if alive[x]:
+                    prev, cur = joint, x
+                    while deg[cur] == 2:
+                        prev, cur = cur, next(y for y in nbrs[cur] if y != prev and alive[y])
+                    if deg[cur] == 1 and (grown := spur(cur)):
+                        heapq.heappush(queue, (length(grown), cur))
+    out = skel.clone()
+    out.edges = skel.edges[alive[skel.edges].all(axis=1)]
+    return out.consolidate()
 
 
 def _gather(cf, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
@@ -90,6 +212,7 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
 
         spec = ShardingSpecification.from_dict(sharding)
     skip_set = {int(x) for x in skip}
+    ball = cf.get_json(BALL_FILE)  # None from a forge before seam pruning: no pruning
     for bucket in buckets:
         frags, paths = _gather(cf, int(bucket), vertex_attributes, skip_set)
         if not paths:
@@ -98,7 +221,7 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
         for label in sorted(frags):
             skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
                         tick_threshold=tick_threshold, max_cable_length=max_cable_length,
-                        crop_box=crop_box)
+                        crop_box=crop_box, ball=ball)
             if skel is not None:
                 fused[label] = skel
         if spec is None:

@@ -61,7 +61,11 @@ def skeleton_group():
 @click.option("--fill-holes", default=0, show_default=True, type=int,
               help="Fill holes in each label before skeletonizing (0: off, >0: on).")
 @click.option("--dust-threshold", default=1000, show_default=True, type=int,
-              help="Skip components below this many voxels that lie wholly inside one block.")
+              help="Skip components below this many voxels that lie wholly inside one block "
+              "(or labels below it in the whole volume, with --dust-global).")
+@click.option("--dust-global/--dust-local", default=False, show_default=True,
+              help="Apply --dust-threshold to whole-volume voxel counts (run `igneous image voxels "
+              "count` and `sum` at this mip first).")
 @click.option("--spatial-index/--skip-spatial-index", default=True, show_default=True,
               help="Write a spatial index (labels by bounding box).")
 @click.option("--scale", default=4.0, show_default=True, type=float,
@@ -92,7 +96,7 @@ def skeleton_group():
 @memory_option
 @click.pass_context
 def forge(ctx, path, queue, mip, shape, fill_missing, fix_branching, fix_borders, fix_avocados,
-          fill_holes, dust_threshold, spatial_index, scale, const, pdrf_scale, pdrf_exponent,
+          fill_holes, dust_threshold, dust_global, spatial_index, scale, const, pdrf_scale, pdrf_exponent,
           soma_detect, soma_accept, soma_scale, soma_const, max_paths, sharded, labels,
           mask_labels, cross_section, skel_dir, memory):
     """(1) Skeletonize PATH block by block into fragments.
@@ -115,7 +119,7 @@ def forge(ctx, path, queue, mip, shape, fill_missing, fix_branching, fix_borders
         fix_borders=fix_borders, fix_avocados=fix_avocados, fill_holes=fill_holes > 0,
         dust_threshold=dust_threshold, cross_sectional_area=cross_section > 0,
         cross_sectional_area_smoothing_window=max(cross_section, 1), skel_dir=skel_dir,
-        memory_target=memory,
+        memory_target=memory, dust_global=dust_global,
     )
     enqueue_or_run(ctx, queue, [plan], what="skeleton forge tasks")
 

@@ -92,10 +92,14 @@ def create_skeletonizing_tasks(
     fix_avocados: bool = False, fill_holes: bool = False, dust_threshold: int = 1000,
     progress: bool = False, parallel: int = 1, cross_sectional_area: bool = False,
     cross_sectional_area_smoothing_window: int = 5, skel_dir: str | None = None,
-    bounds=None, memory_target: float = DEFAULT_MEMORY_TARGET,
+    bounds=None, memory_target: float = DEFAULT_MEMORY_TARGET, dust_global: bool = False,
 ) -> TaskPlan:
     """Tasks skeletonizing ``shape`` blocks (plus one voxel of overlap) at ``mip``
     (smaller when a task of ``shape`` would not fit ``memory_target``).
+
+    ``dust_global`` applies ``dust_threshold`` to whole-volume voxel counts
+    (`igneous image voxels count` + `sum` at ``mip`` first) instead of to the
+    components wholly inside one block.
 
     ``sharded`` only records the intent: both merges read the same fragments.
     ``bounds`` ((lo), (hi) voxels at ``mip``) restricts the work to a region.
@@ -116,6 +120,10 @@ def create_skeletonizing_tasks(
     object_ids, mask_ids = _check_ids(object_ids, "object_ids"), _check_ids(mask_ids, "mask_ids")
     if dust_threshold < 0:
         raise UserError("dust_threshold must be >= 0 voxels")
+    if dust_global and dust_threshold > 0:
+        from igneous.tasks.mesh_prep import load_counts_index
+
+        load_counts_index(cloudpath, layer.info, mip)  # refuse now if the counts are missing
     if parallel < 1:
         raise UserError("parallel must be >= 1")
     if cross_sectional_area_smoothing_window < 1:
@@ -148,6 +156,8 @@ def create_skeletonizing_tasks(
                   fill_missing=fill_missing, parallel=int(parallel), spatial_index=spatial_index,
                   cross_sectional_area=cross_sectional_area,
                   cross_sectional_area_smoothing_window=int(cross_sectional_area_smoothing_window))
+    if dust_global and dust_threshold > 0:
+        common["dust_global"] = True
 
     def make():
         for a, b in grid(lo, hi, start, shape):

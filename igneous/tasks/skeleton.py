@@ -149,9 +149,12 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
                    fix_avocados: bool = False, fill_holes: bool = False,
                    dust_threshold: int = 1000, fill_missing: bool = False, parallel: int = 1,
                    spatial_index: bool = True, cross_sectional_area: bool = False,
-                   cross_sectional_area_smoothing_window: int = 5) -> None:
+                   cross_sectional_area_smoothing_window: int = 5,
+                   dust_global: bool = False) -> None:
     """Skeletonize the block [offset, offset + shape) plus one voxel of overlap
-    and write its fragments (physical coordinates) bucketed by label."""
+    and write its fragments (physical coordinates) bucketed by label
+    (``dust_global``: labels under ``dust_threshold`` voxels in the whole
+    volume are skipped, by the layer's voxel counts, instead of local dust)."""
     import fastremap
     import kimimaro
     from cloudfiles import CloudFiles
@@ -170,7 +173,13 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     if object_ids:
         labels = fastremap.mask_except(labels, [int(x) for x in object_ids])
     faces = shared_faces(lo, hi, start, stop)
-    labels = remove_local_dust(labels, dust_threshold, faces)
+    if dust_global and dust_threshold > 0:
+        from igneous.tasks.mesh_prep import load_counts_index, remove_global_dust
+
+        index = load_counts_index(layer_path, cv.info, mip)
+        labels = remove_global_dust(labels, index, dust_threshold)
+    else:
+        labels = remove_local_dust(labels, dust_threshold, faces)
 
     skels = {}
     if labels.any():

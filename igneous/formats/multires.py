@@ -8,7 +8,7 @@ cells. Each fragment is Draco-encoded with integer positions in
 one unit per integer, so the integers survive exactly).
 
 Level 0 is the forged mesh; level k > 0 is simplified from level k - 1 to a
-quarter of its triangles (zmesh's fast quadric decimation), then cut on the 2x2x2
+quarter of its triangles (meshoptimizer's quadric decimation), then cut on the 2x2x2
 sub-grid of its cells so no triangle crosses a finer cell (no cracks between
 levels). Every fragment of level k < top has its parent cell listed at level
 k + 1 (empty when that level has nothing there), as Neuroglancer's octree
@@ -17,6 +17,7 @@ traversal expects.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,54 +50,120 @@ def mesh_to_precomputed(vertices: np.ndarray, faces: np.ndarray) -> bytes:
             + np.ascontiguousarray(faces, dtype="<u4").tobytes())
 
 
+def unique_rows(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct float32 positions, index of each input row among them), exact.
+
+    Sorts one 64-bit key per row (x, y bits and a multiple of z's) instead of
+    ``np.unique(axis=0)``'s row-wise sort, which is ~10x slower; should two
+    positions share a key, the check below notices and the slow way is used.
+    """
+    v = np.ascontiguousarray(vertices, dtype=np.float32) + np.float32(0)  # -0.0 -> 0.0
+    bits = v.view(np.uint32).astype(np.uint64)
+    key = ((bits[:, 0] << np.uint64(32)) | bits[:, 1]) ^ (bits[:, 2] * np.uint64(0x9E3779B97F4A7C15))
+    order = np.argsort(key)
+    sorted_key = key[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = sorted_key[1:] != sorted_key[:-1]
+    inverse = np.empty(len(key), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    uniq = v[order[first]]
+    if not np.array_equal(uniq[inverse].view(np.uint32), v.view(np.uint32)):
+        uniq, inverse = np.unique(v, axis=0, return_inverse=True)
+    return uniq, inverse.reshape(-1)
+
+
 def weld(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge vertices at exactly the same position (task seams) and drop
     triangles that became degenerate."""
     if len(vertices) == 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32)
-    uniq, inverse = np.unique(np.ascontiguousarray(vertices, dtype=np.float32), axis=0,
-                              return_inverse=True)
-    faces = inverse.reshape(-1)[faces]
+    uniq, inverse = unique_rows(vertices)
+    faces = inverse[faces]
     ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     return uniq, faces[ok].astype(np.uint32)
 
 
 def fuse(meshes: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """One welded mesh from many fragments (vertex, face arrays)."""
-    verts, faces, base = [], [], 0
-    for m in meshes:
-        verts.append(np.asarray(m.vertices, dtype=np.float32))
-        faces.append(np.asarray(m.faces, dtype=np.int64) + base)
-        base += len(m.vertices)
-    if not verts:
+    if not meshes:
         return weld(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32))
-    return weld(np.concatenate(verts), np.concatenate(faces))
+    return weld(*_concat([(m.vertices, m.faces) for m in meshes]))
 
 
 def morton_codes(positions: np.ndarray) -> np.ndarray:
     """Z-curve index of integer (x, y, z) cell positions, x least significant."""
     pos = np.asarray(positions, dtype=np.uint64).reshape(-1, 3)
     code = np.zeros(len(pos), dtype=np.uint64)
-    for bit in range(21):
+    top = int(pos.max()).bit_length() if len(pos) else 0  # higher bits are all zero
+    for bit in range(min(top, 21)):
         for axis in range(3):
             code |= ((pos[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
     return code
 
 
-def lod_levels(vertices: np.ndarray, faces: np.ndarray, nlod: int) -> list:
-    """Level 0 plus ``nlod`` coarser meshes, each a quarter of the previous one's
-    triangles; meshes under ``MIN_LOD_TRIANGLES`` triangles get level 0 only.
-    A level that would come out empty repeats the previous one."""
-    import zmesh
+@functools.cache
+def _simplify_with_attributes():
+    """meshoptimizer's ``meshopt_simplifyWithAttributes`` with its C signature:
+    the Python package (0.2.30a0) declares none for it, so its own wrapper
+    fails on the float argument."""
+    import ctypes
 
+    from meshoptimizer._loader import lib
+
+    fn = ctypes.CDLL(lib._name).meshopt_simplifyWithAttributes  # own handle: theirs stays as is
+    ptr, size = ctypes.c_void_p, ctypes.c_size_t
+    fn.argtypes = [ptr, ptr, size, ptr, size, size, ptr, size, ptr, size, ptr, size,
+                   ctypes.c_float, ctypes.c_uint, ptr]
+    fn.restype = size
+    return fn
+
+
+def decimate(vertices: np.ndarray, faces: np.ndarray, target_count: int,
+             max_error: float = float("inf"), lock_border: bool = False,
+             lock: np.ndarray | None = None) -> np.ndarray:
+    """Quadric edge-collapse decimation (meshoptimizer) towards ``target_count``
+    triangles, stopping where the deviation would exceed ``max_error`` (physical
+    units). Returns faces on a subset of the same vertices: none moves, and
+    open-border vertices (``lock_border``) and the vertices indexed by ``lock``
+    are kept."""
+    import meshoptimizer
+
+    index = np.ascontiguousarray(faces, dtype=np.uint32).reshape(-1)
+    out = np.empty_like(index)
+    positions = np.ascontiguousarray(vertices, dtype=np.float32)
+    locked = None
+    if lock is not None:
+        locked = np.zeros(len(positions), dtype=np.uint8)
+        locked[lock] = 1
+    options = meshoptimizer.SIMPLIFY_ERROR_ABSOLUTE
+    if lock_border:
+        options |= meshoptimizer.SIMPLIFY_LOCK_BORDER
+    n = _simplify_with_attributes()(
+        out.ctypes.data, index.ctypes.data, len(index), positions.ctypes.data, len(positions), 12,
+        None, 0, None, 0, None if locked is None else locked.ctypes.data,
+        min(3 * int(target_count), len(index)), float(max_error), options, None)
+    return out[:n].reshape(-1, 3)
+
+
+def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the vertices no triangle uses (and renumber the faces)."""
+    used = np.flatnonzero(np.bincount(faces.reshape(-1), minlength=len(vertices)))
+    remap = np.zeros(len(vertices), dtype=np.uint32)
+    remap[used] = np.arange(len(used), dtype=np.uint32)
+    return vertices[used], remap[faces]
+
+
+def lod_levels(vertices: np.ndarray, faces: np.ndarray, nlod: int) -> list:
+    """Level 0 plus ``nlod`` coarser meshes, each decimated to a quarter of the
+    previous one's triangles; meshes under ``MIN_LOD_TRIANGLES`` triangles get
+    level 0 only. A level that would come out empty repeats the previous one."""
     levels = [(vertices, faces)]
     if len(faces) < MIN_LOD_TRIANGLES:
         return levels
     for _ in range(nlod):
         v, f = levels[-1]
-        coarse = zmesh.simplify_fqmr(zmesh.Mesh(v, f, None), target_count=max(len(f) // 4, 4))
-        cv, cf = weld(coarse.vertices, coarse.faces)
-        levels.append((cv, cf) if len(cf) else (v, f))
+        coarse = decimate(v, f, max(len(f) // 4, 4))
+        levels.append(compact(v, coarse) if len(coarse) else (v, f))
     return levels
 
 
@@ -106,12 +173,18 @@ def _cut(vertices: np.ndarray, faces: np.ndarray, cell: np.ndarray, origin: np.n
 
     if len(faces) == 0:
         return {}
+    # zmesh 1.15 sizes the grid in float32 (C++) and again in float64 (Python):
+    # a vertex a hair above a cell plane makes them disagree and it reads past
+    # its cell list (crash). An unused vertex in the middle of the next cell up
+    # makes both agree; it adds no triangle.
+    top = origin + (np.floor((vertices.max(axis=0) - origin) / cell) + 1.5) * cell
+    vertices = np.concatenate([vertices, top[None]]).astype(np.float32)
     pieces = zmesh.chunk_mesh(zmesh.Mesh(vertices, faces, None), [float(c) for c in cell],
                               grid_origin=tuple(float(o) for o in origin))
     out = {}
     for key, piece in pieces.items():
         if len(piece.faces):
-            out[tuple(int(k) for k in key)] = weld(piece.vertices, piece.faces)
+            out[tuple(int(k) for k in key)] = (piece.vertices, piece.faces)  # welded when encoded
     return out
 
 
@@ -173,13 +246,14 @@ def encode_multires(vertices: np.ndarray, faces: np.ndarray, *, nlod: int, chunk
     return b"".join(data), manifest
 
 
-def _concat(parts: list) -> tuple[np.ndarray, np.ndarray]:
+def _concat(parts: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """One (vertices, faces) from many, vertices not merged."""
     verts, faces, base = [], [], 0
     for v, f in parts:
-        verts.append(v)
-        faces.append(f.astype(np.int64) + base)
+        verts.append(np.asarray(v, dtype=np.float32))
+        faces.append(np.asarray(f, dtype=np.int64) + base)
         base += len(v)
-    return weld(np.concatenate(verts), np.concatenate(faces))
+    return np.concatenate(verts), np.concatenate(faces)
 
 
 def _manifest(chunk: np.ndarray, origin: np.ndarray, num_lods: int, positions: list, sizes: list,

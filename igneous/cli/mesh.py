@@ -46,10 +46,18 @@ mesh_group.add_command(spatial_index_group("mesh"))
 @click.option("--simplify/--skip-simplify", default=True, show_default=True,
               help="Quadric edge-collapse simplification.")
 @click.option("--max-error", default=40, show_default=True, type=float,
-              help="Most a vertex may move while simplifying, in physical units.")
+              help="Most the simplified surface may deviate from the marching-cubes surface, "
+              "in physical units.")
 @click.option("--fill-missing", is_flag=True, help="Read missing chunks as background.")
 @click.option("--dust-threshold", default=None, type=int,
-              help="Skip labels with fewer voxels than this within a task.")
+              help="Skip labels with fewer voxels than this within a task (or in the whole "
+              "volume with --dust-global).")
+@click.option("--dust-global/--dust-local", default=False, show_default=True,
+              help="Apply --dust-threshold to whole-volume voxel counts (run `igneous image voxels "
+              "count` and `sum` at this mip first).")
+@click.option("--fill-holes", default=0, show_default=True, type=click.IntRange(0, 3),
+              help="Fill holes before meshing: 0 off, 1 holes inside labels, 2 also holes cut by "
+              "the task's faces, 3 also a morphological closing. Only background is filled.")
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory (default: the info's, else "
               "mesh_mip_MIP_err_ERROR).")
 @click.option("--compress", default="gzip", show_default=True,
@@ -63,8 +71,9 @@ mesh_group.add_command(spatial_index_group("mesh"))
 @click.option("--exclude-labels", default=None, help="Don't mesh these labels.")
 @memory_option
 @click.pass_context
-def forge(ctx, path, queue, mip, shape, simplify, max_error, fill_missing, dust_threshold, mesh_dir,
-          compress, spatial_index, sharded, closed_edge, labels, exclude_labels, memory):
+def forge(ctx, path, queue, mip, shape, simplify, max_error, fill_missing, dust_threshold,
+          dust_global, fill_holes, mesh_dir, compress, spatial_index, sharded, closed_edge, labels,
+          exclude_labels, memory):
     """(1) Mesh a grid of cutouts of the segmentation at PATH."""
     from igneous.task_creation.mesh import create_meshing_tasks
 
@@ -73,7 +82,8 @@ def forge(ctx, path, queue, mip, shape, simplify, max_error, fill_missing, dust_
         max_simplification_error=max_error, mesh_dir=mesh_dir, dust_threshold=dust_threshold,
         object_ids=_ids(labels), exclude_object_ids=_ids(exclude_labels), fill_missing=fill_missing,
         spatial_index=spatial_index, sharded=sharded, closed_dataset_edges=closed_edge,
-        compress=None if compress == "none" else compress, memory_target=memory)
+        compress=None if compress == "none" else compress, memory_target=memory,
+        fill_holes=fill_holes, dust_global=dust_global)
     enqueue_or_run(ctx, queue, [plan], what="mesh tasks")
 
 

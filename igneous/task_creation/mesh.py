@@ -75,9 +75,14 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                          closed_dataset_edges: bool = True,
                          exclude_object_ids: Sequence[int] | None = None,
                          simplification_factor: int = 100,
-                         memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+                         memory_target: float = DEFAULT_MEMORY_TARGET, fill_holes: int = 0,
+                         dust_global: bool = False) -> TaskPlan:
     """Forge: mesh a grid of ``shape`` boxes (1-voxel overlap) at ``mip``; the
-    shape shrinks when a task of it would not fit ``memory_target``."""
+    shape shrinks when a task of it would not fit ``memory_target``.
+
+    ``fill_holes`` 1-3 fills background holes of labels before meshing (see
+    igneous.tasks.mesh_prep); ``dust_global`` applies ``dust_threshold`` to
+    whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
     from igneous.grid import as_list, grid_count, scale_bounds
     from igneous.spatial_index import enable_index, index_grid
 
@@ -89,7 +94,10 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
         raise UserError("max_simplification_error must be >= 0")
     if dust_threshold is not None and dust_threshold < 0:
         raise UserError("dust_threshold must be >= 0")
+    if fill_holes not in (0, 1, 2, 3):
+        raise UserError(f"fill_holes must be 0 (off), 1, 2 or 3, not {fill_holes}")
     layer, mip = _segmentation(layer_path, mip)
+    prep = _prep_options(layer, mip, dust_threshold, fill_holes, dust_global)
     shape = fit_shape(_check_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
                       limit=layer.info["scales"][mip]["size"])
     if np.any(shape > np.array([1023, 1023, 511])):
@@ -116,7 +124,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                   exclude_object_ids=[int(x) for x in exclude_object_ids] if exclude_object_ids else None,
                   fill_missing=bool(fill_missing), spatial_index=bool(spatial_index or sharded),
                   sharded=bool(sharded), closed_dataset_edges=bool(closed_dataset_edges),
-                  compress=compress)
+                  compress=compress, **prep)
     start, stop = scale_bounds(info, mip)
 
     def make() -> Iterator[Task]:
@@ -124,6 +132,22 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
             yield Task("mesh", dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
 
     return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
+
+
+def _prep_options(layer, mip: int, dust_threshold, fill_holes: int, dust_global: bool) -> dict:
+    """Forge task keywords for hole filling and global dust (only when asked for)."""
+    out: dict = {}
+    if fill_holes:
+        out["fill_holes"] = int(fill_holes)
+    if dust_global:
+        if not dust_threshold:
+            note("--dust-global does nothing without --dust-threshold")
+            return out
+        from igneous.tasks.mesh_prep import load_counts_index
+
+        load_counts_index(layer.cloudpath, layer.info, mip)  # refuse now if the counts are missing
+        out["dust_global"] = True
+    return out
 
 
 def prefixes(magnitude: int) -> list[tuple[str, bool]]:

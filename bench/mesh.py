@@ -139,11 +139,30 @@ def closest_points(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -
     return out
 
 
-def surface_distance(points: np.ndarray, verts: np.ndarray, faces: np.ndarray, k: int = 8) -> np.ndarray:
-    """Distance from each point to the mesh, over the k triangles with the nearest centroids."""
+def subdivide(tri: np.ndarray, max_edge: float) -> np.ndarray:
+    """The same surface as triangles (n, 3, 3) with no edge longer than ``max_edge``
+    (midpoint splits into four)."""
+    done = []
+    while len(tri):
+        edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2).max(axis=1)
+        done.append(tri[edges <= max_edge])
+        a, b, c = (tri[edges > max_edge][:, i] for i in range(3))
+        ab, bc, ca = (a + b) / 2, (b + c) / 2, (c + a) / 2
+        tri = np.concatenate([np.stack(t, axis=1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+    return np.concatenate(done)
+
+
+def surface_distance(points: np.ndarray, verts: np.ndarray, faces: np.ndarray, k: int = 8,
+                     max_edge: float = 64.0) -> np.ndarray:
+    """Distance from each point to the mesh, over the k triangles with the nearest centroids.
+
+    Long triangles (flat areas decimate into a few, microns long) are split
+    first: the triangle under a point can have its centroid far away, and the
+    nearest-centroid shortcut would then report a distance far too large.
+    """
     from scipy.spatial import cKDTree
 
-    tri = verts[faces].astype(np.float64)
+    tri = subdivide(verts[faces].astype(np.float64), max_edge)
     k = min(k, len(faces))
     _, idx = cKDTree(tri.mean(axis=1)).query(points, k=k)
     idx = idx.reshape(len(points), -1)

@@ -2,14 +2,15 @@
 
 Block tasks (downsample, xfer, ccl, voxel counts, ...) spend most of a short
 task importing CloudVolume (about 0.8 s and 75 MB per worker process: it
-loads every codec and every cloud SDK). For the common case, an unsharded
-precomputed scale in raw, compressed_segmentation, compresso or crackle
-encoding, ``Volume`` reads and writes the chunk files itself: each chunk is
-fetched, decoded and copied into the output one at a time (so peak memory is
-the output plus one chunk), and written atomically on local disk
-(igneous.files). Anything else (sharded scales, other encodings, zarr / N5 /
-graphene sources, writes that cut chunks) goes to a CloudVolume opened on
-demand with the same options, so behaviour never depends on which path ran.
+loads every codec and every cloud SDK). For an unsharded precomputed scale,
+``Volume`` reads and writes the chunk files itself: each chunk is fetched,
+decoded and copied into the output one at a time (so peak memory is the
+output plus one chunk), and written atomically on local disk
+(igneous.files). raw, compressed_segmentation, compresso and crackle are
+decoded here; other encodings (jpeg, png, fpzip, ...) through
+``cloudvolume.chunks``, imported only then. Anything else (sharded scales,
+zarr / N5 / graphene sources, writes that cut chunks) goes to a CloudVolume
+opened on demand with the same options.
 
 Chunk files follow the precomputed spec: ``KEY/x0-x1_y0-y1_z0-z1`` on the
 grid anchored at the scale's voxel_offset, cut at the volume's end, voxels in

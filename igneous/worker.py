@@ -29,6 +29,10 @@ from igneous.tasks import Task
 MAX_BATCH = 64
 QUICK_TASK_SEC = 0.05
 MAX_IDLE_SLEEP = 2.0
+# longest wait while other workers hold the tasks of a stage: its barrier lifts
+# the moment they finish, so a worker backed off to MAX_IDLE_SLEEP would idle
+# up to ~2 s at every stage (seconds of a short multi-stage job like ccl auto)
+MAX_BARRIER_SLEEP = 0.1
 
 
 @dataclass
@@ -142,10 +146,13 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
                 want = 1
             leases = queue.lease(want, seconds=opts.lease_sec)
             if not leases:
-                if opts.exit_on_empty and queue.is_empty():
+                # (one cheap query; SQS, which has no stages, is only asked when it matters)
+                empty = queue.is_empty() if opts.exit_on_empty or queue.supports_stages else True
+                if opts.exit_on_empty and empty:
                     break
                 stop.event.wait(idle_sleep * (0.5 + random.random()))
-                idle_sleep = min(MAX_IDLE_SLEEP, idle_sleep * 2)
+                longest = MAX_BARRIER_SLEEP if queue.supports_stages and not empty else MAX_IDLE_SLEEP
+                idle_sleep = min(longest, idle_sleep * 2)
                 continue
             idle_sleep = 0.02
             renewer.hold(leases)

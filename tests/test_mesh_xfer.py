@@ -9,20 +9,14 @@ import pytest
 
 import igneous.task_creation as tc
 from igneous.errors import UserError
-from igneous.sample import connectomics
 from igneous.worker import run_local
+from tests.test_mesh import OFFSET, RES
+from tests.test_mesh import cutout as mesh_cutout
 from tests.volumes import BIG, make_layer
-
-RES = (16, 16, 40)
-OFFSET = (5, 7, 3)
 
 
 def cutout(shape=(45, 39, 21)) -> np.ndarray:
-    seg = connectomics()
-    if seg is None:
-        pytest.skip("the connectomics sample is not on this machine")
-    x, y, z = shape
-    return np.asfortranarray(seg[220:220 + x, 240:240 + y, 230:230 + z]).astype(np.uint64)
+    return mesh_cutout(shape).astype(np.uint64)
 
 
 def run(*plans):

@@ -81,7 +81,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     shape shrinks when a task of it would not fit ``memory_target``.
 
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
-    igneous.tasks.mesh_prep); ``dust_global`` applies ``dust_threshold`` to
+    igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
     whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
     from igneous.grid import as_list, grid_count, scale_bounds
     from igneous.spatial_index import enable_index, index_grid
@@ -143,7 +143,7 @@ def _prep_options(layer, mip: int, dust_threshold, fill_holes: int, dust_global:
         if not dust_threshold:
             note("--dust-global does nothing without --dust-threshold")
             return out
-        from igneous.tasks.mesh_prep import load_counts_index
+        from igneous.tasks.label_prep import load_counts_index
 
         load_counts_index(layer.cloudpath, layer.info, mip)  # refuse now if the counts are missing
         out["dust_global"] = True

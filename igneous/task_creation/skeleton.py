@@ -121,7 +121,7 @@ def create_skeletonizing_tasks(
     if dust_threshold < 0:
         raise UserError("dust_threshold must be >= 0 voxels")
     if dust_global and dust_threshold > 0:
-        from igneous.tasks.mesh_prep import load_counts_index
+        from igneous.tasks.label_prep import load_counts_index
 
         load_counts_index(cloudpath, layer.info, mip)  # refuse now if the counts are missing
     if parallel < 1:

@@ -157,25 +157,25 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
     """Mesh the task box [lo, hi) (voxels at ``mip``) into ``layer_path/mesh_dir``.
 
     ``dust_global``: ``dust_threshold`` applies to whole-volume voxel counts;
-    ``fill_holes`` 1-3: fill background holes first (igneous.tasks.mesh_prep)."""
+    ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
     from cloudfiles import CloudFiles
 
     from igneous.formats.multires import mesh_to_precomputed
     from igneous.layers import open_layer
     from igneous.spatial_index import index_filename, label_boxes, write_index
-    from igneous.tasks import mesh_prep
+    from igneous.tasks import label_prep
 
     cv = open_layer(layer_path, mip, fill_missing=fill_missing)
     start, stop = scale_bounds(cv.info, mip)
     lo, hi = vec(lo), vec(hi)
     labels, origin, read_hi = read_task_labels(cv, lo, hi, start, stop, closed_dataset_edges)
     if dust_global and dust_threshold:
-        index = mesh_prep.load_counts_index(layer_path, cv.info, mip)
-        labels = mesh_prep.remove_global_dust(labels, index, dust_threshold)
+        index = label_prep.load_counts_index(layer_path, cv.info, mip)
+        labels = label_prep.remove_global_dust(labels, index, dust_threshold)
         dust_threshold = None
     labels = filter_labels(labels, object_ids=object_ids, exclude_object_ids=exclude_object_ids,
                            dust_threshold=dust_threshold)
-    labels = mesh_prep.fill_holes(labels, fill_holes)
+    labels = label_prep.fill_holes(labels, fill_holes)
     res = np.asarray(cv.resolution, dtype=np.float64)
     meshes = mesh_labels(labels, origin, res,
                          simplification_factor=simplification_factor if simplification_factor else 0,

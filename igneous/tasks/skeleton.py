@@ -174,7 +174,7 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
         labels = fastremap.mask_except(labels, [int(x) for x in object_ids])
     faces = shared_faces(lo, hi, start, stop)
     if dust_global and dust_threshold > 0:
-        from igneous.tasks.mesh_prep import load_counts_index, remove_global_dust
+        from igneous.tasks.label_prep import load_counts_index, remove_global_dust
 
         index = load_counts_index(layer_path, cv.info, mip)
         labels = remove_global_dust(labels, index, dust_threshold)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from igneous.tasks.mesh_prep import fill_holes, lookup, remove_global_dust
+from igneous.tasks.label_prep import fill_holes, lookup, remove_global_dust
 
 
 def intmap_index(d: dict) -> np.ndarray:

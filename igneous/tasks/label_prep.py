@@ -1,4 +1,5 @@
-"""Label preparation before meshing: ``--fill-holes`` and ``--dust-global``.
+"""Label preparation before meshing and skeletonizing: ``--fill-holes`` (mesh
+forge) and ``--dust-global`` (mesh and skeleton forge).
 
 Hole filling works on one forge block, so it closes what is closed inside the
 block (as any blockwise filler must). It only ever writes into background

@@ -15,15 +15,13 @@ from collections.abc import Sequence
 from igneous.errors import UserError
 
 
-def skeleton_labels(src: str) -> list[int]:
-    """Every label of an unsharded skeleton directory."""
-    from cloudvolume import CloudVolume
-
-    cv = CloudVolume(src, progress=False)
-    if cv.skeleton.meta.is_sharded():
-        raise UserError(f"the skeletons of {src} are sharded: give the LABELS to convert "
-                        "(e.g. 12,345,6789)")
+def skeleton_labels(cv) -> list[int]:
+    """Every label of a CloudVolume's unsharded skeleton directory."""
     from cloudfiles import CloudFiles
+
+    if cv.skeleton.meta.is_sharded():
+        raise UserError(f"the skeletons of {cv.cloudpath} are sharded: give the LABELS to convert "
+                        "(e.g. 12,345,6789)")
 
     cf = CloudFiles(f"{cv.cloudpath}/{cv.skeleton.meta.skeleton_path}")
     labels = set()
@@ -46,7 +44,7 @@ def convert_to_swc(src: str, dest_dir: str, labels: Sequence[int] | None = None)
         if not cv.info.get("skeletons"):
             raise UserError(f"{src} has no skeletons (no 'skeletons' in its info); run "
                             "`igneous skeleton forge` and `merge` first")
-        labels = list(labels) if labels else skeleton_labels(src)
+        labels = list(labels) if labels else skeleton_labels(cv)
         os.makedirs(dest_dir, exist_ok=True)
         missing = []
         for label in labels:

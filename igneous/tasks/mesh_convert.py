@@ -56,12 +56,10 @@ def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: s
     from cloudfiles import CloudFiles
 
     from igneous.layers import LayerInfo
-    from igneous.tasks.mesh_merge import _multires_opts, write_shard
+    from igneous.tasks.mesh_merge import _multires_opts, shard_plan, write_shard
 
     cf = CloudFiles(f"{layer_path}/{mesh_dir}")
-    plan = cf.get_json(labels_file)
-    if plan is None:
-        raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh xfer --sharded`")
+    plan = shard_plan(cf, labels_file, "xfer --sharded")
     opts = _multires_opts(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
                           compression_level, max_error)
     pieces = source_meshes(src_layer, src_dir, sorted(int(k) for k in plan))

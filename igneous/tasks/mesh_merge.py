@@ -116,18 +116,24 @@ def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
         cf.puts(outputs, compress=None, cache_control=False, content_type="application/octet-stream")
         return len(outputs) // 2
-    return _build_shard(cf, info, mesh_dir, shard, labels_file, opts)
+    return _build_shard(cf, labels_file, opts)
 
 
-def _build_shard(cf, info: dict, mesh_dir: str, shard: int, labels_file: str, opts: dict) -> int:
+def shard_plan(cf, labels_file: str, command: str) -> dict[str, list[str]]:
+    """{label: input files} of one shard, as its planner wrote it."""
+    plan = cf.get_json(labels_file)
+    if plan is None:
+        raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh {command}`")
+    return plan
+
+
+def _build_shard(cf, labels_file: str, opts: dict) -> int:
     """Assemble one shard file from the forge's ``.frags`` files."""
     from mapbuffer import MapBuffer
 
     from igneous.formats.multires import mesh_from_precomputed
 
-    plan = cf.get_json(labels_file)
-    if plan is None:
-        raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh merge-sharded`")
+    plan = shard_plan(cf, labels_file, "merge-sharded")
     by_file: dict[str, list[int]] = defaultdict(list)
     for label, files in plan.items():
         for name in files:

@@ -114,8 +114,10 @@ def test_killed_run_resumes_to_identical_files(tmp_path, igneous):
                             start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while _completed(queue) < total // 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    # kill early: the whole run takes ~1 s now, so waiting for a third of it raced its end
+    while _completed(queue) < max(1, total // 10) and time.time() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = _completed(queue)
@@ -123,7 +125,10 @@ def test_killed_run_resumes_to_identical_files(tmp_path, igneous):
 
     igneous("queue", "release", queue, check=True)  # what lease expiry does, without the wait
     igneous("-p", "2", "run", pfile, check=True)
-    assert tree(tmp_path / "killed" / "out") == tree(tmp_path / "whole" / "out")
+    # a chunk write cut by the kill can leave its temporary file (never a partial
+    # chunk: chunks appear only by rename); those are not part of the layer
+    killed = {k: v for k, v in tree(tmp_path / "killed" / "out").items() if not k.endswith(".tmp")}
+    assert killed == tree(tmp_path / "whole" / "out")
     # nothing finished was redone: only tasks cut off by the kill ran twice
     assert _completed(queue) <= total + 2
 

@@ -77,23 +77,49 @@ def aligned_depth(offsets: Sequence[Vec], factor: Vec, *, include_base: bool) ->
     return best
 
 
+class Grid:
+    """The cells of a grid anchored at ``origin`` with ``step`` that touch
+    [start, stop), numbered x fastest; any cell or run of cells can be made
+    from its index alone (workers expand big plans piecewise from this)."""
+
+    def __init__(self, start: Vec, stop: Vec, origin: Vec, step: Vec):
+        self.start, self.stop, self.origin, self.step = vec(start), vec(stop), vec(origin), vec(step)
+        if np.any(self.step <= 0):
+            raise ValueError(f"grid step must be positive, not {as_list(self.step)}")
+        self.first = self.origin + np.floor_divide(self.start - self.origin, self.step) * self.step
+        self.counts = np.maximum(-np.floor_divide(-(self.stop - self.first), self.step), 0)
+
+    def __len__(self) -> int:
+        return int(np.prod(self.counts))
+
+    def __iter__(self) -> Iterator[tuple[Vec, Vec]]:
+        return self.cells()
+
+    def cells(self, begin: int = 0, end: int | None = None) -> Iterator[tuple[Vec, Vec]]:
+        """(lo, hi) of cells ``begin .. end - 1`` (unclipped)."""
+        nx, ny = int(self.counts[0]), int(self.counts[1])
+        end = len(self) if end is None else min(end, len(self))
+        for k in range(max(begin, 0), end):
+            ijk = np.array([k % nx, (k // nx) % ny, k // (nx * ny)], dtype=np.int64)
+            lo = self.first + self.step * ijk
+            yield lo, lo + self.step
+
+    def to_json(self) -> list[list[int]]:
+        return [as_list(self.start), as_list(self.stop), as_list(self.origin), as_list(self.step)]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Sequence[int]]) -> Grid:
+        start, stop, origin, step = (vec(x) for x in data)
+        return cls(start, stop, origin, step)
+
+
 def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
     """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
-    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
-    first = origin + np.floor_divide(start - origin, step) * step
-    counts = -np.floor_divide(-(stop - first), step)
-    for iz in range(int(counts[2])):
-        for iy in range(int(counts[1])):
-            for ix in range(int(counts[0])):
-                lo = first + step * np.array([ix, iy, iz])
-                yield lo, lo + step
+    return Grid(start, stop, origin, step).cells()
 
 
 def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
-    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
-    first = origin + np.floor_divide(start - origin, step) * step
-    counts = -np.floor_divide(-(stop - first), step)
-    return int(np.prod(np.maximum(counts, 0)))
+    return len(Grid(start, stop, origin, step))
 
 
 def clip(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> tuple[Vec, Vec]:

@@ -63,13 +63,19 @@ def enqueue_or_run(ctx: click.Context, queue: str | None, stages: list, *, what:
                 f"{q.url} cannot hold several stages; give a local queue (a directory) "
                 "or run the steps one at a time"
             )
-        total = 0
+        total = planned = 0
         # new work goes after whatever is already queued: enqueueing "forge"
         # then "merge" before executing either runs them in that order
         base = q.next_stage()
         for i, tasks in enumerate(stages):
             total += q.insert(tasks, stage=base + i)
-        click.echo(f"Inserted {total} {what} into {q.url}. Run: igneous execute {q.url}", err=True)
+            planned += len(tasks) if hasattr(tasks, "__len__") else 0
+        if planned > total:  # big plans go in as expansion tasks (see GridPlan)
+            click.echo(f"Inserted {total} tasks into {q.url}: workers expand them into "
+                       f"{planned:,} {what}. Run: igneous execute {q.url}", err=True)
+        else:
+            click.echo(f"Inserted {total} {what} into {q.url}. Run: igneous execute {q.url}",
+                       err=True)
         q.close()
     else:
         from igneous.worker import run_local

@@ -50,8 +50,13 @@ class QueueCounts:
         return self.pending + self.leased
 
 
-def payloads_of(tasks: Iterable[Task | str]) -> Iterable[str]:
-    for t in tasks:
+def payloads_of(tasks: Iterable[Task | str], *, chained: bool = False) -> Iterable[str]:
+    """Payloads to store for ``tasks``. A big grid plan
+    (igneous.task_creation.common.GridPlan) is queued as expansion tasks that
+    workers turn into its real tasks; ``chained`` where the queue inserts
+    under a key once (``insert_once``), so expansions can chain safely."""
+    queued_form = getattr(tasks, "queued_form", None)
+    for t in queued_form(chained=chained) if queued_form is not None else tasks:
         yield t if isinstance(t, str) else t.to_json()
 
 

@@ -119,7 +119,7 @@ class LocalQueue(TaskQueue):
     # -- interface ----------------------------------------------------------
     def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
         total = 0
-        it = iter(payloads_of(tasks))
+        it = iter(payloads_of(tasks, chained=True))
         while True:
             batch = [(p, stage) for p in islice(it, INSERT_BATCH)]
             if not batch:

@@ -229,7 +229,7 @@ class PostgresQueue(TaskQueue):
         def add(cur) -> int:
             n = 0
             with cur.copy("COPY igneous_tasks(queue, payload, stage) FROM STDIN") as copy:
-                for payload in payloads_of(tasks):
+                for payload in payloads_of(tasks, chained=True):
                     copy.write_row((self.name, payload, stage))
                     n += 1
             if n:

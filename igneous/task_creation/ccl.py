@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, scale_bounds, vec
+from igneous.grid import Grid, as_list, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     check_encoding,
@@ -22,7 +22,13 @@ from igneous.layers import (
     resolve_mip,
     write_info,
 )
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    GridPlan,
+    TaskPlan,
+    fit_shape,
+    index_cell,
+)
 from igneous.tasks import Task
 from igneous.tasks.ccl import Blocks, check_params, load_params, relabel_summary, save_params
 
@@ -63,11 +69,9 @@ def _plan(name: str, blocks: Blocks, description: str, **kwargs) -> TaskPlan:
     common = dict(start=as_list(blocks.start), stop=as_list(blocks.stop),
                   shape=as_list(blocks.shape), **kwargs)
 
-    def make():
-        for ijk in blocks:
-            yield Task(name, dict(common, index=as_list(ijk)))
-
-    return TaskPlan(make, len(blocks), description)
+    grid = Grid(blocks.start, blocks.stop, blocks.start, blocks.shape)
+    return GridPlan(index_cell, grid, common, description, task=name,
+                    origin=as_list(blocks.start), step=as_list(blocks.shape))
 
 
 def _record(cloudpath: str, info: dict, mip: int, params: dict, step: str) -> None:

@@ -9,11 +9,13 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import (
+    Grid,
     aligned_depth,
     as_list,
     grid,
     grid_count,
     mip_factor,
+    pyramid_bytes,
     scale_bounds,
     vec,
 )
@@ -35,7 +37,16 @@ from igneous.scales import (
     set_encoding,
     useful_depth,
 )
-from igneous.task_creation.common import COMPRESS_LEVEL, DEFAULT_MEMORY_TARGET, TaskPlan, note
+from igneous.task_creation.common import (
+    COMPRESS_LEVEL,
+    DEFAULT_MEMORY_TARGET,
+    MEMORY_OVERHEAD,
+    GridPlan,
+    TaskPlan,
+    box_cell,
+    grow_step,
+    note,
+)
 from igneous.tasks import Task
 from igneous.tasks.pyramid import resolve_method
 
@@ -137,7 +148,8 @@ def plan_downsample(
                             f"floor(offset / factor) of mip {pos}; fix the info file")
         top_chunk = chunk_of(info, pos + min(k, remaining))
         k = min(k, max(1, memory_depth(top_chunk, factor, itemsize, channels, memory_target, k)))
-        passes.append(_downsample_pass(info, pos, k, factor, bounds, bounds_mip, common))
+        passes.append(_downsample_pass(info, pos, k, factor, bounds, bounds_mip, common,
+                                       itemsize * channels, memory_target))
         pos += k
     if len(passes) > 1:
         note(f"downsample split into {len(passes)} passes (mips per pass limited by memory or "
@@ -146,20 +158,21 @@ def plan_downsample(
 
 
 def _downsample_pass(info: dict, mip: int, k: int, factor, bounds, bounds_mip: int,
-                     common: dict) -> TaskPlan:
+                     common: dict, bytes_per_voxel: int, memory_target: float) -> TaskPlan:
     top = mip + k
-    step = chunk_of(info, top)
     lo, hi = _bounds_box(bounds, info, bounds_mip, top)
     origin = scale_bounds(info, top)[0]
     scale = factor**k
+    itemsize = 1  # bytes_per_voxel already holds itemsize * channels
 
-    def make():
-        for a, b in grid(lo, hi, origin, step):
-            yield Task("downsample", dict(
-                common, mip=mip, num_mips=k, offset=as_list(a * scale), shape=as_list((b - a) * scale),
-            ))
+    def need(step):
+        return pyramid_bytes(step * scale, itemsize, bytes_per_voxel, factor, k) * MEMORY_OVERHEAD
 
-    return TaskPlan(make, grid_count(lo, hi, origin, step), f"downsample mip {mip} -> {top}")
+    # tasks on the top mip's chunk grid, grown to fill the memory target
+    step = grow_step(chunk_of(info, top), need, memory_target, start=lo, stop=hi, origin=origin,
+                     voxel_scale=float(np.prod(scale)))
+    return GridPlan(box_cell, Grid(lo, hi, origin, step), dict(common, mip=mip, num_mips=k),
+                    f"downsample mip {mip} -> {top}", task="downsample", scale=as_list(scale))
 
 
 def create_downsampling_tasks(
@@ -349,6 +362,11 @@ def create_transfer_tasks(
         step = top_chunk * factor**num_mips
         if num_mips == 0:
             step = _grow_shape(dchunk, itemsize, channels, memory_target, dest_hi - dest_lo)
+
+        def need(trial):
+            return pyramid_bytes(trial, itemsize, channels, factor, num_mips) * MEMORY_OVERHEAD
+
+        step = grow_step(step, need, memory_target, start=dest_lo, stop=dest_hi, origin=d_origin)
     else:
         step = vec(shape)
         if np.any(step % dchunk):
@@ -366,12 +384,8 @@ def create_transfer_tasks(
         num_mips=num_mips,
     )
 
-    def make():
-        for a, b in grid(dest_lo, dest_hi, d_origin, step):
-            yield Task("transfer", dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
-
-    return TaskPlan(make, grid_count(dest_lo, dest_hi, d_origin, step),
-                    f"transfer mip {mip} (+{num_mips} downsamples)")
+    return GridPlan(box_cell, Grid(dest_lo, dest_hi, d_origin, step), kwargs,
+                    f"transfer mip {mip} (+{num_mips} downsamples)", task="transfer")
 
 
 def _grow_shape(chunk, itemsize: int, channels: int, memory_target: float, extent) -> np.ndarray:

@@ -16,7 +16,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    GridPlan,
+    TaskPlan,
+    bounds_cell,
+    fit_shape,
+    note,
+)
 from igneous.tasks import Task
 
 # 256^3 tasks: a quarter of the memory of 448^3 with the same meshes (seams are
@@ -83,8 +90,8 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
     igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
     whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
-    from igneous.grid import as_list, grid_count, scale_bounds
-    from igneous.spatial_index import enable_index, index_grid
+    from igneous.grid import Grid, as_list, scale_bounds
+    from igneous.spatial_index import enable_index
 
     del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
     if encoding != "precomputed":
@@ -126,12 +133,10 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                   sharded=bool(sharded), closed_dataset_edges=bool(closed_dataset_edges),
                   compress=compress, **prep)
     start, stop = scale_bounds(info, mip)
-
-    def make() -> Iterator[Task]:
-        for lo, hi in index_grid(info, mip, shape):
-            yield Task("mesh", dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
-
-    return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
+    # the spatial index's grid (igneous.spatial_index.index_grid): anchored at
+    # the voxel offset, cells clipped to the bounds
+    return GridPlan(bounds_cell, Grid(start, stop, start, shape), kwargs, "mesh forge",
+                    task="mesh", clip=[as_list(start), as_list(stop)])
 
 
 def _prep_options(layer, mip: int, dust_threshold, fill_holes: int, dust_global: bool) -> dict:

@@ -30,6 +30,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -66,13 +68,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory) -> str:
-    """Start ``moto_server`` on a free 127.0.0.1 port; yield its endpoint URL."""
-    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+@contextmanager
+def running_moto(log: Path) -> Iterator[str]:
+    """``moto_server`` on a free 127.0.0.1 port (stopped by PID on exit): its endpoint URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -84,9 +84,10 @@ def moto_server(tmp_path_factory) -> str:
         deadline = time.monotonic() + 30
         while not _answers(url):
             if proc.poll() is not None:
-                pytest.fail(f"moto_server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"moto_server exited with {proc.returncode}: "
+                                   f"{log.read_text()[-2000:]}")
             if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {url} within 30 s")
+                raise RuntimeError(f"moto_server did not answer on {url} within 30 s")
             time.sleep(0.1)
         yield url
     finally:
@@ -97,6 +98,17 @@ def moto_server(tmp_path_factory) -> str:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory) -> Iterator[str]:
+    """Start ``moto_server`` on a free 127.0.0.1 port; yield its endpoint URL."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    try:
+        with running_moto(tmp_path_factory.mktemp("moto") / "moto_server.log") as url:
+            yield url
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture

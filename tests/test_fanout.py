@@ -9,6 +9,7 @@ against numpy and against the tasks the plan itself yields.
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -219,3 +220,52 @@ def test_petavoxel_plans_go_in_as_few_payloads(tmp_path, planner):
         voxels = float(np.prod(shape))
         assert voxels * 8 * (1.25 if planner == "downsample" else 1) * 2 <= memory
         assert voxels >= 16 * 256 * 256 * 64
+
+
+@pytest.fixture(params=["postgresql", "sqs"])
+def remote_queue(request):
+    """A fresh PostgreSQL or SQS (moto) queue spec."""
+    if request.param == "postgresql":
+        dsn = request.getfixturevalue("pg_server")
+        return f"{dsn}?queue=fanout-{uuid.uuid4().hex[:8]}"
+    return request.getfixturevalue("sqs_queue")
+
+
+def test_big_plan_on_postgres_and_sqs(tmp_path, remote_queue, monkeypatch):
+    """The same machinery on the other backends (smaller thresholds: moto's
+    SQS slows down as a queue grows): few payloads, and a worker's expansion
+    puts the plan's real tasks into that queue."""
+    from igneous.tasks import Task
+    from igneous.worker import _expand
+
+    monkeypatch.setattr(common, "FANOUT_MIN", 1000)
+    monkeypatch.setattr(common, "FANOUT_CELLS", 100)
+    src = tmp_path / "big"
+    src.mkdir()
+    info = json.loads(json.dumps(PETAVOXEL_INFO))
+    info["scales"][0]["size"] = [10_000, 10_000, 10_000]
+    (src / "info").write_text(json.dumps(info))
+    plan = tc.create_downsampling_tasks(f"file://{src}", mip=0, num_mips=1, memory_target=4e9)
+    assert len(plan) > common.FANOUT_MIN
+    q = open_queue(remote_queue)
+    try:
+        inserted = q.insert(plan)
+        chained = q.supports_pipelines
+        assert inserted == (common.FANOUT_WIDTH if chained else -(-len(plan) // common.FANOUT_CELLS))
+        lease = q.lease(1, seconds=120)[0]
+        expansion = Task.from_json(lease.payload)
+        assert expansion.name == common.EXPAND_TASK
+        _expand(q, lease, expansion)
+        q.delete([lease])
+        begin = expansion.kwargs["begin"]
+        want = {t.to_json() for t in plan.tasks(begin, begin + common.FANOUT_CELLS)}
+        got = set()
+        for _ in range(200):
+            leases = q.lease(10, seconds=120)
+            if not leases:
+                break
+            got |= {x.payload for x in leases if Task.from_json(x.payload).name != "expand"}
+        assert got == want
+    finally:
+        q.purge()
+        q.close()

@@ -202,6 +202,11 @@ def test_petavoxel_plans_go_in_as_few_payloads(tmp_path, planner):
     q = open_queue(str(tmp_path / "q"))
     inserted = q.insert(plan)
     assert inserted <= common.FANOUT_WIDTH
+    # unchained (SQS): at most FANOUT_FLAT messages, each covering its range whole
+    flat = list(plan.expansions(chained=False))
+    assert len(flat) <= common.FANOUT_FLAT
+    assert all(t.kwargs["end"] - t.kwargs["begin"] <= t.kwargs["cells"] for t in flat)
+    assert flat[-1].kwargs["end"] == len(plan)
     # the first expansion yields real tasks of the plan
     from igneous.tasks import Task
 

@@ -48,6 +48,7 @@ class TaskPlan:
 FANOUT_MIN = 50_000
 FANOUT_CELLS = 10_000
 FANOUT_WIDTH = 64  # chained expansions: ranges expanded side by side
+FANOUT_FLAT = 1000  # unchained (SQS): most expansion tasks one plan inserts
 EXPAND_TASK = "expand"
 # Task growth stops before a plan would have fewer tasks than this, so small
 # volumes keep enough tasks to spread over many workers.
@@ -93,11 +94,16 @@ class GridPlan(TaskPlan):
         ``chained`` (for queues that insert under a key once, so a range is
         never inserted twice): at most FANOUT_WIDTH ranges, each inserting its
         next ``cells`` tasks plus an expansion of the rest behind them, so the
-        queue holds a bounded frontier instead of every task at once."""
+        queue holds a bounded frontier instead of every task at once.
+        Otherwise (SQS): at most FANOUT_FLAT ranges of ``cells`` or more
+        tasks, each inserted whole by one expansion."""
         plan = dict(cell=self.name, grid=self.grid.to_json(), shared=self.shared,
                     params=self.params, description=self.description, id=uuid.uuid4().hex)
         n, cells = len(self), cells or FANOUT_CELLS
-        size = max(cells, -(-n // FANOUT_WIDTH)) if chained else cells
+        if chained:
+            size = max(cells, -(-n // FANOUT_WIDTH))
+        else:  # each expansion inserts its whole range: a duplicate costs that range only
+            size = cells = max(cells, -(-n // FANOUT_FLAT))
         for begin in range(0, n, size):
             yield Task(EXPAND_TASK, dict(plan=plan, begin=begin, end=min(begin + size, n),
                                          cells=cells))

@@ -6,7 +6,7 @@ loads every codec and every cloud SDK). For an unsharded precomputed scale,
 ``Volume`` reads and writes the chunk files itself: each chunk is fetched,
 decoded and copied into the output one at a time (so peak memory is the
 output plus one chunk), and written atomically on local disk
-(igneous.files). raw, compressed_segmentation, compresso and crackle are
+(igneous.storage). raw, compressed_segmentation, compresso and crackle are
 decoded here; other encodings (jpeg, png, fpzip, ...) through
 ``cloudvolume.chunks``, imported only then. Anything else (sharded scales,
 zarr / N5 / graphene sources, writes that cut chunks) goes to a CloudVolume
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.files import Files
 from igneous.grid import Vec, vec
+from igneous.storage import open_store
 
 # encodings decoded here; the others (jpeg, png, fpzip, ...) use cloudvolume.chunks
 NATIVE_ENCODINGS = ("raw", "compressed_segmentation", "compresso", "crackle")
@@ -123,7 +123,7 @@ class Volume:
         self.info = info
         self.options = options
         self.dtype = np.dtype(info["data_type"])
-        self.files = Files(cloudpath)
+        self.store = open_store(cloudpath)
         self._cv = None
 
     # -- what CloudVolume would tell ------------------------------------------
@@ -191,7 +191,7 @@ class Volume:
         out = np.empty(tuple(hi - lo) + (channels,), dtype=self.dtype, order="F")
         boxes = list(self.chunk_boxes(lo, hi, mip))
         keys = [self.chunk_key(mip, a, b) for a, b in boxes]
-        for (c_lo, c_hi), (key, data) in zip(boxes, self.files.get_many(keys)):
+        for (c_lo, c_hi), (key, data) in zip(boxes, self.store.get_many(keys)):
             a, b = np.maximum(lo, c_lo), np.minimum(hi, c_hi)
             part = (slice(a[0] - lo[0], b[0] - lo[0]), slice(a[1] - lo[1], b[1] - lo[1]),
                     slice(a[2] - lo[2], b[2] - lo[2]))
@@ -238,10 +238,10 @@ class Volume:
                 yield key, encode(sub, encoding, block_size, params)
 
         level = self.options.get("compress_level") or default_gzip_level(self.info)
-        self.files.put_many(encoded(), compress=compress, level=level,
+        self.store.put_many(encoded(), compress=compress, level=level,
                             content_type=content_type(encoding))
         if blank:
-            self.files.delete(blank)
+            self.store.delete(blank)
 
 
 def open_volume(path: str, mip: int = 0, **options: Any) -> Volume:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+from igneous.storage import normalize_url
 
 SEGMENTATION_ENCODINGS = {"compressed_segmentation", "compresso", "crackle"}
 IMAGE_ONLY_ENCODINGS = {"jpeg", "png", "jpegxl", "fpzip", "zfpc"}
@@ -28,11 +26,7 @@ KNOWN_ENCODINGS = {"raw"} | SEGMENTATION_ENCODINGS | IMAGE_ONLY_ENCODINGS
 
 def normalize_path(path: str) -> str:
     """A bare local path becomes file://ABSOLUTE; precomputed:// prefixes are dropped."""
-    if path.startswith("precomputed://"):
-        path = path[len("precomputed://"):]
-    if not _SCHEME.match(path):
-        return "file://" + os.path.abspath(os.path.expanduser(path))
-    return path
+    return normalize_url(path)
 
 
 def https_path(path: str) -> str:

@@ -94,15 +94,15 @@ def _need(cloudpath: str, key: str, step: str, missing: str) -> dict[str, np.nda
 
 def load_params(cloudpath: str, info: dict, mip: int) -> dict | None:
     """The parameters stored by the first step, or None."""
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    return Files(cloudpath).get_json(f"{scratch_dir(info, mip)}/params.json")
+    return open_store(cloudpath).get_json(f"{scratch_dir(info, mip)}/params.json")
 
 
 def save_params(cloudpath: str, info: dict, mip: int, params: dict) -> None:
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    Files(cloudpath).put_json(f"{scratch_dir(info, mip)}/params.json", params)
+    open_store(cloudpath).put_json(f"{scratch_dir(info, mip)}/params.json", params)
 
 
 def check_params(stored: dict | None, given: dict[str, Any], *, step: str, needs: str | None) -> dict:
@@ -260,8 +260,8 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     """
     from tqdm import tqdm
 
-    from igneous.files import Files
     from igneous.layers import load_layer, normalize_path
+    from igneous.storage import open_store
 
     cloudpath = normalize_path(cloudpath)
     info = load_layer(cloudpath, mip).info
@@ -313,7 +313,7 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     dtype = np.uint32 if total < 2**32 else np.uint64
     set_id = np.zeros(nsets, dtype)
     next_id = 0
-    files = Files(cloudpath)
+    files = open_store(cloudpath)
     pending: list[tuple[str, bytes]] = []
     for t, (ijk, size) in enumerate(zip(blocks, sizes())):
         n = int(counts[t])
@@ -343,9 +343,9 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
 
 
 def relabel_summary(cloudpath: str, info: dict, mip: int) -> dict | None:
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    return Files(cloudpath).get_json(f"{scratch_dir(info, mip)}/relabel/summary.json")
+    return open_store(cloudpath).get_json(f"{scratch_dir(info, mip)}/relabel/summary.json")
 
 
 @register("ccl_calc_labels")

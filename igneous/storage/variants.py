@@ -1,0 +1,124 @@
+"""Stores that keep each compression as a name suffix (local disk, memory).
+
+``VariantStore`` implements the whole contract over five primitives on
+stored names (read, read a range, size, write, remove, list), so the
+suffix rules (igneous.storage.compression) are applied in this one place:
+a read takes the first variant that exists, a write removes the others, so
+a key rewritten with another compression is never shadowed by a stale copy.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator
+
+from igneous.errors import UserError
+from igneous.storage import compression
+from igneous.storage.base import TMP_SUFFIX, Store, Stored, as_keys, check_key
+
+
+class VariantStore(Store):
+    """A Store over a flat namespace of stored names (see the module docstring)."""
+
+    # -- primitives ------------------------------------------------------------
+
+    @abstractmethod
+    def read_name(self, name: str) -> bytes | None:
+        """Bytes stored under exactly ``name``, or None."""
+
+    @abstractmethod
+    def read_name_range(self, name: str, start: int, stop: int) -> bytes | None:
+        """Bytes [start, stop) stored under exactly ``name``, or None."""
+
+    @abstractmethod
+    def name_size(self, name: str) -> int | None:
+        """Size stored under exactly ``name``, or None."""
+
+    @abstractmethod
+    def write_name(self, name: str, data: bytes, key: str) -> None:
+        """Store ``data`` under exactly ``name`` (a variant of ``key``), whole or not at all."""
+
+    @abstractmethod
+    def remove_name(self, name: str) -> bool:
+        """Remove exactly ``name``; False if it was not there."""
+
+    @abstractmethod
+    def names(self, prefix: str) -> Iterator[str]:
+        """Stored names starting with ``prefix`` (temporary files included)."""
+
+    # -- the contract ----------------------------------------------------------
+
+    def get_stored(self, key: str) -> Stored | None:
+        check_key(key)
+        for suffix, how in compression.SUFFIXES.items():
+            data = self.read_name(key + suffix)
+            if data is not None:
+                self.meter.add(reads=1, bytes_in=len(data))
+                return Stored(data, how)
+        self.meter.add(reads=1)
+        return None
+
+    def get_many(self, keys: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+        for key in keys:  # one at a time: only one object's bytes held at once
+            yield key, self.decode(key, self.get_stored(key))
+
+    def decode(self, key: str, stored: Stored | None) -> bytes | None:
+        if stored is None:
+            return None
+        try:
+            return compression.decompress(stored.data, stored.compression)
+        except Exception as e:
+            raise UserError(f"{self.url}/{key}{compression.WRITE_SUFFIX[stored.compression]} is corrupt ({stored.compression} data that "
+                            f"cannot be decompressed: {e}); rewrite or delete it") from None
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes | None:
+        data = self.read_name_range(check_key(key), start, stop)
+        self.meter.add(reads=1, bytes_in=len(data or b""))
+        return data
+
+    def size(self, key: str) -> int | None:
+        check_key(key)
+        self.meter.add(reads=1)
+        for suffix in compression.SUFFIXES:
+            size = self.name_size(key + suffix)
+            if size is not None:
+                return size
+        return None
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        self.meter.add(lists=1)
+        seen: set[str] = set()
+        for name in self.names(prefix):
+            if name.endswith(TMP_SUFFIX):
+                continue
+            key, _ = compression.strip_suffix(name)
+            if key not in seen and key.startswith(prefix):
+                seen.add(key)
+                yield key
+
+    def put_many(self, items: Iterable[tuple[str, bytes]], *, compress: str | bool | None = None,
+                 level: int | None = None, content_type: str | None = None,
+                 cache_control: str | None = None) -> None:
+        how = compression.method(compress)
+        own = compression.WRITE_SUFFIX[how]
+        for key, data in items:
+            check_key(key)
+            if key.endswith(TMP_SUFFIX):
+                raise ValueError(f"invalid storage key {key!r}: names ending in {TMP_SUFFIX} are "
+                                 "reserved for temporary files")
+            stored = compression.compress(bytes(data), how, level)
+            self.write_name(key + own, stored, key)
+            self.meter.add(writes=1, bytes_out=len(stored))
+            for suffix in compression.SUFFIXES:
+                if suffix != own:
+                    self.remove_name(key + suffix)
+
+    def delete(self, keys: str | Iterable[str]) -> None:
+        for key in as_keys(keys):
+            check_key(key)
+            self.meter.add(deletes=1)
+            for suffix in compression.SUFFIXES:
+                self.remove_name(key + suffix)

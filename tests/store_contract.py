@@ -118,8 +118,27 @@ class StoreTests:
         assert sorted(store.list("x/")) == ["x/1", "x/2", "x/sub/3"]
         assert sorted(store.list("x")) == ["x/1", "x/2", "x/sub/3", "xy/4"]
         assert sorted(store.list()) == ["x/1", "x/2", "x/sub/3", "xy/4", "y/5"]
+        assert sorted(store.list("x/", flat=True)) == ["x/1", "x/2"]
+        assert sorted(store.list(flat=True)) == []
+        store.put("top", b"2")
+        assert sorted(store.list(flat=True)) == ["top"]
+        assert sorted(store.list("x/s", flat=True)) == []
         assert sorted(store.child("x").list()) == ["1", "2", "sub/3"]
         assert store.child("x").get("sub/3") == b"1"
+
+    def test_copy_to_keeps_compression(self, store, tmp_path):
+        from igneous.storage import open_store
+
+        data = payload(2000, 3)
+        store.put("a/gz", data, compress="gzip")
+        store.put("a/br", data, compress="br")
+        dest = open_store(str(tmp_path / "copy"))
+        assert store.copy_to(dest, ["a/gz", "a/br", "a/none"]) == 2
+        assert sorted(dest.list()) == ["a/br", "a/gz"]
+        assert dest.get_stored("a/gz") == store.get_stored("a/gz")
+        assert dest.get("a/br") == data
+        back = store.child("back")
+        assert dest.copy_to(back, ["a/gz"]) == 1 and back.get("a/gz") == data
 
     # -- keys ------------------------------------------------------------------
     @pytest.mark.parametrize("key", ["../escape", "a/../../b", "/abs", ""])

@@ -14,9 +14,8 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from igneous.errors import UserError
 from igneous.storage import compression
-from igneous.storage.base import Store, Stored, as_keys, check_key
+from igneous.storage.base import Store, Stored, as_keys, check_key, check_write_key
 
 BATCH = 64  # objects per concurrent request batch
 LIST_PAGE = 1000  # keys per list request (S3 and GCS page size)
@@ -59,23 +58,12 @@ class CloudStore(Store):
         self.meter.add(reads=len(keys), bytes_in=received)
         return out
 
-    def get_many(self, keys: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+    def get_stored_many(self, keys: Iterable[str]) -> Iterator[tuple[str, Stored | None]]:
         it = iter(keys)
         while part := list(itertools.islice(it, BATCH)):
             got = self.fetch(part)
             for key in part:
-                stored = got.get(key)
-                yield key, None if stored is None else self.decode(key, stored)
-
-    def decode(self, key: str, stored: Stored) -> bytes:
-        try:
-            return compression.decompress(stored.data, stored.compression)
-        except Exception as e:
-            raise UserError(f"{self.url}/{key} is corrupt ({stored.compression} data that "
-                            f"cannot be decompressed: {e}); rewrite or delete it") from None
-
-    def get_stored(self, key: str) -> Stored | None:
-        return self.fetch([key]).get(key)
+                yield key, got.get(key)
 
     def get_range(self, key: str, start: int, stop: int) -> bytes | None:
         check_key(key)
@@ -88,35 +76,31 @@ class CloudStore(Store):
         return None if data is None else bytes(data)
 
     def size(self, key: str) -> int | None:
+        # one metadata request (HEAD); also what exists() uses: cloud-files' own
+        # exists() batches through GCS's batch endpoint, which the emulator lacks
         self.meter.add(reads=1)
         size = self.cloudfiles.size(check_key(key))
         return None if size is None else int(size)
 
-    def exists(self, key: str) -> bool:
-        # one metadata request (HEAD); cloud-files' own exists() batches
-        # through GCS's batch endpoint, which the GCS emulator lacks
-        return self.size(key) is not None
-
-    def list(self, prefix: str = "") -> Iterator[str]:
+    def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
         self.meter.add(lists=1)
-        for n, key in enumerate(self.cloudfiles.list(prefix=prefix, flat=False), start=1):
+        for n, key in enumerate(self.cloudfiles.list(prefix=prefix, flat=flat), start=1):
             if n % LIST_PAGE == 0:
                 self.meter.add(lists=1)
-            yield key
+            if not key.endswith("/"):  # flat listings name subdirectories too
+                yield key
 
     # -- writing ---------------------------------------------------------------
 
-    def put_many(self, items: Iterable[tuple[str, bytes]], *, compress: str | bool | None = None,
-                 level: int | None = None, content_type: str | None = None,
-                 cache_control: str | None = None) -> None:
-        how = compression.method(compress)
+    def put_stored_many(self, items: Iterable[tuple[str, Stored]], *,
+                        content_type: str | None = None, cache_control: str | None = None) -> None:
         it = iter(items)
         while batch := list(itertools.islice(it, BATCH)):
-            files = [{"path": check_key(key), "content": compression.compress(bytes(data), how, level)}
-                     for key, data in batch]
-            self.cloudfiles.puts(files, compress=how, raw=True, content_type=content_type,
+            files = [{"path": check_write_key(key), "content": stored.data,
+                      "compress": stored.compression} for key, stored in batch]
+            self.cloudfiles.puts(files, raw=True, content_type=content_type,
                                  cache_control=cache_control, progress=False)
-            self.meter.add(writes=len(files), bytes_out=sum(len(f["content"]) for f in files))
+            self.meter.add(writes=len(batch), bytes_out=sum(len(s.data) for _, s in batch))
 
     def delete(self, keys: str | Iterable[str]) -> None:
         keys = [check_key(k) for k in as_keys(keys)]

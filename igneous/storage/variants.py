@@ -1,10 +1,10 @@
 """Stores that keep each compression as a name suffix (local disk, memory).
 
-``VariantStore`` implements the whole contract over five primitives on
-stored names (read, read a range, size, write, remove, list), so the
-suffix rules (igneous.storage.compression) are applied in this one place:
-a read takes the first variant that exists, a write removes the others, so
-a key rewritten with another compression is never shadowed by a stale copy.
+``VariantStore`` implements the contract over six primitives on stored
+names (read, read a range, size, write, remove, list), so the suffix rules
+(igneous.storage.compression) are applied in this one place: a read takes
+the first variant that exists, a write removes the others, so a key
+rewritten with another compression is never shadowed by a stale copy.
 """
 
 from __future__ import annotations
@@ -12,9 +12,16 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 
-from igneous.errors import UserError
 from igneous.storage import compression
-from igneous.storage.base import TMP_SUFFIX, Store, Stored, as_keys, check_key
+from igneous.storage.base import (
+    TMP_SUFFIX,
+    Store,
+    Stored,
+    as_keys,
+    check_key,
+    check_write_key,
+    in_listing,
+)
 
 
 class VariantStore(Store):
@@ -48,8 +55,12 @@ class VariantStore(Store):
 
     # -- the contract ----------------------------------------------------------
 
-    def get_stored(self, key: str) -> Stored | None:
-        check_key(key)
+    def get_stored_many(self, keys: Iterable[str]) -> Iterator[tuple[str, Stored | None]]:
+        for key in keys:  # one at a time: only one object's bytes held at once
+            yield key, self.find(check_key(key))
+
+    def find(self, key: str) -> Stored | None:
+        """The first stored variant of ``key``."""
         for suffix, how in compression.SUFFIXES.items():
             data = self.read_name(key + suffix)
             if data is not None:
@@ -57,19 +68,6 @@ class VariantStore(Store):
                 return Stored(data, how)
         self.meter.add(reads=1)
         return None
-
-    def get_many(self, keys: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
-        for key in keys:  # one at a time: only one object's bytes held at once
-            yield key, self.decode(key, self.get_stored(key))
-
-    def decode(self, key: str, stored: Stored | None) -> bytes | None:
-        if stored is None:
-            return None
-        try:
-            return compression.decompress(stored.data, stored.compression)
-        except Exception as e:
-            raise UserError(f"{self.url}/{key}{compression.WRITE_SUFFIX[stored.compression]} is corrupt ({stored.compression} data that "
-                            f"cannot be decompressed: {e}); rewrite or delete it") from None
 
     def get_range(self, key: str, start: int, stop: int) -> bytes | None:
         data = self.read_name_range(check_key(key), start, stop)
@@ -85,33 +83,23 @@ class VariantStore(Store):
                 return size
         return None
 
-    def exists(self, key: str) -> bool:
-        return self.size(key) is not None
-
-    def list(self, prefix: str = "") -> Iterator[str]:
+    def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
         self.meter.add(lists=1)
         seen: set[str] = set()
         for name in self.names(prefix):
             if name.endswith(TMP_SUFFIX):
                 continue
             key, _ = compression.strip_suffix(name)
-            if key not in seen and key.startswith(prefix):
+            if key not in seen and in_listing(key, prefix, flat):
                 seen.add(key)
                 yield key
 
-    def put_many(self, items: Iterable[tuple[str, bytes]], *, compress: str | bool | None = None,
-                 level: int | None = None, content_type: str | None = None,
-                 cache_control: str | None = None) -> None:
-        how = compression.method(compress)
-        own = compression.WRITE_SUFFIX[how]
-        for key, data in items:
-            check_key(key)
-            if key.endswith(TMP_SUFFIX):
-                raise ValueError(f"invalid storage key {key!r}: names ending in {TMP_SUFFIX} are "
-                                 "reserved for temporary files")
-            stored = compression.compress(bytes(data), how, level)
-            self.write_name(key + own, stored, key)
-            self.meter.add(writes=1, bytes_out=len(stored))
+    def put_stored_many(self, items: Iterable[tuple[str, Stored]], *,
+                        content_type: str | None = None, cache_control: str | None = None) -> None:
+        for key, stored in items:
+            own = compression.WRITE_SUFFIX[stored.compression]
+            self.write_name(check_write_key(key) + own, stored.data, key)
+            self.meter.add(writes=1, bytes_out=len(stored.data))
             for suffix in compression.SUFFIXES:
                 if suffix != own:
                     self.remove_name(key + suffix)

@@ -19,7 +19,6 @@ Fortran order (x fastest), little-endian.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,14 +26,12 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import Vec, vec
-from igneous.storage import open_store
+from igneous.storage import is_plain, open_store
 
 # encodings decoded here; the others (jpeg, png, fpzip, ...) use cloudvolume.chunks
 NATIVE_ENCODINGS = ("raw", "compressed_segmentation", "compresso", "crackle")
 # encodings whose chunk files are gzipped when the layer asks for no particular compression
 GZIP_BY_DEFAULT = NATIVE_ENCODINGS
-# layer paths that are plain precomputed on some storage (not zarr://, n5://, graphene://, ...)
-_PLAIN = re.compile(r"^(file|gs|s3|https?|mem|matrix|tigerdata)://")
 
 
 def default_gzip_level(info: dict) -> int:
@@ -145,7 +142,7 @@ class Volume:
     def native(self, mip: int) -> bool:
         """Can this class read and write ``mip`` itself?"""
         scale = self.scale(mip)
-        return (bool(_PLAIN.match(self.cloudpath))
+        return (is_plain(self.cloudpath)
                 and not self.options.get("agglomerate") and self.options.get("timestamp") is None
                 and not scale.get("sharding")
                 and len(scale.get("chunk_sizes", [])) == 1)

@@ -15,10 +15,17 @@ import re
 from igneous.storage.accounting import Counts, Meter, totals
 from igneous.storage.base import Store, Stored, check_key
 
-__all__ = ["Counts", "Meter", "Store", "Stored", "check_key", "join", "normalize_url",
-           "open_store", "totals"]
+__all__ = ["Counts", "Meter", "Store", "Stored", "check_key", "is_plain", "join",
+           "normalize_url", "open_store", "totals"]
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# protocols whose paths hold plain objects (not zarr://, n5://, graphene://, ... sources)
+_PLAIN = re.compile(r"^(file|gs|s3|https?|mem|matrix|tigerdata)://")
+
+
+def is_plain(url: str) -> bool:
+    """Is ``url`` (normalized) a place of plain objects a Store can serve?"""
+    return bool(_PLAIN.match(url))
 
 
 def normalize_url(path: str) -> str:

@@ -383,17 +383,17 @@ def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
 
 
 def clean_intermediate_files(cloudpath: str, mip: int = 0) -> int:
-    """Delete the scratch files of a CCL run; returns how many were deleted."""
-    from cloudfiles import CloudFiles
-
+    """Delete the scratch files of a CCL run, and temporary files killed
+    writers left in the layer; returns how many were deleted."""
     from igneous.layers import load_layer, normalize_path
+    from igneous.storage import open_store
 
     cloudpath = normalize_path(cloudpath)
     info = load_layer(cloudpath, mip).info
-    cf = CloudFiles(cloudpath)
-    keys = list(cf.list(scratch_dir(info, mip) + "/"))
-    cf.delete(keys)
-    return len(keys)
+    store = open_store(cloudpath)
+    keys = list(store.list(scratch_dir(info, mip) + "/"))
+    store.delete(keys)
+    return len(keys) + store.remove_leftovers()
 
 
 @register("ccl_clean")

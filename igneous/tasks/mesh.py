@@ -158,11 +158,10 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
 
     ``dust_global``: ``dust_threshold`` applies to whole-volume voxel counts;
     ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
-    from cloudfiles import CloudFiles
-
     from igneous.formats.multires import mesh_to_precomputed
     from igneous.layers import open_layer
     from igneous.spatial_index import index_filename, label_boxes, write_index
+    from igneous.storage import open_store
     from igneous.tasks import label_prep
 
     cv = open_layer(layer_path, mip, fill_missing=fill_missing)
@@ -181,7 +180,7 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
                          simplification_factor=simplification_factor if simplification_factor else 0,
                          max_simplification_error=max_simplification_error)
     dir_path = f"{cv.cloudpath}/{mesh_dir}"
-    cf = CloudFiles(dir_path)
+    cf = open_store(dir_path)
     name = box_name(lo, hi)
     compress = None if compress in (None, "none", False) else compress
     if sharded:
@@ -190,11 +189,12 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
         blobs = {label: mesh_to_precomputed(v, f) for label, (v, f) in meshes.items()}
         # named like the task's index file, which lists the labels inside
         stem = index_filename(lo, hi, res)[: -len(".spatial")]
-        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes(), compress=None, cache_control=False)
+        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes())
     else:
-        cf.puts(((f"{label}:0:{name}", mesh_to_precomputed(v, f)) for label, (v, f) in meshes.items()),
-                compress=compress, compression_level=GZIP_LEVEL if compress == "gzip" else None,
-                cache_control=False, content_type="application/octet-stream")
+        cf.put_many(((f"{label}:0:{name}", mesh_to_precomputed(v, f))
+                     for label, (v, f) in meshes.items()),
+                    compress=compress, level=GZIP_LEVEL if compress == "gzip" else None,
+                    content_type="application/octet-stream")
     if spatial_index:
         inner = labels[tuple(slice(int(a), int(a) + int(b - c))
                              for a, b, c in zip(lo - origin, read_hi, lo))]

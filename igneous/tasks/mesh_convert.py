@@ -17,11 +17,10 @@ from igneous.tasks import register
 
 def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[int, list]:
     """{label: meshes} of finished unsharded meshes (every label must exist)."""
-    from cloudfiles import CloudFiles
-
+    from igneous.storage import join, open_store
     from igneous.tasks.mesh_merge import read_meshes
 
-    cf = CloudFiles(f"{src_layer}/{src_dir}")
+    cf = open_store(join(src_layer, src_dir))
     out: dict[int, list] = {}
     multires: list[int] = []
     for label in labels:
@@ -53,12 +52,11 @@ def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: s
                       min_chunk_size=(256, 256, 256), compression_level: int = 7,
                       max_error: float = 40) -> int:
     """Write one shard of ``layer_path/mesh_dir`` from the labels its plan lists."""
-    from cloudfiles import CloudFiles
-
     from igneous.layers import LayerInfo
+    from igneous.storage import join, open_store
     from igneous.tasks.mesh_merge import _multires_opts, shard_plan, write_shard
 
-    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    cf = open_store(join(layer_path, mesh_dir))
     plan = shard_plan(cf, labels_file, "xfer --sharded")
     opts = _multires_opts(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
                           compression_level, max_error)

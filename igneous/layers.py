@@ -9,7 +9,7 @@ file://. Missing layers, malformed info files and unreachable buckets become
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -171,7 +171,7 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
     return layer
 
 
-def open_layer(path: str, mip: int = 0, **kwargs: Any):
+def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     """A CloudVolume for ``path`` at ``mip`` with quiet, non-caching defaults."""
     from cloudvolume import CloudVolume
 
@@ -187,7 +187,7 @@ def open_layer(path: str, mip: int = 0, **kwargs: Any):
     return cv
 
 
-def check_mip(cv, mip: int) -> None:
+def check_mip(cv: Any, mip: int) -> None:
     n = len(cv.info["scales"])
     if not 0 <= mip < n:
         raise UserError(
@@ -196,7 +196,7 @@ def check_mip(cv, mip: int) -> None:
         )
 
 
-def resolve_mip(cv, mip: int) -> int:
+def resolve_mip(cv: Any, mip: int) -> int:
     """-1 (or any negative) counts from the top of the pyramid."""
     n = len(cv.info["scales"])
     return n + mip if mip < 0 else mip
@@ -223,7 +223,7 @@ def check_encoding(encoding: str | None, dtype: Any, layer_type: str) -> None:
         raise UserError(f"{encoding} needs float data, not {dtype}")
 
 
-def parse_triple(value: str | None, name: str, cast=int) -> tuple | None:
+def parse_triple(value: str | None, name: str, cast: Callable[[str], Any] = int) -> tuple | None:
     """'64,64,64' -> (64, 64, 64) with a clear error."""
     if value is None or value == "":
         return None

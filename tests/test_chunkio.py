@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from cloudvolume import CloudVolume
 
+from igneous.blockio import read_block, write_region
 from igneous.chunkio import open_volume
-from igneous.tasks.pyramid import read_block, write_region
 from tests.volumes import BIG
 
 SHAPE, OFFSET, CHUNK = (45, 38, 21), (3, 7, 11), (16, 16, 8)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import Vec, as_list, vec
+from igneous.grid import Vec, as_list, cell_index, clip, grid_cells, vec
 from igneous.tasks import register
 from igneous.tasks.voxels import encode_arrays, get_arrays, iter_arrays, put_arrays
 
@@ -49,7 +49,7 @@ class Blocks:
 
     def __init__(self, start: Sequence[int], stop: Sequence[int], shape: Sequence[int]):
         self.start, self.stop, self.shape = vec(start), vec(stop), vec(shape)
-        self.counts = -np.floor_divide(-(self.stop - self.start), self.shape)
+        self.counts = grid_cells(self.start, self.stop, self.start, self.shape)[1]
         # linear index = i + nx * (j + ny * k): x fastest, as igneous.grid.grid yields
         self.strides = np.array([1, self.counts[0], self.counts[0] * self.counts[1]], np.int64)
 
@@ -58,14 +58,11 @@ class Blocks:
 
     def __iter__(self) -> Iterator[Vec]:
         for t in range(len(self)):
-            yield self.ijk(t)
-
-    def ijk(self, t: int) -> Vec:
-        return (t // self.strides) % self.counts
+            yield cell_index(t, self.counts)
 
     def box(self, ijk: Sequence[int]) -> tuple[Vec, Vec]:
         lo = self.start + vec(ijk) * self.shape
-        return lo, np.minimum(lo + self.shape, self.stop)
+        return clip(lo, lo + self.shape, self.start, self.stop)
 
     @staticmethod
     def name(ijk: Sequence[int]) -> str:
@@ -154,8 +151,8 @@ def _plane(a: np.ndarray, axis: int, i: int) -> np.ndarray:
 
 
 def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool, thresholds) -> tuple[dict, np.ndarray]:
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import read_block
 
     cv = open_volume(cloudpath, mip, fill_missing=fill_missing)
     return cv.info, binarize(read_block(cv, lo, hi, mip)[..., 0], *thresholds)
@@ -360,8 +357,8 @@ def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
                 threshold_gte=None, threshold_lte=None, fill_missing: bool = False,
                 compress: str | None = "gzip") -> None:
     """Step 4 for one block: write its final labels into ``dest_path`` (scale 0)."""
+    from igneous.blockio import write_region
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import write_region
 
     lo, hi = Blocks(start, stop, shape).box(index)
     info, img = _read(src_path, mip, lo, hi, fill_missing, (threshold_gte, threshold_lte))

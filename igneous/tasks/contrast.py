@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from igneous.blockio import map_block
 from igneous.grid import vec
 from igneous.tasks import register
-from igneous.tasks.pyramid import map_block
 
 LEVELS_DIR = "levels"
 
@@ -42,9 +42,9 @@ def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequen
     random ``coverage`` fraction of its xy columns (``column``-sized)."""
     import json
 
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
     from igneous.storage import open_store
-    from igneous.tasks.pyramid import read_block
 
     cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     lo, size, col = vec(offset), vec(shape), vec(column)

@@ -23,11 +23,15 @@ Outputs, into the mesh directory:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from igneous.grid import scale_bounds, vec
+from igneous.grid import vec
 from igneous.tasks import register
+
+if TYPE_CHECKING:
+    from igneous.blockio import BlockVolume
 
 
 def box_name(lo: Sequence[int], hi: Sequence[int]) -> str:
@@ -130,12 +134,14 @@ def mesh_labels(labels: np.ndarray, origin: Sequence[int], resolution: Sequence[
     return out
 
 
-def read_task_labels(cv, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop: np.ndarray,
+def read_task_labels(vol: BlockVolume, mip: int, lo: np.ndarray, hi: np.ndarray,
                      closed_dataset_edges: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels padded with background on dataset sides, their global origin, read box high end)."""
+    from igneous.blockio import read_block
+
+    start, stop = vol.bounds(mip)
     read_hi = np.minimum(hi + 1, stop)
-    labels = cv[lo[0]:read_hi[0], lo[1]:read_hi[1], lo[2]:read_hi[2]]
-    labels = np.asfortranarray(np.asarray(labels)[..., 0])
+    labels = read_block(vol, lo, read_hi, mip)[..., 0]
     origin = lo.copy()
     if closed_dataset_edges:
         low = (lo <= start).astype(int)
@@ -158,28 +164,27 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
 
     ``dust_global``: ``dust_threshold`` applies to whole-volume voxel counts;
     ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
+    from igneous.blockio import open_volume
     from igneous.formats.multires import mesh_to_precomputed
-    from igneous.layers import open_layer
     from igneous.spatial_index import index_filename, label_boxes, write_index
     from igneous.storage import open_store
     from igneous.tasks import label_prep
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
-    start, stop = scale_bounds(cv.info, mip)
+    vol = open_volume(layer_path, mip, fill_missing=fill_missing)
     lo, hi = vec(lo), vec(hi)
-    labels, origin, read_hi = read_task_labels(cv, lo, hi, start, stop, closed_dataset_edges)
+    labels, origin, read_hi = read_task_labels(vol, mip, lo, hi, closed_dataset_edges)
     if dust_global and dust_threshold:
-        index = label_prep.load_counts_index(layer_path, cv.info, mip)
+        index = label_prep.load_counts_index(layer_path, vol.info, mip)
         labels = label_prep.remove_global_dust(labels, index, dust_threshold)
         dust_threshold = None
     labels = filter_labels(labels, object_ids=object_ids, exclude_object_ids=exclude_object_ids,
                            dust_threshold=dust_threshold)
     labels = label_prep.fill_holes(labels, fill_holes)
-    res = np.asarray(cv.resolution, dtype=np.float64)
+    res = vol.resolution(mip)
     meshes = mesh_labels(labels, origin, res,
                          simplification_factor=simplification_factor if simplification_factor else 0,
                          max_simplification_error=max_simplification_error)
-    dir_path = f"{cv.cloudpath}/{mesh_dir}"
+    dir_path = f"{vol.cloudpath}/{mesh_dir}"
     cf = open_store(dir_path)
     name = box_name(lo, hi)
     compress = None if compress in (None, "none", False) else compress

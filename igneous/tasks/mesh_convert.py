@@ -31,11 +31,10 @@ def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[i
         names = manifest.get("fragments", [])
         out[label] = list(read_meshes(cf, names).values())
     if multires:
-        from cloudvolume import CloudVolume
+        from igneous.blockio import open_volume
 
-        cv = CloudVolume(src_layer, mesh_dir=src_dir, progress=False)
         try:
-            got = cv.mesh.get(multires, lod=0, concat=True)
+            got = open_volume(src_layer, mesh_dir=src_dir).meshes(multires)
         except Exception as e:  # noqa: BLE001 - any failure names the source
             raise UserError(f"cannot read meshes {multires[:5]} from {src_layer}/{src_dir}: {e}") from None
         for label in multires:

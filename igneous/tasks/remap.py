@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from igneous.blockio import map_block
 from igneous.tasks import register
-from igneous.tasks.pyramid import map_block
 
 MAPPING_KEY = "remap/mapping.npy"
 

@@ -158,11 +158,10 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     import fastremap
     import kimimaro
 
-    from igneous.layers import open_layer
+    from igneous.blockio import open_volume, read_block
     from igneous.storage import open_store
-    from igneous.tasks.pyramid import read_block
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     start, stop = scale_bounds(cv.info, mip)
     lo, core_hi = vec(offset), vec(offset) + vec(shape)
     hi = np.minimum(core_hi + 1, stop)

@@ -321,10 +321,9 @@ def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = 
         synthesize_shard_files,
     )
 
-    from igneous.layers import open_layer
+    from igneous.blockio import open_volume
 
-    cv = open_layer(src_layer)
-    skels = cv.skeleton.get([int(x) for x in labels])
+    skels = open_volume(src_layer).skeletons(labels)
     data = {int(s.id): s.to_precomputed() for s in skels}
     files = synthesize_shard_files(ShardingSpecification.from_dict(sharding), data)
     open_store(dest_dir).put_many(files.items(), content_type="application/octet-stream")

@@ -110,9 +110,9 @@ def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequenc
     """Count the voxels of each label in ``[offset, offset + shape)`` (clipped to the volume)."""
     import fastremap
 
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
     from igneous.grid import clip, scale_bounds
-    from igneous.tasks.pyramid import read_block
 
     cv = open_volume(cloudpath, mip, fill_missing=fill_missing, agglomerate=agglomerate,
                      timestamp=timestamp)

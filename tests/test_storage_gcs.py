@@ -10,38 +10,13 @@ import sys
 import textwrap
 
 import numpy as np
-from cloudvolume import CloudVolume
 
 from igneous.storage import open_store
-from tests.volumes import average
-
-
-def igneous(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "igneous", *args], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+from tests.test_image_s3 import check_downsample_and_xfer
 
 
 def test_downsample_and_xfer_on_gcs(gcs_bucket, tmp_path):
-    rng = np.random.default_rng(5)
-    data = np.asfortranarray(rng.integers(0, 255, (70, 45, 12), dtype=np.uint8))
-    src = f"{gcs_bucket.url}/img"
-    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [16, 0, 4],
-                                       list(data.shape), chunk_size=[16, 16, 8])
-    cv = CloudVolume(src, info=info, progress=False)
-    cv.commit_info()
-    cv[16:86, 0:45, 4:16] = data
-
-    q = str(tmp_path / "q")
-    igneous("image", "downsample", src, "--num-mips", "2", "--queue", q)
-    igneous("image", "xfer", src, f"{gcs_bucket.url}/copy", "--chunk-size", "32,32,8",
-            "--max-mips", "1", "--queue", q)
-    igneous("-p", "2", "execute", "-x", "-q", q)
-
-    for k in (1, 2):
-        got = np.asarray(CloudVolume(src, mip=k, progress=False)[:, :, :])[..., 0]
-        assert np.array_equal(got, average(data, (16, 0, 4), (2, 2, 1), k)[0])
+    data = check_downsample_and_xfer(gcs_bucket.url, tmp_path)
     # the chunks are gzipped objects (Content-Encoding), as CloudVolume writes them
     store = open_store(f"{gcs_bucket.url}/copy")
     first = next(k for k in store.list() if k != "info")

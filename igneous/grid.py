@@ -15,11 +15,21 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from igneous.errors import UserError
+
 Vec = np.ndarray
 
 
 def vec(x: Sequence[int] | np.ndarray) -> Vec:
     return np.asarray(x, dtype=np.int64).reshape(3)
+
+
+def positive_shape(shape: Sequence[int] | np.ndarray, name: str = "shape") -> Vec:
+    """``shape`` as three positive integers, or a UserError naming the option."""
+    arr = np.asarray(shape, dtype=np.int64).reshape(-1)
+    if arr.shape != (3,) or np.any(arr <= 0):
+        raise UserError(f"{name} must be three positive integers, not {arr.tolist()}")
+    return arr
 
 
 def scale_box(offset0: Sequence[int], size0: Sequence[int], factor: Sequence[int]) -> tuple[Vec, Vec]:
@@ -77,11 +87,17 @@ def aligned_depth(offsets: Sequence[Vec], factor: Vec, *, include_base: bool) ->
     return best
 
 
-def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
-    """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
+def _cells(start: Vec, stop: Vec, origin: Vec, step: Vec) -> tuple[Vec, Vec]:
+    """First cell corner and cell counts of the grid (origin, step) over [start, stop)."""
     start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
     first = origin + np.floor_divide(start - origin, step) * step
-    counts = -np.floor_divide(-(stop - first), step)
+    return first, -np.floor_divide(-(stop - first), step)
+
+
+def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
+    """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
+    step = vec(step)
+    first, counts = _cells(start, stop, origin, step)
     for iz in range(int(counts[2])):
         for iy in range(int(counts[1])):
             for ix in range(int(counts[0])):
@@ -90,9 +106,8 @@ def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, V
 
 
 def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
-    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
-    first = origin + np.floor_divide(start - origin, step) * step
-    counts = -np.floor_divide(-(stop - first), step)
+    """How many cells ``grid`` yields."""
+    counts = _cells(start, stop, origin, step)[1]
     return int(np.prod(np.maximum(counts, 0)))
 
 

@@ -22,14 +22,18 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.tasks import Task
+from igneous.queues.base import (
+    INSERT_BATCH,
+    MAX_LEASES,
+    DeadLetter,
+    Lease,
+    Payload,
+    QueueCounts,
+    TaskQueue,
+    payloads_of,
+)
 
 DB_NAME = "queue.sqlite"
-# A task leased this many times without finishing (its worker keeps dying,
-# e.g. out of memory) is dead-lettered even though it never raised.
-MAX_LEASES = 20
-INSERT_BATCH = 5000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -117,7 +121,7 @@ class LocalQueue(TaskQueue):
         )
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
         total = 0
         it = iter(payloads_of(tasks))
         while True:

@@ -31,9 +31,16 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.queues.local import INSERT_BATCH, MAX_LEASES
-from igneous.tasks import Task
+from igneous.queues.base import (
+    INSERT_BATCH,
+    MAX_LEASES,
+    DeadLetter,
+    Lease,
+    Payload,
+    QueueCounts,
+    TaskQueue,
+    payloads_of,
+)
 
 T = TypeVar("T")
 DEFAULT_QUEUE = "default"
@@ -225,7 +232,7 @@ class PostgresQueue(TaskQueue):
         cur.execute("DELETE FROM igneous_tasks WHERE id = %s", (task_id,))
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
         def add(cur) -> int:
             n = 0
             with cur.copy("COPY igneous_tasks(queue, payload, stage) FROM STDIN") as copy:

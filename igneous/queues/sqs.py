@@ -37,9 +37,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.queues.local import MAX_LEASES
-from igneous.tasks import Task
+from igneous.queues.base import (
+    MAX_LEASES,
+    DeadLetter,
+    Lease,
+    Payload,
+    QueueCounts,
+    TaskQueue,
+    payloads_of,
+)
 
 BATCH = 10  # SQS's limit for batch calls and for one receive
 MAX_BATCH_BYTES = 256 * 1024  # the most conservative total size of one send batch
@@ -264,7 +270,7 @@ class SQSQueue(TaskQueue):
             self._delete_handles(url, queue, [m["ReceiptHandle"] for m in messages])
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
         if stage != 0:
             raise QueueError(
                 f"{self.url} cannot hold stages (asked for stage {stage}); use a local queue "

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from igneous.errors import UserError
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
+from igneous.tasks.mesh import mesh_forge
+from igneous.tasks.mesh_convert import mesh_xfer_sharded
+from igneous.tasks.mesh_merge import FRAGMENT, mesh_delete, mesh_manifest, mesh_multires, mesh_xfer
 
 # 256^3 tasks: a quarter of the memory of 448^3 with the same meshes (seams are
 # exact), and a 512^3 volume splits into 8 equal tasks instead of 8 lopsided ones
@@ -83,8 +87,8 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
     igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
     whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
+    from igneous.formats.spatial_index import enable_index, index_grid
     from igneous.grid import as_list, grid_count, scale_bounds
-    from igneous.spatial_index import enable_index, index_grid
 
     del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
     if encoding != "precomputed":
@@ -129,7 +133,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
 
     def make() -> Iterator[Task]:
         for lo, hi in index_grid(info, mip, shape):
-            yield Task("mesh", dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
+            yield Task.of(mesh_forge, dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
 
     return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
 
@@ -163,8 +167,6 @@ def prefixes(magnitude: int) -> list[tuple[str, bool]]:
 def _fragments_present(layer, sub: str) -> tuple[bool, bool]:
     """(any legacy fragment files, any forge output at all: fragments, .frags or index)."""
     from cloudfiles import CloudFiles
-
-    from igneous.tasks.mesh_merge import FRAGMENT
 
     cf = CloudFiles(f"{layer.cloudpath}/{sub}")
     frags = forged = False
@@ -206,7 +208,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task("mesh_manifest", dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
+            yield Task.of(mesh_manifest, dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
                                              exact=exact))
 
     return TaskPlan(make, len(pre), "mesh manifests")
@@ -240,7 +242,7 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task("mesh_multires", dict(kwargs, prefix=p, exact=exact))
+            yield Task.of(mesh_multires, dict(kwargs, prefix=p, exact=exact))
 
     return TaskPlan(make, len(pre), "unsharded multires meshes")
 
@@ -340,7 +342,7 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
     kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
                   vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
                   compression_level=int(draco_compression_level), max_error=_error_of(sub))
-    return _shard_tasks("mesh_multires", kwargs, shards)
+    return _shard_tasks(mesh_multires, kwargs, shards)
 
 
 def _write_shard_plan(cf, sharding: dict, by_label: dict[int, list[str]]) -> list[int]:
@@ -357,24 +359,24 @@ def _write_shard_plan(cf, sharding: dict, by_label: dict[int, list[str]]) -> lis
     return sorted(groups)
 
 
-def _shard_tasks(name: str, kwargs: dict, shards: list[int]) -> TaskPlan:
+def _shard_tasks(task: Callable[..., Any], kwargs: dict, shards: list[int]) -> TaskPlan:
     def make() -> Iterator[Task]:
         for shard in shards:
-            yield Task(name, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
+            yield Task.of(task, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
 
     return TaskPlan(make, len(shards), "sharded multires meshes")
 
 
-def _dir_prefix_plan(name: str, magnitude: int, make_kwargs) -> TaskPlan:
+def _dir_prefix_plan(task: Callable[..., Any], magnitude: int, make_kwargs) -> TaskPlan:
     pre = [str(i).zfill(magnitude) for i in range(10**magnitude)]
 
     def make() -> Iterator[Task]:
         for p in pre:
-            yield Task(name, make_kwargs(p, False))
+            yield Task.of(task, make_kwargs(p, False))
         if magnitude:
-            yield Task(name, make_kwargs("0" * magnitude, True))
+            yield Task.of(task, make_kwargs("0" * magnitude, True))
 
-    return TaskPlan(make, len(pre) + (1 if magnitude else 0), name)
+    return TaskPlan(make, len(pre) + (1 if magnitude else 0), task.__name__)
 
 
 def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None
@@ -386,7 +388,7 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
     sub = _mesh_dir(layer, mesh_dir)
     if not 0 <= magnitude <= 6:
         raise UserError("magnitude must be within 0..6")
-    return _dir_prefix_plan("mesh_delete", magnitude, lambda p, rest: dict(
+    return _dir_prefix_plan(mesh_delete, magnitude, lambda p, rest: dict(
         layer_path=layer.cloudpath, mesh_dir=sub, prefix=p, rest=rest))
 
 
@@ -427,7 +429,7 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, m
         note(f"{layer.cloudpath}/{sub} is already sharded; copying its files as they are")
     write_info(dest, dest_info)
     CloudFiles(f"{dest}/{dest_sub}").put_json("info", sub_info, cache_control=False)
-    return _dir_prefix_plan("mesh_xfer", magnitude, lambda p, rest: dict(
+    return _dir_prefix_plan(mesh_xfer, magnitude, lambda p, rest: dict(
         src_dir=f"{layer.cloudpath}/{sub}", dest_dir=f"{dest}/{dest_sub}", prefix=p, rest=rest))
 
 
@@ -466,14 +468,14 @@ def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: di
     kwargs = dict(src_layer=layer.cloudpath, src_dir=sub, layer_path=dest, mesh_dir=dest_sub,
                   mip=mip, nlod=int(num_lod), min_chunk_size=list(DEFAULT_MIN_CHUNK),
                   max_error=_error_of(sub))
-    return _shard_tasks("mesh_xfer_sharded", kwargs, shards)
+    return _shard_tasks(mesh_xfer_sharded, kwargs, shards)
 
 
 def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448, 448, 448),
                                     mip: int = 0, fill_missing: bool = False,
                                     mesh_dir: str | None = None) -> TaskPlan:
     """(Re)build the mesh spatial index without remeshing."""
-    from igneous.spatial_index import create_spatial_index_tasks
+    from igneous.task_creation.spatial_index import create_spatial_index_tasks
 
     _segmentation(cloudpath, mip)
     return create_spatial_index_tasks(cloudpath, "mesh", mip, shape, fill_missing, mesh_dir)

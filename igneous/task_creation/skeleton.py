@@ -23,8 +23,15 @@ from igneous.tasks.skeleton import (
     TASK_DIR,
     bbox_name,
     read_meta,
+    skeleton_forge,
     vertex_attributes,
     write_meta,
+)
+from igneous.tasks.skeleton_merge import (
+    skeleton_delete,
+    skeleton_merge,
+    skeleton_shard,
+    skeleton_xfer,
 )
 
 DEFAULT_SHAPE = (256, 256, 256)
@@ -162,7 +169,7 @@ def create_skeletonizing_tasks(
     def make():
         for a, b in grid(lo, hi, start, shape):
             a, b = clip(a, b, lo, hi)
-            yield Task("skeleton_forge", dict(common, offset=as_list(a), shape=as_list(b - a)))
+            yield Task.of(skeleton_forge, dict(common, offset=as_list(a), shape=as_list(b - a)))
 
     return TaskPlan(make, count, f"skeleton forge mip {mip}")
 
@@ -183,7 +190,7 @@ def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_in
         sub.pop("sharding", None)
     sub["spatial_index"] = None
     if spatial_index:
-        from igneous.spatial_index import enable_index
+        from igneous.formats.spatial_index import enable_index
 
         enable_index(sub, layer.info["scales"][mip]["resolution"], shape)
     cf.put_json("info", sub)
@@ -271,7 +278,7 @@ def _merge_plan(url: str, meta: dict, ntasks: int, lost: np.ndarray, common: dic
         for i in range(ntasks):
             mine = list(range(i, buckets, ntasks))
             skip = [int(x) for x in lost if int(x) % buckets % ntasks == i]
-            yield Task("skeleton_merge", dict(common, skel_dir=url, buckets=mine, skip=skip))
+            yield Task.of(skeleton_merge, dict(common, skel_dir=url, buckets=mine, skip=skip))
 
     return TaskPlan(make, ntasks, description)
 
@@ -385,7 +392,7 @@ def plan_sharded_skeleton_merge(
 
     def make():
         for i in range(nshards):
-            yield Task("skeleton_shard", dict(skel_dir=url, shard=format(i, "x").zfill(width),
+            yield Task.of(skeleton_shard, dict(skel_dir=url, shard=format(i, "x").zfill(width),
                                               sharding=spec, expect=len(fuse_plan),
                                               delete_fragments=delete_fragments))
 
@@ -418,9 +425,9 @@ def create_skeleton_deletion_tasks(layer_path: str, magnitude: int = 2,
 
     def make():
         for p in prefixes:
-            yield Task("skeleton_delete", dict(skel_dir=url, prefix=p))
+            yield Task.of(skeleton_delete, dict(skel_dir=url, prefix=p))
         if magnitude:
-            yield Task("skeleton_delete", dict(skel_dir=url, others=True))
+            yield Task.of(skeleton_delete, dict(skel_dir=url, others=True))
 
     return TaskPlan(make, len(prefixes) + (1 if magnitude else 0), "skeleton delete")
 
@@ -478,9 +485,9 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 
         def copies():
             for p in prefixes:
-                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
+                yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
             if magnitude:
-                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, others=True))
+                yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, others=True))
 
         return TaskPlan(copies, len(prefixes) + (1 if magnitude else 0), "skeleton copy")
     if sub.get("sharding"):
@@ -497,7 +504,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 
     def shards():
         for labels_of in groups.values():
-            yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
+            yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
                                              sharding=spec, src_layer=layer.cloudpath))
 
     return TaskPlan(shards, len(groups), "skeleton xfer (sharded)")
@@ -506,6 +513,6 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 def create_spatial_index_skeleton_tasks(cloudpath: str, shape=(448, 448, 448), mip: int = 0,
                                         fill_missing: bool = False) -> TaskPlan:
     """(Re)build the skeleton spatial index from the segmentation without reskeletonizing."""
-    from igneous.spatial_index import create_spatial_index_tasks
+    from igneous.task_creation.spatial_index import create_spatial_index_tasks
 
     return create_spatial_index_tasks(cloudpath, "skeleton", mip, shape, fill_missing)

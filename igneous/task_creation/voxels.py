@@ -9,7 +9,15 @@ from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
 from igneous.layers import load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
-from igneous.tasks.voxels import COUNTS_DIR, MANIFEST, RESULT, block_name, intmap_bytes, sum_blocks
+from igneous.tasks.voxels import (
+    COUNTS_DIR,
+    MANIFEST,
+    RESULT,
+    block_name,
+    count_voxels,
+    intmap_bytes,
+    sum_blocks,
+)
 
 DEFAULT_SHAPE = (256, 256, 256)
 BYTES_PER_VOXEL = 16  # peak per voxel of a counting task (block + unique/counts), for --memory
@@ -51,7 +59,7 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
 
     def make():
         for lo, hi in grid(start, stop, start, step):
-            yield Task("count_voxels", dict(opts, offset=as_list(lo), shape=as_list(hi - lo)))
+            yield Task.of(count_voxels, dict(opts, offset=as_list(lo), shape=as_list(hi - lo)))
 
     return TaskPlan(make, grid_count(start, stop, start, step), "count voxels")
 

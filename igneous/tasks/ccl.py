@@ -35,7 +35,6 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import Vec, as_list, vec
-from igneous.tasks import register
 from igneous.tasks.voxels import encode_arrays, get_arrays, iter_arrays, put_arrays
 
 STEPS = ("faces", "links", "calc-labels")
@@ -161,7 +160,6 @@ def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool, thresh
     return cv.info, binarize(read_block(cv, lo, hi, mip)[..., 0], *thresholds)
 
 
-@register("ccl_faces")
 def ccl_faces(cloudpath: str, mip: int, start: Sequence[int], stop: Sequence[int],
               shape: Sequence[int], index: Sequence[int], threshold_gte=None,
               threshold_lte=None, fill_missing: bool = False, dust_threshold: int = 0) -> None:
@@ -199,7 +197,6 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unique(np.stack([a, b], axis=1).astype(np.uint64), axis=0)
 
 
-@register("ccl_links")
 def ccl_links(cloudpath: str, mip: int, start: Sequence[int], stop: Sequence[int],
               shape: Sequence[int], index: Sequence[int]) -> None:
     """Step 2 for one block: equivalences with its three lower neighbours."""
@@ -348,13 +345,11 @@ def relabel_summary(cloudpath: str, info: dict, mip: int) -> dict | None:
     return Files(cloudpath).get_json(f"{scratch_dir(info, mip)}/relabel/summary.json")
 
 
-@register("ccl_calc_labels")
 def ccl_calc_labels(cloudpath: str, mip: int) -> None:
     """Step 3 as a queued task (one per run), for ``ccl auto``."""
     create_relabeling(cloudpath, mip)
 
 
-@register("ccl_relabel")
 def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
                 stop: Sequence[int], shape: Sequence[int], index: Sequence[int],
                 threshold_gte=None, threshold_lte=None, fill_missing: bool = False,
@@ -396,6 +391,5 @@ def clean_intermediate_files(cloudpath: str, mip: int = 0) -> int:
     return len(keys)
 
 
-@register("ccl_clean")
 def ccl_clean(cloudpath: str, mip: int) -> None:
     clean_intermediate_files(cloudpath, mip)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.grid import vec
-from igneous.tasks import register
 from igneous.tasks.pyramid import map_block
 
 LEVELS_DIR = "levels"
@@ -34,7 +33,6 @@ def sample_columns(n_columns: int, coverage: float, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_columns, size=k, replace=False))
 
 
-@register("luminance_levels")
 def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequence[int],
                      shape: Sequence[int], coverage: float, column: Sequence[int],
                      fill_missing: bool = False) -> None:
@@ -91,7 +89,6 @@ def stretch(img: np.ndarray, lo: int, hi: int, maxval: int) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, maxval).astype(img.dtype)
 
 
-@register("contrast_normalize")
 def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int,
                        offset: Sequence[int], shape: Sequence[int], clip_fraction: float = 0.01,
                        translate: Sequence[int] = (0, 0, 0), minval: int | None = None,
@@ -166,7 +163,6 @@ def clahe_slice(img: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np
     return np.clip(np.rint(out), 0, maxval).astype(img.dtype)
 
 
-@register("clahe")
 def clahe(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
           clip_limit: float = 40.0, tile_grid_size: Sequence[int] = (8, 8),
           fill_missing: bool = False, compress: str | None = "gzip") -> None:

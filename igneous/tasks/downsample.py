@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from igneous.grid import vec
-from igneous.tasks import register
 from igneous.tasks.pyramid import build_pyramid, open_pair
 
 
-@register("downsample")
 def downsample(
     layer_path: str,
     mip: int,

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.grid import scale_bounds, vec
-from igneous.tasks import register
 
 
 def box_name(lo: Sequence[int], hi: Sequence[int]) -> str:
@@ -146,8 +145,7 @@ def read_task_labels(cv, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop
     return labels, origin, read_hi
 
 
-@register("mesh")
-def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], mesh_dir: str,
+def mesh_forge(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], mesh_dir: str,
               simplification_factor: int = 100, max_simplification_error: float = 40,
               dust_threshold: int | None = None, object_ids: list[int] | None = None,
               exclude_object_ids: list[int] | None = None, fill_missing: bool = False,
@@ -161,8 +159,8 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
     from cloudfiles import CloudFiles
 
     from igneous.formats.multires import mesh_to_precomputed
+    from igneous.formats.spatial_index import index_filename, label_boxes, write_index
     from igneous.layers import open_layer
-    from igneous.spatial_index import index_filename, label_boxes, write_index
     from igneous.tasks import label_prep
 
     cv = open_layer(layer_path, mip, fill_missing=fill_missing)

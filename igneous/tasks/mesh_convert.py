@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from igneous.errors import UserError
-from igneous.tasks import register
 
 
 def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[int, list]:
@@ -47,7 +46,6 @@ def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[i
     return out
 
 
-@register("mesh_xfer_sharded")
 def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: str, mip: int,
                       nlod: int, shard: int, labels_file: str, vqb: int = 16,
                       min_chunk_size=(256, 256, 256), compression_level: int = 7,
@@ -56,11 +54,11 @@ def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: s
     from cloudfiles import CloudFiles
 
     from igneous.layers import LayerInfo
-    from igneous.tasks.mesh_merge import _multires_opts, shard_plan, write_shard
+    from igneous.tasks.mesh_merge import multires_options, shard_plan, write_shard
 
     cf = CloudFiles(f"{layer_path}/{mesh_dir}")
     plan = shard_plan(cf, labels_file, "xfer --sharded")
-    opts = _multires_opts(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
+    opts = multires_options(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
                           compression_level, max_error)
     pieces = source_meshes(src_layer, src_dir, sorted(int(k) for k in plan))
     return write_shard(cf, pieces, opts)

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.tasks import register
 
 FRAGMENT = re.compile(r"^(\d+):0:(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 
@@ -55,8 +54,7 @@ def read_meshes(cf, names: Iterable[str]) -> dict[str, object]:
     return out
 
 
-@register("mesh_manifest")
-def mesh_manifest_task(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
+def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
     """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
     import json
 
@@ -81,8 +79,8 @@ def _encode_label(meshes: list, opts: dict) -> tuple[bytes, bytes] | None:
     return encode_multires(v, f, **opts)
 
 
-def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, compression_level: int,
-                   max_error: float) -> dict:
+def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, compression_level: int,
+                     max_error: float) -> dict:
     scale = info["scales"][mip]
     res = np.asarray(scale["resolution"], dtype=np.float64)
     return dict(nlod=int(nlod), vqb=int(vqb), compression_level=int(compression_level),
@@ -92,8 +90,7 @@ def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, co
                 max_error=float(max_error))
 
 
-@register("mesh_multires")
-def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
+def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
                   min_chunk_size=(256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
                   shard: int | None = None, labels_file: str | None = None) -> int:
@@ -104,7 +101,7 @@ def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
     from igneous.layers import LayerInfo
 
     info = LayerInfo(layer_path).info
-    opts = _multires_opts(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
+    opts = multires_options(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
     cf = CloudFiles(f"{layer_path}/{mesh_dir}")
     if shard is None:
         frags = list_fragments(cf, prefix or "", exact)
@@ -179,8 +176,7 @@ def write_shard(cf, pieces: dict[int, list], opts: dict) -> int:
     return len(data)
 
 
-@register("mesh_delete")
-def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
+def mesh_delete(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
     """Delete mesh files starting with ``prefix`` (``rest``: every file not starting
     with ``len(prefix)`` digits, i.e. the ones no prefix task owns)."""
     from cloudfiles import CloudFiles
@@ -195,8 +191,7 @@ def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = F
     return len(names)
 
 
-@register("mesh_xfer")
-def mesh_xfer_task(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
+def mesh_xfer(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
     """Copy mesh files starting with ``prefix`` from one mesh directory to another."""
     from cloudfiles import CloudFiles
 

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.grid import Vec, scale_bounds, vec
-from igneous.tasks import register
 
 FRAG_DIR = ".frags"
 FORGE_META = f"{FRAG_DIR}/forge.json"
@@ -141,7 +140,6 @@ def remove_local_dust(labels: np.ndarray, threshold: int, faces: list[tuple[int,
     return np.where(small[cc], 0, labels).astype(labels.dtype, copy=False)
 
 
-@register("skeleton_forge")
 def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[int],
                    shape: Sequence[int], teasar_params: dict, buckets: int,
                    object_ids: Sequence[int] | None = None, mask_ids: Sequence[int] | None = None,
@@ -210,7 +208,7 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     cf.puts([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
              for b, group in grouped.items()], compress=None)
     if spatial_index:
-        from igneous.spatial_index import label_boxes, write_index
+        from igneous.formats.spatial_index import label_boxes, write_index
 
         boxes = label_boxes(labels, lo)
         write_index(skel_dir, lo, core_hi, cv.info["scales"][mip]["resolution"],

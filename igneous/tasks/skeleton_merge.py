@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from igneous.tasks import register
 from igneous.tasks.skeleton import (
     BALL_FILE,
     FRAG_DIR,
@@ -195,7 +194,6 @@ def _gather(cf, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[di
     return frags, paths
 
 
-@register("skeleton_merge")
 def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[float],
                    vertex_attributes: list[dict], dust_threshold: float = 1000,
                    tick_threshold: float = 0, max_cable_length: float | None = None,
@@ -240,7 +238,6 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
         cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"", compress=None)
 
 
-@register("skeleton_shard")
 def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
                    delete_fragments: bool = False) -> None:
     """Write one shard file from the fused skeletons filed under it.
@@ -276,7 +273,6 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
         cf.delete(paths)
 
 
-@register("skeleton_delete")
 def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> None:
     """Delete the files of a skeleton directory starting with ``prefix``
     (``others``: every file not starting with a hex digit, e.g. info, scratch)."""
@@ -290,7 +286,6 @@ def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> No
     cf.delete(paths)
 
 
-@register("skeleton_xfer")
 def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = False,
                   labels: Sequence[int] | None = None, sharding: dict | None = None,
                   src_layer: str | None = None) -> None:

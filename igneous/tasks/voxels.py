@@ -15,7 +15,6 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import vec
-from igneous.tasks import register
 
 STATS_DIR = "stats"
 COUNTS_DIR = f"{STATS_DIR}/voxel_counts"
@@ -100,7 +99,6 @@ def intmap_bytes(labels: np.ndarray, values: np.ndarray) -> bytes:
     return header + pairs.astype("<u8").tobytes("C")
 
 
-@register("count_voxels")
 def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequence[int],
                  fill_missing: bool = False, agglomerate: bool = False,
                  timestamp: int | None = None) -> None:

@@ -17,10 +17,6 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-import click
-
-from igneous.tasks import register
-
 if TYPE_CHECKING:  # numpy is imported lazily: `igneous --help` must stay fast
     import numpy as np
 
@@ -185,22 +181,6 @@ def to_sqlite(dir_path: str, db_path: str, *, allow_missing: bool = False,
     index.to_sql(db_path, allow_missing=allow_missing, progress=progress)
 
 
-# ---- standalone indexing (`spatial-index create`) -------------------------------------
-
-
-@register("spatial_index")
-def spatial_index_task(layer_path: str, mip: int, lo: list[int], hi: list[int], index_dir: str,
-                       fill_missing: bool = False) -> None:
-    """Index the labels of one task box of a segmentation without meshing it."""
-    from igneous.chunkio import open_volume
-    from igneous.grid import resolution
-    from igneous.tasks.pyramid import read_block
-
-    vol = open_volume(layer_path, mip, fill_missing=fill_missing)
-    img = read_block(vol, lo, hi, mip)[..., 0]
-    write_index(index_dir, lo, hi, resolution(vol.info, mip), label_boxes(img, lo))
-
-
 def index_grid(info: dict, mip: int, shape: Sequence[int]) -> Iterator[Box]:
     """The task boxes of a spatial index: anchored at the voxel offset, clipped to bounds."""
     import numpy as np
@@ -210,99 +190,3 @@ def index_grid(info: dict, mip: int, shape: Sequence[int]) -> Iterator[Box]:
     start, stop = scale_bounds(info, mip)
     for lo, hi in grid(start, stop, start, np.asarray(shape)):
         yield clip(lo, hi, start, stop)
-
-
-def create_spatial_index_tasks(layer_path: str, kind: str = "mesh", mip: int = 0,
-                               shape: Sequence[int] = DEFAULT_INDEX_SHAPE,
-                               fill_missing: bool = False, sub_dir: str | None = None):
-    """Plan tasks that (re)build the spatial index of existing meshes or skeletons."""
-    import numpy as np
-    from cloudfiles import CloudFiles
-
-    from igneous.errors import UserError
-    from igneous.grid import as_list, grid_count, scale_bounds
-    from igneous.layers import load_layer
-    from igneous.task_creation.common import TaskPlan
-    from igneous.tasks import Task
-
-    layer = load_layer(layer_path, mip)
-    info = layer.info
-    if info.get("type") != "segmentation":
-        raise UserError(f"{layer.cloudpath} is not a segmentation layer (type {info.get('type')!r})")
-    shape = np.asarray(shape, dtype=np.int64)
-    if shape.shape != (3,) or np.any(shape <= 0):
-        raise UserError("--shape must be three positive integers")
-    key = INFO_KEYS[kind]
-    sub_dir = sub_dir or info.get(key) or (f"mesh_mip_{mip}" if kind == "mesh" else f"skeletons_mip_{mip}")
-    if key not in info:
-        info = dict(info, **{key: sub_dir})
-        layer.update(info)
-    index_dir = f"{layer.cloudpath}/{sub_dir}"
-    cf = CloudFiles(index_dir)
-    sub_info = cf.get_json("info") or {}
-    if kind == "mesh":
-        sub_info.setdefault("@type", "neuroglancer_legacy_mesh")
-    sub_info.setdefault("mip", mip)
-    res = info["scales"][mip]["resolution"]
-    enable_index(sub_info, res, shape)
-    cf.put_json("info", sub_info)
-    start, stop = scale_bounds(info, mip)
-
-    def make():
-        for lo, hi in index_grid(info, mip, shape):
-            yield Task("spatial_index", dict(layer_path=layer.cloudpath, mip=mip, lo=as_list(lo),
-                                             hi=as_list(hi), index_dir=index_dir,
-                                             fill_missing=fill_missing))
-
-    return TaskPlan(make, grid_count(start, stop, start, shape), f"{kind} spatial index")
-
-
-def spatial_index_group(kind: str) -> click.Group:
-    """``spatial-index create|db`` for ``igneous mesh`` (kind "mesh") or ``igneous skeleton``."""
-    if kind not in INFO_KEYS:
-        raise ValueError(f"kind must be one of {sorted(INFO_KEYS)}")
-    noun = "mesh" if kind == "mesh" else "skeleton"
-
-    @click.group("spatial-index")
-    def group() -> None:
-        """Create or download the spatial index (labels by bounding box)."""
-
-    @group.command("create")
-    @click.argument("path")
-    @click.option("--queue", default=None,
-                  help="Queue to put tasks in (directory, fq://DIR, sqs://NAME). Omit to run now with -p.")
-    @click.option("--shape", default="448,448,448", show_default=True,
-                  help="Task shape in voxels (also the index's chunk size).")
-    @click.option("--mip", default=0, show_default=True, type=int, help="Index at this mip.")
-    @click.option("--fill-missing", is_flag=True, help="Read missing chunks as background.")
-    @click.pass_context
-    def create(ctx, path, queue, shape, mip, fill_missing):
-        from igneous.cli import enqueue_or_run
-        from igneous.layers import parse_triple
-
-        plan = create_spatial_index_tasks(path, kind, mip, parse_triple(shape, "--shape"),
-                                          fill_missing)
-        enqueue_or_run(ctx, queue, [plan], what="indexing tasks")
-
-    @group.command("db")
-    @click.argument("path")
-    @click.argument("database")
-    @click.option("--progress", is_flag=True, help="Show progress bars.")
-    @click.option("--allow-missing", is_flag=True, help="Skip missing index files.")
-    def db(path, database, progress, allow_missing):
-        """Gather the spatial index into a database: sqlite://FILE.db (or FILE.db), mysql://..."""
-        from igneous.layers import LayerInfo
-
-        layer = LayerInfo(path)
-        key = INFO_KEYS[kind]
-        sub = layer.info.get(key)
-        if not sub:
-            from igneous.errors import UserError
-
-            raise UserError(f"{layer.cloudpath} has no {key} directory in its info")
-        to_sqlite(f"{layer.cloudpath}/{sub}", database, allow_missing=allow_missing,
-                  progress=progress)
-        click.echo(f"Wrote the {noun} spatial index of {layer.cloudpath} to {database}", err=True)
-
-    create.help = f"Create a spatial index for existing {noun} files without recomputing them."
-    return group

@@ -124,7 +124,7 @@ class Volume:
         self.options = options
         self.dtype = np.dtype(info["data_type"])
         self.files = Files(cloudpath)
-        self._cv = None
+        self._cv: Any = None
 
     # -- what CloudVolume would tell ------------------------------------------
 
@@ -150,14 +150,15 @@ class Volume:
                 and not scale.get("sharding")
                 and len(scale.get("chunk_sizes", [])) == 1)
 
-    def cloudvolume(self, mip: int):
+    def cloudvolume(self, mip: int) -> Any:
         """The CloudVolume for what this class does not do itself."""
         if self._cv is None:
             from igneous.layers import open_layer
 
             self._cv = open_layer(self.cloudpath, mip, **self.options)
-        self._cv.mip = mip
-        return self._cv
+        cv = self._cv
+        cv.mip = mip
+        return cv
 
     # -- chunks ----------------------------------------------------------------
 

@@ -18,6 +18,9 @@ import numpy as np
 from igneous.errors import UserError
 
 Vec = np.ndarray
+# coordinates or sizes as given: a list from JSON or a numpy vector
+Coords = Sequence[int] | np.ndarray
+Floats = Sequence[float] | np.ndarray
 
 
 def vec(x: Sequence[int] | np.ndarray) -> Vec:
@@ -111,7 +114,7 @@ def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
     return int(np.prod(np.maximum(counts, 0)))
 
 
-def clip(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> tuple[Vec, Vec]:
+def clip(lo: Coords, hi: Coords, start: Coords, stop: Coords) -> tuple[Vec, Vec]:
     return np.maximum(lo, start), np.minimum(hi, stop)
 
 
@@ -126,6 +129,11 @@ def pyramid_bytes(shape: Sequence[int], itemsize: int, channels: int, factor: Se
     shrink = float(np.prod(vec(factor)))
     total = sum(voxels / shrink**i for i in range(num_mips + 1))
     return int(total * itemsize * channels)
+
+
+def box_name(lo: Coords, hi: Coords) -> str:
+    """``x0-x1_y0-y1_z0-z1``: the file name of a box (forge fragments, scratch files)."""
+    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def as_list(v: Vec) -> list[int]:

@@ -14,18 +14,20 @@ Labels are JSON object keys (strings), so uint64 ids above 2**53 survive.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # numpy is imported lazily: `igneous --help` must stay fast
     import numpy as np
+
+    from igneous.grid import Coords, Floats
 
 Box = tuple  # (lo, hi) numpy int vectors
 INFO_KEYS = {"mesh": "mesh", "skeleton": "skeletons"}
 DEFAULT_INDEX_SHAPE = (448, 448, 448)
 
 
-def label_boxes(labels: np.ndarray, offset: Sequence[int] = (0, 0, 0)) -> dict[int, Box]:
+def label_boxes(labels: np.ndarray, offset: Coords = (0, 0, 0)) -> dict[int, Box]:
     """Voxel bounding box [lo, hi) of every nonzero label, in global voxel coordinates.
 
     ``offset`` is the global coordinate of ``labels[0, 0, 0]``. Exact for any
@@ -56,19 +58,19 @@ def label_boxes(labels: np.ndarray, offset: Sequence[int] = (0, 0, 0)) -> dict[i
     return out
 
 
-def _norm_res(resolution: Sequence[float]) -> list:
+def _norm_res(resolution: Floats) -> list:
     """Integral resolutions as ints (16.0 -> 16): file names must not depend on
     whether the resolution came from JSON or from CloudVolume's float vector."""
     return [int(r) if float(r).is_integer() else float(r) for r in resolution]
 
 
-def _precision(resolution: Sequence[float]) -> int:
+def _precision(resolution: Floats) -> int:
     from cloudvolume.lib import getprecision
 
     return max(getprecision(r) for r in _norm_res(resolution))
 
 
-def _physical(v: Sequence[float], resolution: Sequence[float]) -> list:
+def _physical(v: Floats, resolution: Floats) -> list:
     """Voxel coordinates -> physical, as ints when the resolution is integral
     (CloudVolume names the files the same way)."""
     import numpy as np
@@ -80,7 +82,7 @@ def _physical(v: Sequence[float], resolution: Sequence[float]) -> list:
     return [round(float(x), prec) for x in phys]
 
 
-def index_filename(lo: Sequence[int], hi: Sequence[int], resolution: Sequence[float]) -> str:
+def index_filename(lo: Coords, hi: Coords, resolution: Floats) -> str:
     """Name of the index file for the voxel box [lo, hi), as CloudVolume computes it."""
     from cloudvolume.lib import Bbox
 
@@ -89,7 +91,7 @@ def index_filename(lo: Sequence[int], hi: Sequence[int], resolution: Sequence[fl
     return box.to_filename(prec or None) + ".spatial"
 
 
-def write_index(dir_path: str, lo: Sequence[int], hi: Sequence[int], resolution: Sequence[float],
+def write_index(dir_path: str, lo: Coords, hi: Coords, resolution: Floats,
                 boxes: dict[int, Box]) -> None:
     """Write the index file of the task box [lo, hi) into directory ``dir_path``."""
     from cloudfiles import CloudFiles
@@ -105,7 +107,7 @@ def write_index(dir_path: str, lo: Sequence[int], hi: Sequence[int], resolution:
     )
 
 
-def enable_index(sub_info: dict, resolution: Sequence[float], task_shape: Sequence[int]) -> None:
+def enable_index(sub_info: dict, resolution: Floats, task_shape: Coords) -> None:
     """Declare in a mesh/skeleton info that a spatial index of ``task_shape`` tasks exists."""
     sub_info["spatial_index"] = {
         "resolution": _norm_res(resolution),
@@ -153,8 +155,8 @@ def _open_index(dir_path: str):
     return index, np.asarray(res, dtype=np.float64)
 
 
-def query(dir_path: str, bbox_lo: Sequence[int] | None = None, bbox_hi: Sequence[int] | None = None,
-          *, resolution: Sequence[float] | None = None, allow_missing: bool = False) -> set[int]:
+def query(dir_path: str, bbox_lo: Coords | None = None, bbox_hi: Coords | None = None,
+          *, resolution: Floats | None = None, allow_missing: bool = False) -> set[int]:
     """Labels whose boxes intersect the voxel box [bbox_lo, bbox_hi) (None: everything).
 
     ``resolution`` is the voxel size of the given box (default: the index's).
@@ -181,7 +183,7 @@ def to_sqlite(dir_path: str, db_path: str, *, allow_missing: bool = False,
     index.to_sql(db_path, allow_missing=allow_missing, progress=progress)
 
 
-def index_grid(info: dict, mip: int, shape: Sequence[int]) -> Iterator[Box]:
+def index_grid(info: dict, mip: int, shape: Coords) -> Iterator[Box]:
     """The task boxes of a spatial index: anchored at the voxel offset, clipped to bounds."""
     import numpy as np
 

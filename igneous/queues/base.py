@@ -154,5 +154,5 @@ class TaskQueue(ABC):
     def __enter__(self) -> TaskQueue:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlparse
 
 import boto3
@@ -76,7 +76,7 @@ def _missing(e: Exception) -> bool:
     )
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -149,6 +149,12 @@ class SQSQueue(TaskQueue):
             return getattr(self._sqs, op)(**kwargs)
         except (BotoCoreError, ClientError) as e:
             raise self._error(e, op, queue) from None
+
+    @overload
+    def _queue_url(self, name: str, *, create: Literal[True]) -> str: ...
+
+    @overload
+    def _queue_url(self, name: str, *, create: bool) -> str | None: ...
 
     def _queue_url(self, name: str, *, create: bool) -> str | None:
         """The URL of queue ``name``; None when it does not exist and ``create`` is False."""

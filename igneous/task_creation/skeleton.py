@@ -14,14 +14,13 @@ from itertools import chain
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, box_name, clip, grid, grid_count, scale_bounds, vec
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
     TASK_DIR,
-    bbox_name,
     read_meta,
     skeleton_forge,
     vertex_attributes,
@@ -208,7 +207,7 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
     if meta is None:
         raise UserError(f"no skeleton fragments in {url}; run `igneous skeleton forge` "
                         "(and execute its tasks) before merging")
-    names = [bbox_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
+    names = [box_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
              for a, b in grid(meta["lo"], meta["hi"],
                               scale_bounds(layer.info, meta["mip"])[0], meta["shape"])]
     cf = CloudFiles(url)

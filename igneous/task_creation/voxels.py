@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from igneous.errors import UserError
-from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, box_name, grid, grid_count, scale_bounds, vec
 from igneous.layers import load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
@@ -13,7 +13,6 @@ from igneous.tasks.voxels import (
     COUNTS_DIR,
     MANIFEST,
     RESULT,
-    block_name,
     count_voxels,
     intmap_bytes,
     sum_blocks,
@@ -80,7 +79,7 @@ def accumulate_voxel_counts(cloudpath: str, mip: int = 0, progress: bool = True,
                         "and execute its tasks first")
     start, stop = (vec(b) for b in manifest["bounds"])
     step = vec(manifest["shape"])
-    keys = (f"{key}/{COUNTS_DIR}/{block_name(lo, vec(hi).clip(None, stop))}.npz"
+    keys = (f"{key}/{COUNTS_DIR}/{box_name(lo, vec(hi).clip(None, stop))}.npz"
             for lo, hi in grid(start, stop, start, step))
     labels, counts = sum_blocks(cloudpath, keys, progress=progress)
     data = intmap_bytes(labels, counts)

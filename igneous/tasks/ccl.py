@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import Vec, as_list, vec
+from igneous.grid import Coords, Vec, as_list, vec
 from igneous.tasks.voxels import encode_arrays, get_arrays, iter_arrays, put_arrays
 
 STEPS = ("faces", "links", "calc-labels")
@@ -67,7 +67,7 @@ class Blocks:
         return lo, np.minimum(lo + self.shape, self.stop)
 
     @staticmethod
-    def name(ijk: Sequence[int]) -> str:
+    def name(ijk: Coords) -> str:
         return "-".join(str(int(x)) for x in ijk)
 
 
@@ -75,7 +75,7 @@ def scratch_dir(info: dict, mip: int) -> str:
     return f"{info['scales'][mip]['key']}/ccl"
 
 
-def _key(info: dict, mip: int, kind: str, ijk: Sequence[int]) -> str:
+def _key(info: dict, mip: int, kind: str, ijk: Coords) -> str:
     return f"{scratch_dir(info, mip)}/{kind}/{Blocks.name(ijk)}.npz"
 
 
@@ -124,7 +124,8 @@ def check_params(stored: dict | None, given: dict[str, Any], *, step: str, needs
 
 # -- labeling one block ---------------------------------------------------------
 
-def binarize(img: np.ndarray, threshold_gte, threshold_lte) -> np.ndarray:
+def binarize(img: np.ndarray, threshold_gte: float | None,
+             threshold_lte: float | None) -> np.ndarray:
     """``img`` itself, or the mask gte <= img <= lte when a threshold is given."""
     if threshold_gte is None and threshold_lte is None:
         return img
@@ -147,12 +148,13 @@ def components(img: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _plane(a: np.ndarray, axis: int, i: int) -> np.ndarray:
-    index = [slice(None)] * a.ndim
+    index: list[slice | int] = [slice(None)] * a.ndim
     index[axis] = i  # basic indexing: a view (np.take copies the whole array first)
     return np.ascontiguousarray(a[tuple(index)])
 
 
-def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool, thresholds) -> tuple[dict, np.ndarray]:
+def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool,
+          thresholds: tuple[float | None, float | None]) -> tuple[dict, np.ndarray]:
     from igneous.chunkio import open_volume
     from igneous.tasks.pyramid import read_block
 
@@ -161,8 +163,8 @@ def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool, thresh
 
 
 def ccl_faces(cloudpath: str, mip: int, start: Sequence[int], stop: Sequence[int],
-              shape: Sequence[int], index: Sequence[int], threshold_gte=None,
-              threshold_lte=None, fill_missing: bool = False, dust_threshold: int = 0) -> None:
+              shape: Sequence[int], index: Sequence[int], threshold_gte: float | None = None,
+              threshold_lte: float | None = None, fill_missing: bool = False, dust_threshold: int = 0) -> None:
     """Step 1 for one block: labels and values on its faces, and component
     sizes when there is dust to remove."""
     lo, hi = Blocks(start, stop, shape).box(index)
@@ -264,7 +266,8 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     info = load_layer(cloudpath, mip).info
     params = check_params(load_params(cloudpath, info, mip), {"shape": shape},
                           step="calc-labels", needs="links")
-    blocks = Blocks(*params["bounds"], params["shape"])
+    start, stop = params["bounds"]
+    blocks = Blocks(start, stop, params["shape"])
     dust = int(params["dust_threshold"] or 0)
 
     def stream(kind: str, step: str, what: str) -> Iterator[dict]:
@@ -304,6 +307,7 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     if dust > 0 and nsets:
         for t, size in enumerate(sizes()):
             s = block_nodes(t)
+            assert size is not None  # (dust > 0)
             np.add.at(set_size, sets[s], size[nodes[s] - offsets[t]].astype(np.uint64))
 
     total = int(counts.sum())
@@ -352,8 +356,8 @@ def ccl_calc_labels(cloudpath: str, mip: int) -> None:
 
 def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
                 stop: Sequence[int], shape: Sequence[int], index: Sequence[int],
-                threshold_gte=None, threshold_lte=None, fill_missing: bool = False,
-                compress: str | None = "gzip") -> None:
+                threshold_gte: float | None = None, threshold_lte: float | None = None,
+                fill_missing: bool = False, compress: str | None = "gzip") -> None:
     """Step 4 for one block: write its final labels into ``dest_path`` (scale 0)."""
     from igneous.chunkio import open_volume
     from igneous.tasks.pyramid import write_region

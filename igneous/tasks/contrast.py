@@ -116,7 +116,8 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
               fill_missing=fill_missing, compress=compress)
 
 
-def _tile_maps(img: np.ndarray, grid: tuple[int, int], clip_limit: float, maxval: int):
+def _tile_maps(img: np.ndarray, grid: tuple[int, int], clip_limit: float,
+               maxval: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Per-tile value maps, shape (gx, gy, maxval + 1), and the tile size."""
     gx, gy = grid
     tile = (-(-img.shape[0] // gx), -(-img.shape[1] // gy))
@@ -169,7 +170,7 @@ def clahe(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape:
     """CLAHE of each whole xy slice in one z slab."""
     grid = (int(tile_grid_size[0]), int(tile_grid_size[1]))
 
-    def each_slice(img: np.ndarray, _origin) -> np.ndarray:
+    def each_slice(img: np.ndarray, _origin: object) -> np.ndarray:
         out = np.empty_like(img)
         for c in range(img.shape[3]):
             for z in range(img.shape[2]):

@@ -23,17 +23,15 @@ Outputs, into the mesh directory:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from igneous.grid import scale_bounds, vec
+from igneous.grid import Coords, Floats, box_name, scale_bounds, vec
 
 
-def box_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
-
-
-def filter_labels(labels: np.ndarray, *, object_ids=None, exclude_object_ids=None,
+def filter_labels(labels: np.ndarray, *, object_ids: Sequence[int] | None = None,
+                  exclude_object_ids: Sequence[int] | None = None,
                   dust_threshold: int | None = None) -> np.ndarray:
     """Zero out labels not asked for, excluded, or with fewer voxels than the dust threshold."""
     import fastremap
@@ -106,7 +104,7 @@ def split_small_components(num_vertices: int, faces: np.ndarray, min_faces: int
     return faces[~small], faces[small]
 
 
-def mesh_labels(labels: np.ndarray, origin: Sequence[int], resolution: Sequence[float], *,
+def mesh_labels(labels: np.ndarray, origin: Coords, resolution: Floats, *,
                 simplification_factor: int, max_simplification_error: float) -> dict[int, tuple]:
     """{label: (vertices, faces)} in physical units; ``origin`` = global voxel of labels[0,0,0]."""
     import zmesh
@@ -129,7 +127,7 @@ def mesh_labels(labels: np.ndarray, origin: Sequence[int], resolution: Sequence[
     return out
 
 
-def read_task_labels(cv, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop: np.ndarray,
+def read_task_labels(cv: Any, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop: np.ndarray,
                      closed_dataset_edges: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels padded with background on dataset sides, their global origin, read box high end)."""
     read_hi = np.minimum(hi + 1, stop)
@@ -145,7 +143,7 @@ def read_task_labels(cv, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop
     return labels, origin, read_hi
 
 
-def mesh_forge(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], mesh_dir: str,
+def mesh_forge(layer_path: str, mip: int, lo: Coords, hi: Coords, mesh_dir: str,
               simplification_factor: int = 100, max_simplification_error: float = 40,
               dust_threshold: int | None = None, object_ids: list[int] | None = None,
               exclude_object_ids: list[int] | None = None, fill_missing: bool = False,

@@ -48,7 +48,7 @@ def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[i
 
 def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: str, mip: int,
                       nlod: int, shard: int, labels_file: str, vqb: int = 16,
-                      min_chunk_size=(256, 256, 256), compression_level: int = 7,
+                      min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                       max_error: float = 40) -> int:
     """Write one shard of ``layer_path/mesh_dir`` from the labels its plan lists."""
     from cloudfiles import CloudFiles

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from igneous.errors import UserError
 FRAGMENT = re.compile(r"^(\d+):0:(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 
 
-def list_fragments(cf, prefix: str, exact: bool) -> dict[int, list[str]]:
+def list_fragments(cf: Any, prefix: str, exact: bool) -> dict[int, list[str]]:
     """{label: sorted fragment names} for the labels a prefix task owns."""
     out: dict[int, list[str]] = defaultdict(list)
     for name in cf.list(prefix=f"{prefix}:" if exact else prefix, flat=True):
@@ -35,7 +36,7 @@ def list_fragments(cf, prefix: str, exact: bool) -> dict[int, list[str]]:
     return {k: sorted(set(v)) for k, v in out.items()}
 
 
-def read_meshes(cf, names: Iterable[str]) -> dict[str, object]:
+def read_meshes(cf: Any, names: Iterable[str]) -> dict[str, object]:
     """Decode fragment files; any unreadable or corrupt file is a clear error."""
     from igneous.formats.multires import mesh_from_precomputed
 
@@ -79,7 +80,8 @@ def _encode_label(meshes: list, opts: dict) -> tuple[bytes, bytes] | None:
     return encode_multires(v, f, **opts)
 
 
-def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, compression_level: int,
+def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size: Sequence[int],
+                     compression_level: int,
                      max_error: float) -> dict:
     scale = info["scales"][mip]
     res = np.asarray(scale["resolution"], dtype=np.float64)
@@ -91,7 +93,7 @@ def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, 
 
 
 def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
-                  min_chunk_size=(256, 256, 256), compression_level: int = 7,
+                  min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
                   shard: int | None = None, labels_file: str | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
@@ -113,10 +115,12 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
         cf.puts(outputs, compress=None, cache_control=False, content_type="application/octet-stream")
         return len(outputs) // 2
+    if labels_file is None:
+        raise ValueError("a sharded mesh_multires task needs labels_file")
     return _build_shard(cf, labels_file, opts)
 
 
-def shard_plan(cf, labels_file: str, command: str) -> dict[str, list[str]]:
+def shard_plan(cf: Any, labels_file: str, command: str) -> dict[str, list[str]]:
     """{label: input files} of one shard, as its planner wrote it."""
     plan = cf.get_json(labels_file)
     if plan is None:
@@ -124,7 +128,7 @@ def shard_plan(cf, labels_file: str, command: str) -> dict[str, list[str]]:
     return plan
 
 
-def _build_shard(cf, labels_file: str, opts: dict) -> int:
+def _build_shard(cf: Any, labels_file: str, opts: dict) -> int:
     """Assemble one shard file from the forge's ``.frags`` files."""
     from mapbuffer import MapBuffer
 
@@ -152,7 +156,7 @@ def _build_shard(cf, labels_file: str, opts: dict) -> int:
     return write_shard(cf, pieces, opts)
 
 
-def write_shard(cf, pieces: dict[int, list], opts: dict) -> int:
+def write_shard(cf: Any, pieces: dict[int, list], opts: dict) -> int:
     """Encode the multi-resolution mesh of each label of ``pieces`` ({label:
     meshes}, all in one shard of the directory ``cf``) and write that shard;
     returns how many labels it holds."""

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import Vec, clip, is_empty, vec
+from igneous.grid import Coords, Vec, clip, is_empty, vec
 
 METHODS = ("auto", "avg", "mode", "min", "max", "striding")
 
@@ -29,7 +30,7 @@ def resolve_method(method: str, layer_type: str) -> str:
     return method
 
 
-def pool(img: np.ndarray, factor: Sequence[int], num_mips: int, method: str,
+def pool(img: np.ndarray, factor: Coords, num_mips: int, method: str,
          sparse: bool = False) -> list[np.ndarray]:
     """Mips 1..num_mips of a 4D (x, y, z, channel) Fortran-ordered block."""
     import tinybrain
@@ -77,6 +78,7 @@ def _average_ragged(img: np.ndarray, factor: Sequence[int], num_mips: int,
     for level in range(1, num_mips + 1):
         sums = _reduce_windows(sums, factor, np.add)
         if sparse:
+            assert counts is not None
             counts = _reduce_windows(counts, factor, np.add)
             safe = np.maximum(counts, 1)
             mean = sums / safe if floating else sums // safe
@@ -87,7 +89,8 @@ def _average_ragged(img: np.ndarray, factor: Sequence[int], num_mips: int,
     return out
 
 
-def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarray:
+def _reduce_windows(img: np.ndarray, factor: Sequence[int],
+                    reduce: np.ufunc) -> np.ndarray:
     pad = [(0, (-s) % f) for s, f in zip(img.shape[:3], factor)] + [(0, 0)]
     if any(p[1] for p in pad):
         img = np.pad(img, pad, mode="edge")
@@ -100,8 +103,8 @@ def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarra
 
 
 def open_pair(src_path: str, dest_path: str, mip: int, *, fill_missing: bool, agglomerate: bool,
-              timestamp, delete_black_uploads: bool, background_color: int, compress,
-              compress_level: int | None = None):
+              timestamp: int | None, delete_black_uploads: bool, background_color: int,
+              compress: str | bool | None, compress_level: int | None = None) -> tuple[Any, Any]:
     """The source (read) and destination (write) Volumes of a block task."""
     from igneous.chunkio import open_volume
 
@@ -113,7 +116,7 @@ def open_pair(src_path: str, dest_path: str, mip: int, *, fill_missing: bool, ag
     return src, dest
 
 
-def read_block(vol, lo: Vec, hi: Vec, mip: int) -> np.ndarray:
+def read_block(vol: Any, lo: Coords, hi: Coords, mip: int) -> np.ndarray:
     """Voxels [lo, hi) of a mip as a 4D Fortran array (a copy we may modify);
     ``vol`` is an igneous.chunkio.Volume, or a CloudVolume."""
     native = getattr(vol, "native", None)
@@ -128,7 +131,7 @@ def read_block(vol, lo: Vec, hi: Vec, mip: int) -> np.ndarray:
     return img
 
 
-def _misreads_byte_order(cv, img: np.ndarray) -> bool:
+def _misreads_byte_order(cv: Any, img: np.ndarray) -> bool:
     """CloudVolume (12.x) decodes N5 blocks, which are big-endian, as native
     little-endian: multi-byte N5 voxels arrive byte-swapped. (tests/test_transfer_formats.py
     fails if a CloudVolume release fixes this, so the swap never doubles.)"""
@@ -144,7 +147,7 @@ def pad_low(img: np.ndarray, pad: Vec) -> np.ndarray:
     return np.asfortranarray(np.pad(img, widths, mode="edge"))
 
 
-def write_region(vol, img: np.ndarray, origin: Vec, mip: int) -> None:
+def write_region(vol: Any, img: np.ndarray, origin: Coords, mip: int) -> None:
     """Write ``img`` placed at ``origin`` into ``mip`` of a Volume, cropped to the mip's bounds."""
     start, stop = vol.bounds(mip)
     lo, hi = clip(origin, origin + vec(img.shape[:3]), start, stop)
@@ -159,7 +162,7 @@ def write_region(vol, img: np.ndarray, origin: Vec, mip: int) -> None:
     vol.write_chunks(part, lo, mip)
 
 
-def _whole_chunks(vol, lo: Vec, hi: Vec, mip: int) -> bool:
+def _whole_chunks(vol: Any, lo: Vec, hi: Vec, mip: int) -> bool:
     """Does [lo, hi) cover whole chunks (those cut by the volume's end count as whole)?"""
     start, stop = vol.bounds(mip)
     chunk = vol.chunk_size(mip)
@@ -187,13 +190,13 @@ def map_block(src_path: str, dest_path: str, mip: int, offset: Sequence[int],
     write_region(dest, np.asfortranarray(out.astype(dest.dtype, copy=False)), lo, mip)
 
 
-def build_pyramid(src, dest, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,
-                  dest_mip: int, num_mips: int, factor: Sequence[int], method: str, sparse: bool,
+def build_pyramid(src: Any, dest: Any, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,
+                  dest_mip: int, num_mips: int, factor: Coords, method: str, sparse: bool,
                   write_base: bool) -> None:
     """Read the source block, optionally write it at ``dest_mip``, then write
     ``num_mips`` pooled mips above it. ``dest_lo`` may lie before the data
     (by less than one factor): that margin is filled by edge repetition."""
-    factor = vec(factor)
+    f = vec(factor)
     d_start, d_stop = dest.bounds(dest_mip)
     span = src_hi - src_lo
     # the part of the block that holds data, in destination coordinates
@@ -207,5 +210,5 @@ def build_pyramid(src, dest, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip:
     if num_mips <= 0:
         return
     img = pad_low(img, have_lo - dest_lo)
-    for i, level in enumerate(pool(img, factor, num_mips, method, sparse), start=1):
-        write_region(dest, level, dest_lo // factor**i, dest_mip + i)
+    for i, level in enumerate(pool(img, f, num_mips, method, sparse), start=1):
+        write_region(dest, level, dest_lo // f**i, dest_mip + i)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,9 @@ DONE_DIR = f"{FRAG_DIR}/fused-done"
 
 
 def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
-         tick_threshold: float, max_cable_length: float | None, crop_box=None,
-         ball: dict | None = None):
+         tick_threshold: float, max_cable_length: float | None,
+         crop_box: Sequence[Sequence[float]] | None = None,
+         ball: dict | None = None) -> Any:
     """One skeleton from a label's fragments, or None when it is dust or too long.
 
     Vertices are snapped to the voxel grid so the copies of a seam vertex made
@@ -71,7 +73,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     return skel
 
 
-def open_lone_cycles(skel):
+def open_lone_cycles(skel: Any) -> Any:
     """Cut one edge of every component that is nothing but a cycle.
 
     kimimaro's ``remove_loops`` (5.8) drops every edge of such a component,
@@ -111,7 +113,7 @@ def _branch(nbrs: list[list[int]], deg: np.ndarray, alive: np.ndarray, end: int)
             return path
 
 
-def prune_seam_spurs(skel, scale: float, const: float):
+def prune_seam_spurs(skel: Any, scale: float, const: float) -> Any:
     """Remove the branches a block seam made that TEASAR on the whole volume
     would not have traced.
 
@@ -181,7 +183,7 @@ def prune_seam_spurs(skel, scale: float, const: float):
     return out.consolidate()
 
 
-def _gather(cf, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
+def _gather(cf: Any, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
     """label -> fragments of one bucket, and the files they came from."""
     paths = list(cf.list(prefix=bucket_dir(bucket)))
     frags: dict[int, list] = {}
@@ -307,6 +309,8 @@ def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = 
 
     from igneous.layers import open_layer
 
+    if src_layer is None:
+        raise ValueError("skeleton_xfer with labels needs src_layer")
     cv = open_layer(src_layer)
     skels = cv.skeleton.get([int(x) for x in labels])
     data = {int(s.id): s.to_precomputed() for s in skels}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import vec
+from igneous.grid import box_name, vec
 
 STATS_DIR = "stats"
 COUNTS_DIR = f"{STATS_DIR}/voxel_counts"
@@ -24,12 +25,13 @@ RESULT = f"{STATS_DIR}/voxel_counts.im"
 MERGE_BATCH = 64
 
 
-def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", **arrays: np.ndarray) -> None:
+def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", /,
+               **arrays: np.ndarray) -> None:
     """Write named arrays as one whole .npz object."""
     _files(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
 
 
-def _files(cloudpath: str):
+def _files(cloudpath: str) -> Any:
     from igneous.files import Files
     from igneous.layers import normalize_path
 
@@ -38,7 +40,7 @@ def _files(cloudpath: str):
 
 def encode_arrays(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     return buf.getvalue()
 
 
@@ -59,11 +61,6 @@ def iter_arrays(cloudpath: str, keys: Iterable[str], batch: int = 256) -> Iterat
     concurrently, so streaming thousands of small remote files stays quick."""
     for key, data in _files(cloudpath).get_many(keys, batch):
         yield key, _decode(data)
-
-
-def block_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    """x0-x1_y0-y1_z0-z1, the usual bounding-box file name."""
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def merge_counts(labels: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +113,7 @@ def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequenc
     img = read_block(cv, lo, hi, mip)
     labels, counts = fastremap.unique(img, return_counts=True)
     key = cv.info["scales"][mip]["key"]
-    put_arrays(cloudpath, f"{key}/{COUNTS_DIR}/{block_name(lo, hi)}.npz",
+    put_arrays(cloudpath, f"{key}/{COUNTS_DIR}/{box_name(lo, hi)}.npz",
                labels=labels.astype(np.uint64), counts=counts.astype(np.uint64))
 
 

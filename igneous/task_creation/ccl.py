@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, scale_bounds, vec
+from igneous.grid import as_list, positive_shape, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     check_encoding,
@@ -67,8 +67,7 @@ def _validate_first(info: dict, path: str, shape, threshold_gte, threshold_lte, 
                         "selects nothing")
     if dust_threshold is not None and dust_threshold < 0:
         raise UserError(f"--dust must be 0 or more, not {dust_threshold}")
-    if np.any(vec(shape) <= 0):
-        raise UserError(f"--shape must be positive, not {as_list(vec(shape))}")
+    positive_shape(shape, "--shape")
 
 
 def _plan(task: Callable[..., Any], blocks: Blocks, description: str, **kwargs) -> TaskPlan:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, grid, grid_count, positive_shape, scale_bounds, vec
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer, require_image
@@ -50,9 +50,7 @@ def create_luminance_levels_tasks(
     if np.any(hi <= lo):
         raise UserError(f"offset {as_list(vec(offset))} lies past the volume's end {as_list(hi)}")
     chunk = vec(info["scales"][mip]["chunk_sizes"][0])
-    column = vec(shape) if shape is not None else chunk
-    if np.any(column <= 0):
-        raise UserError(f"shape must be positive, not {as_list(column)}")
+    column = positive_shape(shape) if shape is not None else chunk
     origin = scale_bounds(info, mip)[0]
     step = vec((hi[0] - lo[0], hi[1] - lo[1], column[2]))
     kwargs = dict(layer_path=layer_path, levels_path=normalize_path(levels_path or layer_path),

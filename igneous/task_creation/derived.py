@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, grid, grid_count, positive_shape, scale_bounds, vec
 from igneous.layers import LayerInfo, check_encoding, load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan
 from igneous.tasks import Task
@@ -75,9 +75,9 @@ def block_step(d: Derived, shape=None, *, full_xy: bool = False,
     info = d.dest.info
     chunk = vec(info["scales"][d.mip]["chunk_sizes"][0])
     if shape is not None:
-        step = vec(shape)
-        if np.any(step <= 0) or np.any(step % chunk):
-            raise UserError(f"shape {as_list(step)} must be a positive multiple of the destination "
+        step = positive_shape(shape)
+        if np.any(step % chunk):
+            raise UserError(f"shape {as_list(step)} must be a multiple of the destination "
                             f"chunk size {as_list(chunk)}")
         return step
     itemsize = max(np.dtype(d.src.info["data_type"]).itemsize, np.dtype(info["data_type"]).itemsize)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
+from igneous.grid import positive_shape
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
 from igneous.tasks.mesh import mesh_forge
@@ -62,13 +63,6 @@ def _put_sub_info(layer, sub: str, info: dict) -> None:
     CloudFiles(f"{layer.cloudpath}/{sub}").put_json("info", info, cache_control=False)
 
 
-def _check_shape(shape: Sequence[int], name: str = "shape") -> np.ndarray:
-    shape = np.asarray(shape, dtype=np.int64).reshape(-1)
-    if shape.shape != (3,) or np.any(shape <= 0):
-        raise UserError(f"{name} must be three positive integers, not {list(shape)}")
-    return shape
-
-
 def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = DEFAULT_SHAPE,
                          simplification: bool = True, max_simplification_error: float = 40,
                          mesh_dir: str | None = None, cdn_cache: bool = False,
@@ -102,7 +96,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
         raise UserError(f"fill_holes must be 0 (off), 1, 2 or 3, not {fill_holes}")
     layer, mip = _segmentation(layer_path, mip)
     prep = _prep_options(layer, mip, dust_threshold, fill_holes, dust_global)
-    shape = fit_shape(_check_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
+    shape = fit_shape(positive_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
                       limit=layer.info["scales"][mip]["size"])
     if np.any(shape > np.array([1023, 1023, 511])):
         note("task shapes above 1023x1023x511 need zmesh's 64-bit mesher and more memory")
@@ -260,7 +254,7 @@ def _check_multires_args(num_lod, vqb, min_chunk_size, level) -> None:
         raise UserError(f"vertex quantization bits must be 10 or 16, not {vqb}")
     if num_lod < 0:
         raise UserError("--nlod must be >= 0")
-    _check_shape(min_chunk_size, "min_chunk_size")
+    positive_shape(min_chunk_size, "min_chunk_size")
     if not 0 <= level <= 10:
         raise UserError("draco compression level must be within 0..10")
 
@@ -297,7 +291,8 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
     """Sharded multi-resolution meshes from the ``.frags`` files of ``forge --sharded``."""
     from cloudfiles import CloudFiles
 
-    from igneous.formats.multires import multires_info, shard_spec
+    from igneous.formats.multires import multires_info
+    from igneous.formats.sharding import hashed_sharding
     from igneous.layers import LayerInfo
 
     del spatial_index_db  # the forge's index files are read directly
@@ -329,11 +324,12 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
             for label in labels:
                 by_label[label].append(frag_files[box])
     total_bytes = sum(int(cf.size(n) or 0) for n in frag_files.values())
-    sharding = shard_spec(len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
-                          memory_target=memory_target, shard_index_bytes=shard_index_bytes,
-                          minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
-                          max_labels_per_shard=max_labels_per_shard,
-                          minishard_index_encoding=minishard_index_encoding)
+    sharding = hashed_sharding(
+        len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
+        memory_target=memory_target, shard_index_bytes=shard_index_bytes,
+        minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
+        max_labels_per_shard=max_labels_per_shard,
+        minishard_index_encoding=minishard_index_encoding, data_encoding="raw")
     mip = int(sub_info.get("mip", 0))
     new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
                              spatial_index=sub_info.get("spatial_index"))
@@ -440,7 +436,8 @@ def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: di
 
     from cloudfiles import CloudFiles
 
-    from igneous.formats.multires import multires_info, shard_spec
+    from igneous.formats.multires import multires_info
+    from igneous.formats.sharding import hashed_sharding
 
     src_cf = CloudFiles(f"{layer.cloudpath}/{sub}")
     names = [n for n in src_cf.list(flat=True) if n != "info"]
@@ -461,8 +458,8 @@ def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: di
     if any(":0" in n for n in existing):
         raise UserError(f"{dest}/{dest_sub} holds unsharded legacy meshes; rewriting its info would "
                         "make them unreadable. Choose another --dir or delete them first")
-    sharding = shard_spec(len(labels), bytes_per_label=total / len(labels),
-                          memory_target=memory_target)
+    sharding = hashed_sharding(len(labels), bytes_per_label=total / len(labels),
+                               memory_target=memory_target, data_encoding="raw")
     shards = _write_shard_plan(dest_cf, sharding, {k: [] for k in labels})
     dest_cf.put_json("info", multires_info(16, mip=mip, sharding=sharding), cache_control=False)
     kwargs = dict(src_layer=layer.cloudpath, src_dir=sub, layer_path=dest, mesh_dir=dest_sub,

@@ -14,7 +14,17 @@ from itertools import chain
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, box_name, clip, grid, grid_count, scale_bounds, vec
+from igneous.formats.sharding import hashed_sharding
+from igneous.grid import (
+    as_list,
+    box_name,
+    clip,
+    grid,
+    grid_count,
+    positive_shape,
+    scale_bounds,
+    vec,
+)
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
@@ -117,9 +127,7 @@ def create_skeletonizing_tasks(
         write_info(cloudpath, info)
     layer = _segmentation(cloudpath, mip)
     mip = resolve_mip(layer, mip)
-    shape = vec(shape)
-    if np.any(shape <= 0):
-        raise UserError(f"shape must be three positive integers, not {as_list(shape)}")
+    shape = positive_shape(shape)
     shape = vec(fit_shape(shape, memory_target, FORGE_BYTES_PER_VOXEL, what="skeleton forge",
                           limit=layer.info["scales"][mip]["size"]))
     teasar = check_teasar(DEFAULT_TEASAR if teasar_params is None else teasar_params)
@@ -316,44 +324,6 @@ def _set_sharding(url: str, sharding: dict | None) -> None:
         cf.put_json("info", sub)
 
 
-def sharding_spec(num_labels: int, *, shard_index_bytes: int = 2**13,
-                  minishard_index_bytes: int = 2**15, min_shards: int = 1,
-                  max_labels_per_shard: int | None = None, minishard_index_encoding="gzip",
-                  data_encoding="gzip", minishard_bits: int | None = None,
-                  shard_bits: int | None = None, preshift_bits: int | None = None) -> dict:
-    """A ``neuroglancer_uint64_sharded_v1`` spec sized for ``num_labels``;
-    explicitly given bit counts win."""
-    from cloudvolume.datasource.precomputed.sharding import (
-        ShardingSpecification,
-        compute_shard_params_for_hashed,
-    )
-
-    for name, value in (("minishard_index_encoding", minishard_index_encoding),
-                        ("data_encoding", data_encoding)):
-        if value not in (None, "raw", "gzip"):
-            raise UserError(f"{name} must be gzip or raw, not {value!r}")
-    if min(shard_index_bytes, minishard_index_bytes) <= 0 or min_shards < 1:
-        raise UserError("shard/minishard index bytes must be > 0 and min_shards >= 1")
-    if max_labels_per_shard is not None:
-        if max_labels_per_shard < 1:
-            raise UserError("max_labels_per_shard must be >= 1")
-        min_shards = max(min_shards, math.ceil(num_labels / max_labels_per_shard))
-    sb, mb, pb = compute_shard_params_for_hashed(num_labels, shard_index_bytes,
-                                                 minishard_index_bytes, min_shards)
-    sb = sb if shard_bits is None else shard_bits
-    mb = mb if minishard_bits is None else minishard_bits
-    pb = pb if preshift_bits is None else preshift_bits
-    if min(sb, mb, pb) < 0 or sb + mb + pb > 64:
-        raise UserError("shard, minishard and preshift bits must be >= 0 and sum to <= 64")
-    spec = ShardingSpecification(
-        "neuroglancer_uint64_sharded_v1", preshift_bits=pb, hash="murmurhash3_x86_128",
-        minishard_bits=mb, shard_bits=sb,
-        minishard_index_encoding=minishard_index_encoding or "raw",
-        data_encoding=data_encoding or "raw",
-    ).to_dict()
-    return {k: int(v) if k.endswith("_bits") else v for k, v in spec.items()}
-
-
 def plan_sharded_skeleton_merge(
     layer_path: str, dust_threshold: float = 1000, tick_threshold: float = 3500,
     shard_index_bytes: int = 2**13, minishard_index_bytes: int = 2**15, min_shards: int = 1,
@@ -372,7 +342,7 @@ def plan_sharded_skeleton_merge(
     common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
                            delete_fragments=delete_fragments)
-    spec = sharding_spec(
+    spec = hashed_sharding(
         int(labels.size - np.isin(labels, lost).sum()), shard_index_bytes=shard_index_bytes,
         minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
         max_labels_per_shard=max_labels_per_shard,
@@ -494,7 +464,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
     labels = _skeleton_labels(src_url)
-    spec = sharding_spec(len(labels))
+    spec = hashed_sharding(len(labels))
     shard_of = ShardingSpecification.from_dict(spec).compute_shard_location
     groups: dict[str, list[int]] = {}
     for label in labels:

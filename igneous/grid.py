@@ -90,17 +90,26 @@ def aligned_depth(offsets: Sequence[Vec], factor: Vec, *, include_base: bool) ->
     return best
 
 
-def _cells(start: Vec, stop: Vec, origin: Vec, step: Vec) -> tuple[Vec, Vec]:
-    """First cell corner and cell counts of the grid (origin, step) over [start, stop)."""
+def grid_cells(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+               step: Sequence[int] | Vec) -> tuple[Vec, Vec]:
+    """(low corner of the first cell, cells per axis) of the grid anchored at
+    ``origin`` with ``step`` that touch [start, stop)."""
     start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
     first = origin + np.floor_divide(start - origin, step) * step
-    return first, -np.floor_divide(-(stop - first), step)
+    return first, np.maximum(-np.floor_divide(-(stop - first), step), 0)
 
 
-def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
+def cell_index(t: int, counts: Vec) -> Vec:
+    """(i, j, k) of the ``t``-th cell in the order ``grid`` yields them (x fastest)."""
+    strides = np.array([1, counts[0], counts[0] * counts[1]], np.int64)
+    return (t // strides) % counts
+
+
+def grid(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+         step: Sequence[int] | Vec) -> Iterator[tuple[Vec, Vec]]:
     """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
+    first, counts = grid_cells(start, stop, origin, step)
     step = vec(step)
-    first, counts = _cells(start, stop, origin, step)
     for iz in range(int(counts[2])):
         for iy in range(int(counts[1])):
             for ix in range(int(counts[0])):
@@ -108,10 +117,9 @@ def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, V
                 yield lo, lo + step
 
 
-def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
-    """How many cells ``grid`` yields."""
-    counts = _cells(start, stop, origin, step)[1]
-    return int(np.prod(np.maximum(counts, 0)))
+def grid_count(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+               step: Sequence[int] | Vec) -> int:
+    return int(np.prod(grid_cells(start, stop, origin, step)[1]))
 
 
 def clip(lo: Coords, hi: Coords, start: Coords, stop: Coords) -> tuple[Vec, Vec]:

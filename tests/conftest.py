@@ -15,7 +15,8 @@ CloudVolume in another interpreter -- see the same configuration:
 Fixtures for other test modules: ``moto_server`` (endpoint URL), ``aws_env``,
 ``s3_bucket`` (an ``S3Bucket``: unpacks to ``(endpoint, name)``, with ``.url``
 = ``s3://NAME``), ``sqs_queue`` (a fresh ``sqs://NAME`` spec), ``closed_port``
-and ``igneous`` (runs the CLI in a subprocess).
+and ``igneous`` (runs the CLI in a subprocess). The GCS emulator's fixtures
+(``gcs_server``, ``gcs_env``, ``gcs_bucket``) live in tests/gcs_server.py.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import NamedTuple
 
 import pytest
 
+from tests.gcs_server import gcs_bucket, gcs_env, gcs_server  # noqa: F401 - the GCS emulator
 from tests.pg_server import pg_server  # noqa: F401 - the PostgreSQL server fixture
 
 MOTO_ALIAS = "moto"

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "igneous"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("igneous", "igneous.errors", "igneous.grid", "igneous.memory",
               "igneous.capabilities")),
-    ("storage", ("igneous.storage", "igneous.files", "igneous.chunkio", "igneous.layers",
+    ("storage", ("igneous.storage", "igneous.chunkio", "igneous.blockio", "igneous.layers",
                  "igneous.formats", "igneous.scales", "igneous.skeleton_swc")),
     ("tasks", ("igneous.tasks",)),
     ("task_creation", ("igneous.task_creation", "igneous.design", "igneous.sample")),

@@ -94,16 +94,16 @@ def index_filename(lo: Coords, hi: Coords, resolution: Floats) -> str:
 def write_index(dir_path: str, lo: Coords, hi: Coords, resolution: Floats,
                 boxes: dict[int, Box]) -> None:
     """Write the index file of the task box [lo, hi) into directory ``dir_path``."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     content = {
         str(int(label)): _physical(blo, resolution) + _physical(bhi, resolution)
         for label, (blo, bhi) in boxes.items()
     }
-    CloudFiles(dir_path).put(
+    open_store(dir_path).put(
         index_filename(lo, hi, resolution),
         json.dumps(content, separators=(",", ":")).encode("utf8"),
-        compress="gzip", content_type="application/json", cache_control=False,
+        compress="gzip", content_type="application/json",
     )
 
 
@@ -118,15 +118,15 @@ def enable_index(sub_info: dict, resolution: Floats, task_shape: Coords) -> None
 def _open_index(dir_path: str):
     """CloudVolume's SpatialIndex reader for ``dir_path`` (a mesh/skeleton directory)."""
     import numpy as np
-    from cloudfiles import CloudFiles
     from cloudvolume.datasource.precomputed.spatial_index import SpatialIndex
     from cloudvolume.lib import Bbox
 
     from igneous.errors import UserError
-    from igneous.layers import LayerInfo
+    from igneous.layers import LayerInfo, read_sub_info
+    from igneous.storage import open_store
 
     dir_path = dir_path.rstrip("/")
-    sub = CloudFiles(dir_path).get_json("info")
+    sub = read_sub_info(dir_path)
     if not sub or "spatial_index" not in sub or not sub["spatial_index"]:
         raise UserError(f"{dir_path} has no spatial index; create one with "
                         "`igneous mesh spatial-index create` (or forge with --spatial-index)")
@@ -142,13 +142,15 @@ def _open_index(dir_path: str):
         spatial_index_db = None
 
     class _Index(SpatialIndex):
-        # the base class's fetch expects an older CloudFiles result layout
+        # read through our Store (the base class's fetch expects an older
+        # cloud-files result layout)
         def fetch_index_files(self, index_files, progress=None):
-            results = CloudFiles(self.cloudpath).get(list(index_files))
-            for res in results:
-                if res["error"] is not None:
-                    raise UserError(f"cannot read spatial index file {res['path']}: {res['error']}")
-            return {res["path"]: res["content"] for res in results}
+            out = {}
+            for path, data in open_store(self.cloudpath).get_many(list(index_files)):
+                if data is None:
+                    raise UserError(f"cannot read spatial index file {path}: it does not exist")
+                out[path] = data
+            return out
 
     index = _Index(dir_path, bounds, sub["spatial_index"]["chunk_size"], config=_Config(),
                    resolution=res)

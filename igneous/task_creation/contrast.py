@@ -67,16 +67,13 @@ def create_luminance_levels_tasks(
 
 
 def _missing_levels(levels_path: str, mip: int, z_range: range) -> list[int]:
-    from cloudfiles import CloudFiles
-
+    from igneous.storage import open_store
     from igneous.tasks.contrast import LEVELS_DIR
 
     prefix = f"{LEVELS_DIR}/{mip}/"
     have = set()
-    for name in CloudFiles(levels_path).list(prefix=prefix):
+    for name in open_store(levels_path).list(prefix=prefix):
         tail = name[len(prefix):]
-        if tail.endswith(".gz"):
-            tail = tail[:-3]
         if tail.isdigit():
             have.add(int(tail))
     return [z for z in z_range if z not in have]

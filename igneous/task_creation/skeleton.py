@@ -183,13 +183,12 @@ def create_skeletonizing_tasks(
 
 def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_index: bool,
                          cross_sectional_area: bool) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.layers import read_sub_info, write_info
 
     name = url[len(layer.cloudpath) + 1:]
     if layer.info.get("skeletons") != name:
         layer.update(dict(layer.info, skeletons=name))
-    cf = CloudFiles(url)
-    sub = cf.get_json("info") or {}
+    sub = read_sub_info(url) or {}
     sub.update({"@type": "neuroglancer_skeletons",
                 "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],  # vertices are in nm
                 "vertex_attributes": vertex_attributes(cross_sectional_area), "mip": mip})
@@ -200,14 +199,14 @@ def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_in
         from igneous.formats.spatial_index import enable_index
 
         enable_index(sub, layer.info["scales"][mip]["resolution"], shape)
-    cf.put_json("info", sub)
+    write_info(url, sub)
 
 
 # -- merge ---------------------------------------------------------------------
 
 def _forge_state(layer_path: str, skel_dir: str | None = None):
     """(layer, skeleton url, forge meta, missing labels) after checking forge finished."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     layer = LayerInfo(layer_path)
     url = skeleton_url(layer, 0, skel_dir)
@@ -218,8 +217,8 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
     names = [box_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
              for a, b in grid(meta["lo"], meta["hi"],
                               scale_bounds(layer.info, meta["mip"])[0], meta["shape"])]
-    cf = CloudFiles(url)
-    done = {p.rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".labels")
+    cf = open_store(url)
+    done = {p.rsplit("/", 1)[-1].removesuffix(".labels")
             for p in cf.list(prefix=f"{TASK_DIR}/")}
     unfinished = [n for n in names if n not in done]
     if unfinished:
@@ -232,12 +231,12 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
             present.setdefault(parts[2].removesuffix(".frags"), set()).add(int(parts[1]))
     buckets = meta["buckets"]
     labels, missing = [], []
-    for res in cf.get([f"{TASK_DIR}/{n}.labels" for n in names]):
-        if res["error"] is not None or res["content"] is None:
-            raise UserError(f"cannot read forge marker {res['path']} in {url}")
-        ids = np.frombuffer(res["content"], dtype=np.uint64)
+    for path, content in cf.get_many([f"{TASK_DIR}/{n}.labels" for n in names]):
+        if content is None:
+            raise UserError(f"cannot read forge marker {path} in {url}")
+        ids = np.frombuffer(content, dtype=np.uint64)
         labels.append(ids)
-        name = res["path"].rsplit("/", 1)[-1].removesuffix(".labels")
+        name = path.rsplit("/", 1)[-1].removesuffix(".labels")
         have = np.fromiter(present.get(name, ()), dtype=np.uint64)
         lost = ~np.isin(ids % np.uint64(buckets), have)
         missing.append(ids[lost])
@@ -313,15 +312,14 @@ def create_unsharded_skeleton_merge_tasks(
 
 
 def _set_sharding(url: str, sharding: dict | None) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.layers import read_sub_info, write_info
 
-    cf = CloudFiles(url)
-    sub = cf.get_json("info") or {}
+    sub = read_sub_info(url) or {}
     if sub.get("sharding") != sharding:
         sub["sharding"] = sharding
         if sharding is None:  # Neuroglancer rejects "sharding": null
             del sub["sharding"]
-        cf.put_json("info", sub)
+        write_info(url, sub)
 
 
 def plan_sharded_skeleton_merge(
@@ -349,9 +347,9 @@ def plan_sharded_skeleton_merge(
         minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
         minishard_bits=minishard_bits, shard_bits=shard_bits, preshift_bits=preshift_bits,
     )
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(url)
+    cf = open_store(url)
     cf.delete(list(cf.list(prefix=f"{FRAG_DIR}/fused")))  # an earlier merge's scratch
     _set_sharding(url, spec)
     fuse_plan = _merge_plan(url, meta, meta["buckets"], lost, dict(common, sharding=spec),
@@ -402,34 +400,28 @@ def create_skeleton_deletion_tasks(layer_path: str, magnitude: int = 2,
 
 
 def clean_fragments(layer_path: str, skel_dir: str | None = None) -> int:
-    """Delete the forge scratch files (``.frags/``); returns how many."""
-    from cloudfiles import CloudFiles
+    """Delete the forge scratch files (``.frags/``) and temporary files killed
+    writers left; returns how many."""
+    from igneous.storage import open_store
 
     url = skeleton_url(LayerInfo(layer_path), 0, skel_dir)
-    cf = CloudFiles(url)
+    cf = open_store(url)
     paths = list(cf.list(prefix=f"{FRAG_DIR}/"))
     cf.delete(paths)
-    return len(paths)
+    return len(paths) + cf.remove_leftovers()
 
 
 def _skeleton_labels(url: str) -> list[int]:
     """Labels of an unsharded skeleton directory (file names that are integers)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    out = []
-    for p in CloudFiles(url).list():
-        name = p.removesuffix(".gz")
-        if "/" not in name and name.isdigit():
-            out.append(int(name))
-    return sorted(out)
+    return sorted(int(name) for name in open_store(url).list(flat=True) if name.isdigit())
 
 
 def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
                                    skel_dir: str | None = None, magnitude: int = 2) -> TaskPlan:
     """Copy SRC's skeletons to DEST (verbatim, or re-encoded into shards)."""
-    from cloudfiles import CloudFiles
-
-    from igneous.layers import read_info, write_info
+    from igneous.layers import read_info, read_sub_info, write_info
 
     if not 0 <= magnitude <= 4:
         raise UserError("magnitude must be between 0 and 4")
@@ -438,7 +430,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     if not name:
         raise UserError(f"{layer.cloudpath} has no skeletons in its info")
     src_url = f"{layer.cloudpath}/{name}"
-    sub = CloudFiles(src_url).get_json("info")
+    sub = read_sub_info(src_url)
     if not sub:
         raise UserError(f"{src_url} has no skeleton info; forge and merge first")
     dest = normalize_path(dest)
@@ -447,7 +439,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     write_info(dest, dict(dest_info, skeletons=dest_name))
     dest_url = f"{dest}/{dest_name}"
     if not sharded:
-        CloudFiles(dest_url).put_json("info", sub)
+        write_info(dest_url, sub)
         prefixes = [""]
         for _ in range(magnitude):
             prefixes = [p + d for p in prefixes for d in "0123456789abcdef"]
@@ -469,7 +461,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     groups: dict[str, list[int]] = {}
     for label in labels:
         groups.setdefault(shard_of(label).shard_number, []).append(label)
-    CloudFiles(dest_url).put_json("info", dict(sub, sharding=spec, spatial_index=None))
+    write_info(dest_url, dict(sub, sharding=spec, spatial_index=None))
 
     def shards():
         for labels_of in groups.values():

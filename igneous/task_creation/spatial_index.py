@@ -17,9 +17,7 @@ def create_spatial_index_tasks(layer_path: str, kind: str = "mesh", mip: int = 0
                                shape: Sequence[int] = DEFAULT_INDEX_SHAPE,
                                fill_missing: bool = False, sub_dir: str | None = None) -> TaskPlan:
     """Plan tasks that (re)build the spatial index of existing meshes or skeletons."""
-    from cloudfiles import CloudFiles
-
-    from igneous.layers import load_layer
+    from igneous.layers import load_layer, read_sub_info, write_sub_info
 
     layer = load_layer(layer_path, mip)
     info = layer.info
@@ -32,14 +30,13 @@ def create_spatial_index_tasks(layer_path: str, kind: str = "mesh", mip: int = 0
         info = dict(info, **{key: sub_dir})
         layer.update(info)
     index_dir = f"{layer.cloudpath}/{sub_dir}"
-    cf = CloudFiles(index_dir)
-    sub_info = cf.get_json("info") or {}
+    sub_info = read_sub_info(layer.cloudpath, sub_dir) or {}
     if kind == "mesh":
         sub_info.setdefault("@type", "neuroglancer_legacy_mesh")
     sub_info.setdefault("mip", mip)
     res = info["scales"][mip]["resolution"]
     enable_index(sub_info, res, shape)
-    cf.put_json("info", sub_info)
+    write_sub_info(layer.cloudpath, sub_dir, sub_info)
     start, stop = scale_bounds(info, mip)
 
     def make():

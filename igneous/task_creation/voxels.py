@@ -37,7 +37,7 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
 
     Starts a new count: earlier per-block files of this mip are deleted.
     """
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     cloudpath, info, mip, key = _open(cloudpath, mip)
     if info.get("num_channels", 1) != 1:
@@ -48,7 +48,7 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
     start, stop = scale_bounds(info, mip)
     step = vec(fit_shape(step, memory_target, BYTES_PER_VOXEL, what="voxel count",
                          limit=stop - start))
-    cf = CloudFiles(cloudpath)
+    cf = open_store(cloudpath)
     cf.delete(list(cf.list(f"{key}/{COUNTS_DIR}/")))
     cf.put_json(f"{key}/{MANIFEST}", {"shape": as_list(step), "bounds": [as_list(start), as_list(stop)]})
     opts = dict(cloudpath=cloudpath, mip=mip, fill_missing=fill_missing, agglomerate=agglomerate,
@@ -67,10 +67,10 @@ def accumulate_voxel_counts(cloudpath: str, mip: int = 0, progress: bool = True,
     """Sum the per-block counts into ``KEY/stats/voxel_counts.im`` (a MapBuffer
     IntMap: label -> voxels); also write it to ``additional_output`` locally.
     Returns the number of labels."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     cloudpath, info, mip, key = _open(cloudpath, mip)
-    cf = CloudFiles(cloudpath)
+    cf = open_store(cloudpath)
     manifest = cf.get_json(f"{key}/{MANIFEST}")
     if manifest is None:
         raise UserError(f"no voxel counts of {cloudpath} mip {mip}: run `igneous image voxels count` "

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from igneous.blockio import map_block
 from igneous.grid import vec
-from igneous.tasks.pyramid import map_block
 
 LEVELS_DIR = "levels"
 
@@ -38,10 +38,11 @@ def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequen
                      fill_missing: bool = False) -> None:
     """Histogram each z-slice of the slab ``[offset, offset + shape)`` from a
     random ``coverage`` fraction of its xy columns (``column``-sized)."""
-    from cloudfiles import CloudFiles
+    import json
 
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import read_block
+    from igneous.storage import open_store
 
     cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     lo, size, col = vec(offset), vec(shape), vec(column)
@@ -57,13 +58,13 @@ def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequen
             hist[z] += np.bincount(img[:, :, z].ravel(), minlength=bins)
     patch = [int(col[0]), int(col[1]), 1]
     files = [
-        (levels_key(mip, int(lo[2]) + z), {
+        (levels_key(mip, int(lo[2]) + z), json.dumps({
             "levels": hist[z].tolist(), "patch_size": patch, "num_patches": int(len(picked)),
             "coverage_ratio": float(len(picked) / (counts[0] * counts[1])),
-        })
+        }).encode())
         for z in range(size[2])
     ]
-    CloudFiles(levels_path).put_jsons(files, compress="gzip")
+    open_store(levels_path).put_many(files, compress="gzip", content_type="application/json")
 
 
 def clip_bounds(levels: np.ndarray, clip_fraction: float) -> tuple[int, int]:
@@ -96,11 +97,14 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
                        compress: str | None = "gzip") -> None:
     """Stretch each z-slice of one block by the bounds its histogram gives
     (``minval`` / ``maxval`` override them)."""
-    from cloudfiles import CloudFiles
+    import json
+
+    from igneous.storage import open_store
 
     def normalize(img: np.ndarray, origin: np.ndarray) -> np.ndarray:
         keys = [levels_key(mip, int(origin[2]) + z) for z in range(img.shape[2])]
-        found = CloudFiles(levels_path).get_json(keys)
+        found = [None if data is None else json.loads(data)
+                 for _, data in open_store(levels_path).get_many(keys)]
         top = np.iinfo(img.dtype).max
         out = np.empty_like(img)
         for z, (key, levels) in enumerate(zip(keys, found)):

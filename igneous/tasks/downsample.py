@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from igneous.blockio import open_pair
 from igneous.grid import vec
-from igneous.tasks.pyramid import build_pyramid, open_pair
+from igneous.tasks.pyramid import build_pyramid
 
 
 def downsample(

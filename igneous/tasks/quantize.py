@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from igneous.tasks.pyramid import map_block
+from igneous.blockio import map_block
 
 
 def quantize_values(img: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -13,16 +13,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from igneous.tasks.pyramid import map_block
+from igneous.blockio import map_block
 
 MAPPING_KEY = "remap/mapping.npy"
 
 
 def load_mapping(dest_path: str, key: str = MAPPING_KEY) -> np.ndarray:
     """The (n, 2) uint64 pairs stored with the destination layer."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    raw = CloudFiles(dest_path).get(key)
+    raw = open_store(dest_path).get(key)
     if raw is None:
         raise FileNotFoundError(f"{dest_path}/{key} is missing; plan the remap again")
     return np.load(io.BytesIO(raw), allow_pickle=False)

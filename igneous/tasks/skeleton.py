@@ -75,9 +75,9 @@ def decode_skeletons(buf: bytes, attributes: list[dict]) -> Iterator[tuple[int, 
 
 def read_meta(skel_url: str) -> dict | None:
     """The forge parameters, or None when forge never ran here."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    return CloudFiles(skel_url).get_json(FORGE_META)
+    return open_store(skel_url).get_json(FORGE_META)
 
 
 def shared_faces(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> list[tuple[int, int]]:
@@ -151,12 +151,11 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     volume are skipped, by the layer's voxel counts, instead of local dust)."""
     import fastremap
     import kimimaro
-    from cloudfiles import CloudFiles
 
-    from igneous.layers import open_layer
-    from igneous.tasks.pyramid import read_block
+    from igneous.blockio import open_volume, read_block
+    from igneous.storage import open_store
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     start, stop = scale_bounds(cv.info, mip)
     lo, core_hi = vec(offset), vec(offset) + vec(shape)
     hi = np.minimum(core_hi + 1, stop)
@@ -195,14 +194,14 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
         skel.vertices += shift
         skel.extra_attributes = attributes  # fixed order: the decoder relies on it
 
-    cf = CloudFiles(skel_dir)
+    cf = open_store(skel_dir)
     cf.put_json(BALL_FILE, invalidation_ball(teasar_params))  # the same from every block
     name = box_name(lo, core_hi)
     grouped: dict[int, dict] = {}
     for label, skel in skels.items():
         grouped.setdefault(bucket_of(label, buckets), {})[label] = skel
-    cf.puts([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
-             for b, group in grouped.items()], compress=None)
+    cf.put_many([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
+                 for b, group in grouped.items()])
     if spatial_index:
         from igneous.formats.spatial_index import label_boxes, write_index
 
@@ -215,7 +214,7 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
 
 
 def write_meta(skel_url: str, meta: dict) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    CloudFiles(skel_url).put(FORGE_META, json.dumps(meta).encode("utf8"), compress=None,
+    open_store(skel_url).put(FORGE_META, json.dumps(meta).encode("utf8"),
                              content_type="application/json")

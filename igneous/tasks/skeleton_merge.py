@@ -13,11 +13,12 @@ one shard, never by the whole volume:
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from igneous.errors import UserError
 from igneous.tasks.skeleton import (
     BALL_FILE,
     FRAG_DIR,
@@ -26,6 +27,9 @@ from igneous.tasks.skeleton import (
     decode_skeletons,
     encode_skeletons,
 )
+
+if TYPE_CHECKING:
+    from igneous.storage import Store
 
 FUSED_DIR = f"{FRAG_DIR}/fused"
 DONE_DIR = f"{FRAG_DIR}/fused-done"
@@ -183,14 +187,21 @@ def prune_seam_spurs(skel: Any, scale: float, const: float) -> Any:
     return out.consolidate()
 
 
-def _gather(cf: Any, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
+def _fetch(cf: Store, paths: list[str]) -> Iterator[bytes]:
+    """The content of each of ``paths`` (just listed: a missing one is an error)."""
+    for path, data in cf.get_many(paths):
+        if data is None:
+            raise UserError(f"{cf.url}/{path} vanished while it was read; is another merge "
+                            "deleting fragments? re-run this task")
+        yield data
+
+
+def _gather(cf: Store, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
     """label -> fragments of one bucket, and the files they came from."""
     paths = list(cf.list(prefix=bucket_dir(bucket)))
     frags: dict[int, list] = {}
-    for res in cf.get(paths):
-        if res["error"] is not None:
-            raise res["error"]
-        for label, skel in decode_skeletons(res["content"], attributes):
+    for data in _fetch(cf, paths):
+        for label, skel in decode_skeletons(data, attributes):
             if label not in skip:
                 frags.setdefault(label, []).append(skel)
     return frags, paths
@@ -203,9 +214,9 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
                    delete_fragments: bool = False, sharding: dict | None = None) -> None:
     """Fuse every label of ``buckets``; write skeletons (or, with ``sharding``,
     per-shard intermediate files for ``skeleton_shard``)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(skel_dir)
+    cf = open_store(skel_dir)
     spec = None
     if sharding is not None:
         from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
@@ -225,19 +236,19 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
             if skel is not None:
                 fused[label] = skel
         if spec is None:
-            cf.puts([(str(label), s.to_precomputed()) for label, s in fused.items()],
-                    compress="gzip")
+            cf.put_many([(str(label), s.to_precomputed()) for label, s in fused.items()],
+                        compress="gzip")
         else:
             by_shard: dict[str, dict] = {}
             for label, s in fused.items():
                 shard = spec.compute_shard_location(label).shard_number
                 by_shard.setdefault(shard, {})[label] = s
-            cf.puts([(f"{FUSED_DIR}/{shard}/{int(bucket):05d}.fused", encode_skeletons(group))
-                     for shard, group in by_shard.items()], compress=None)
+            cf.put_many([(f"{FUSED_DIR}/{shard}/{int(bucket):05d}.fused", encode_skeletons(group))
+                         for shard, group in by_shard.items()])
         if delete_fragments:
             cf.delete(paths)
     if spec is not None:  # tells the shard stage this task's output is complete
-        cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"", compress=None)
+        cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"")
 
 
 def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
@@ -247,14 +258,15 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     Refuses (the queue retries later) until all ``expect`` fuse tasks are
     done, so a shard is never written from part of its labels.
     """
-    from cloudfiles import CloudFiles
     from cloudvolume.datasource.precomputed.sharding import (
         ShardingSpecification,
         synthesize_shard_files,
     )
     from mapbuffer import MapBuffer
 
-    cf = CloudFiles(skel_dir)
+    from igneous.storage import open_store
+
+    cf = open_store(skel_dir)
     done = len(list(cf.list(prefix=f"{DONE_DIR}/")))
     if done < expect:
         raise RuntimeError(f"only {done} of {expect} skeleton fuse tasks have finished; "
@@ -263,14 +275,12 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     if not paths:
         return
     data: dict[int, bytes] = {}
-    for res in cf.get(paths):
-        if res["error"] is not None:
-            raise res["error"]
-        for label, raw in MapBuffer(res["content"]).items():
+    for content in _fetch(cf, paths):
+        for label, raw in MapBuffer(content).items():
             data[int(label)] = bytes(raw)
     spec = ShardingSpecification.from_dict(sharding)
     files = synthesize_shard_files(spec, data)
-    cf.puts(list(files.items()), compress=None, content_type="application/octet-stream")
+    cf.put_many(files.items(), content_type="application/octet-stream")
     if delete_fragments:
         cf.delete(paths)
 
@@ -278,9 +288,9 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
 def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> None:
     """Delete the files of a skeleton directory starting with ``prefix``
     (``others``: every file not starting with a hex digit, e.g. info, scratch)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(skel_dir)
+    cf = open_store(skel_dir)
     if others:
         paths = [p for p in cf.list() if p[:1].lower() not in "0123456789abcdef"]
     else:
@@ -293,27 +303,25 @@ def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = 
                   src_layer: str | None = None) -> None:
     """Copy skeleton files starting with ``prefix`` verbatim, or (``labels`` +
     ``sharding``) read those skeletons from ``src_layer`` and write their shard."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     if labels is None:
-        src = CloudFiles(src_dir)
+        src = open_store(src_dir)
         names = src.list() if others else src.list(prefix=prefix)
         paths = [p for p in names if not p.startswith(FRAG_DIR)
                  and (not others or p[:1].lower() not in "0123456789abcdef")]
-        src.transfer_to(dest_dir, paths=paths)
+        src.copy_to(open_store(dest_dir), paths)
         return
     from cloudvolume.datasource.precomputed.sharding import (
         ShardingSpecification,
         synthesize_shard_files,
     )
 
-    from igneous.layers import open_layer
+    from igneous.blockio import open_volume
 
     if src_layer is None:
         raise ValueError("skeleton_xfer with labels needs src_layer")
-    cv = open_layer(src_layer)
-    skels = cv.skeleton.get([int(x) for x in labels])
+    skels = open_volume(src_layer).skeletons(labels)
     data = {int(s.id): s.to_precomputed() for s in skels}
     files = synthesize_shard_files(ShardingSpecification.from_dict(sharding), data)
-    CloudFiles(dest_dir).puts(list(files.items()), compress=None,
-                              content_type="application/octet-stream")
+    open_store(dest_dir).put_many(files.items(), content_type="application/octet-stream")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import box_name, vec
+
+if TYPE_CHECKING:
+    from igneous.storage import Store
 
 STATS_DIR = "stats"
 COUNTS_DIR = f"{STATS_DIR}/voxel_counts"
@@ -31,11 +34,10 @@ def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", /,
     _files(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
 
 
-def _files(cloudpath: str) -> Any:
-    from igneous.files import Files
-    from igneous.layers import normalize_path
+def _files(cloudpath: str) -> Store:
+    from igneous.storage import open_store
 
-    return Files(normalize_path(cloudpath))
+    return open_store(cloudpath)
 
 
 def encode_arrays(**arrays: np.ndarray) -> bytes:
@@ -56,10 +58,10 @@ def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
         return {k: f[k] for k in f.files}
 
 
-def iter_arrays(cloudpath: str, keys: Iterable[str], batch: int = 256) -> Iterator[tuple[str, dict | None]]:
-    """(key, arrays or None) for each key, in order; each batch is fetched
-    concurrently, so streaming thousands of small remote files stays quick."""
-    for key, data in _files(cloudpath).get_many(keys, batch):
+def iter_arrays(cloudpath: str, keys: Iterable[str]) -> Iterator[tuple[str, dict | None]]:
+    """(key, arrays or None) for each key, in order; remote keys are fetched
+    concurrently a batch at a time, so thousands of small files stream quickly."""
+    for key, data in _files(cloudpath).get_many(keys):
         yield key, _decode(data)
 
 
@@ -102,9 +104,9 @@ def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequenc
     """Count the voxels of each label in ``[offset, offset + shape)`` (clipped to the volume)."""
     import fastremap
 
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
     from igneous.grid import clip, scale_bounds
-    from igneous.tasks.pyramid import read_block
 
     cv = open_volume(cloudpath, mip, fill_missing=fill_missing, agglomerate=agglomerate,
                      timestamp=timestamp)

@@ -38,7 +38,7 @@ class StoreTests:
         assert store.get_stored("nope") is None
         assert store.get_json("a/b/nope") is None
         assert not store.exists("nope")
-        assert store.size("nope") is None
+        assert store.size("nope") is None and store.stat("nope") is None
         assert list(store.list()) == []
         assert list(store.get_many(["x", "y"])) == [("x", None), ("y", None)]
 
@@ -53,6 +53,7 @@ class StoreTests:
         if method is not None:
             assert stored.data != data and len(stored.data) < len(data)
         assert store.exists("dir/obj") and store.size("dir/obj") == len(stored.data)
+        assert store.stat("dir/obj") == (len(stored.data), method)
         assert list(store.list()) == ["dir/obj"]
         assert make_store().get("dir/obj") == data  # another handle sees it
 

@@ -16,50 +16,39 @@ from igneous.storage.memory import MemoryStore
 from tests.store_contract import StoreTests
 
 
+def opener(url: str, kind: type):
+    """``make_store`` for StoreTests: new handles on ``url``, checked to be a ``kind``."""
+
+    def make():
+        store = open_store(url)
+        assert isinstance(store, kind)
+        return store
+
+    return make
+
+
 class TestLocalStore(StoreTests):
     @pytest.fixture
     def make_store(self, tmp_path):
-        def make():
-            store = open_store(str(tmp_path / "layer"))
-            assert isinstance(store, LocalStore)
-            return store
-
-        return make
+        return opener(str(tmp_path / "layer"), LocalStore)
 
 
 class TestMemoryStore(StoreTests):
     @pytest.fixture
     def make_store(self):
-        url = f"mem://igneous-test-{uuid.uuid4().hex[:12]}/layer"
-
-        def make():
-            store = open_store(url)
-            assert isinstance(store, MemoryStore)
-            return store
-
-        return make
+        return opener(f"mem://igneous-test-{uuid.uuid4().hex[:12]}/layer", MemoryStore)
 
 
 class TestS3Store(StoreTests):
     @pytest.fixture
     def make_store(self, s3_bucket):
-        def make():
-            store = open_store(f"{s3_bucket.url}/layer")
-            assert isinstance(store, CloudStore)
-            return store
-
-        return make
+        return opener(f"{s3_bucket.url}/layer", CloudStore)
 
 
 class TestGCSStore(StoreTests):
     @pytest.fixture
     def make_store(self, gcs_bucket):
-        def make():
-            store = open_store(f"{gcs_bucket.url}/layer")
-            assert isinstance(store, CloudStore)
-            return store
-
-        return make
+        return opener(f"{gcs_bucket.url}/layer", CloudStore)
 
 
 def test_s3_objects_really_there(s3_bucket):

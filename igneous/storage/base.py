@@ -95,8 +95,8 @@ class Store(ABC):
         """Bytes [start, stop) of an object stored uncompressed (shard files)."""
 
     @abstractmethod
-    def size(self, key: str) -> int | None:
-        """Stored size of ``key`` in bytes, or None if it does not exist."""
+    def stat(self, key: str) -> tuple[int, str | None] | None:
+        """(stored size in bytes, compression) of ``key``, or None if it does not exist."""
 
     @abstractmethod
     def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
@@ -136,9 +136,14 @@ class Store(ABC):
             raise UserError(f"{self.url}/{name} is corrupt ({stored.compression} data that "
                             f"cannot be decompressed: {e}); rewrite or delete it") from None
 
+    def size(self, key: str) -> int | None:
+        """Stored size of ``key`` in bytes, or None if it does not exist."""
+        found = self.stat(key)
+        return None if found is None else found[0]
+
     def exists(self, key: str) -> bool:
         """Is any variant of ``key`` stored?"""
-        return self.size(key) is not None
+        return self.stat(key) is not None
 
     def get_json(self, key: str) -> Any:
         """The parsed JSON of ``key``, or None if it does not exist."""

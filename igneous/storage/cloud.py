@@ -75,12 +75,18 @@ class CloudStore(Store):
         self.meter.add(reads=1, bytes_in=len(data or b""))
         return None if data is None else bytes(data)
 
-    def size(self, key: str) -> int | None:
-        # one metadata request (HEAD); also what exists() uses: cloud-files' own
-        # exists() batches through GCS's batch endpoint, which the emulator lacks
+    def stat(self, key: str) -> tuple[int, str | None] | None:
+        # metadata requests only: size first (cloud-files' GCS head() of a missing
+        # object fails and is retried with back-off), then the encoding. Also what
+        # exists() uses: cloud-files' own exists() batches through GCS's batch
+        # endpoint, which the emulator lacks.
         self.meter.add(reads=1)
         size = self.cloudfiles.size(check_key(key))
-        return None if size is None else int(size)
+        if size is None:
+            return None
+        self.meter.add(reads=1)
+        head = self.cloudfiles.head(key) or {}
+        return int(size), encoding_method(head.get("Content-Encoding"))
 
     def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
         self.meter.add(lists=1)

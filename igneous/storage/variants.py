@@ -74,13 +74,13 @@ class VariantStore(Store):
         self.meter.add(reads=1, bytes_in=len(data or b""))
         return data
 
-    def size(self, key: str) -> int | None:
+    def stat(self, key: str) -> tuple[int, str | None] | None:
         check_key(key)
         self.meter.add(reads=1)
-        for suffix in compression.SUFFIXES:
+        for suffix, how in compression.SUFFIXES.items():
             size = self.name_size(key + suffix)
             if size is not None:
-                return size
+                return size, how
         return None
 
     def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:

@@ -74,9 +74,13 @@ class TaskQueue(ABC):
     url: str
     supports_stages: bool = False
 
-    @abstractmethod
     def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
         """Add tasks (streamed, any number); return how many were added."""
+        return self.insert_payloads(payloads_of(tasks), stage=stage)
+
+    @abstractmethod
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
+        """Add payload strings (streamed, any number); return how many were added."""
 
     @abstractmethod
     def lease(self, n: int = 1, *, seconds: float = 600) -> list[Lease]:

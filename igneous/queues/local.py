@@ -28,10 +28,8 @@ from igneous.queues.base import (
     MAX_LEASES,
     DeadLetter,
     Lease,
-    Payload,
     QueueCounts,
     TaskQueue,
-    payloads_of,
 )
 
 T = TypeVar("T")
@@ -124,9 +122,9 @@ class LocalQueue(TaskQueue):
         )
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
         total = 0
-        it = iter(payloads_of(tasks))
+        it = iter(payloads)
         while True:
             batch = [(p, stage) for p in islice(it, INSERT_BATCH)]
             if not batch:

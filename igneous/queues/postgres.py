@@ -36,10 +36,8 @@ from igneous.queues.base import (
     MAX_LEASES,
     DeadLetter,
     Lease,
-    Payload,
     QueueCounts,
     TaskQueue,
-    payloads_of,
 )
 
 Cursor = Any  # a psycopg cursor (psycopg is imported only when a queue is opened)
@@ -234,11 +232,11 @@ class PostgresQueue(TaskQueue):
         cur.execute("DELETE FROM igneous_tasks WHERE id = %s", (task_id,))
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
         def add(cur: Cursor) -> int:
             n = 0
             with cur.copy("COPY igneous_tasks(queue, payload, stage) FROM STDIN") as copy:
-                for payload in payloads_of(tasks):
+                for payload in payloads:
                     copy.write_row((self.name, payload, stage))
                     n += 1
             if n:

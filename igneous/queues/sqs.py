@@ -41,10 +41,8 @@ from igneous.queues.base import (
     MAX_LEASES,
     DeadLetter,
     Lease,
-    Payload,
     QueueCounts,
     TaskQueue,
-    payloads_of,
 )
 
 BATCH = 10  # SQS's limit for batch calls and for one receive
@@ -276,7 +274,7 @@ class SQSQueue(TaskQueue):
             self._delete_handles(url, queue, [m["ReceiptHandle"] for m in messages])
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
         if stage != 0:
             raise QueueError(
                 f"{self.url} cannot hold stages (asked for stage {stage}); use a local queue "
@@ -284,7 +282,7 @@ class SQSQueue(TaskQueue):
             )
         url = self._queue_url(self.name, create=True)
         total = 0
-        it = iter(payloads_of(tasks))
+        it = iter(payloads)
         while chunk := list(islice(it, 100 * BATCH)):
             entries = [{"Id": str(i), "MessageBody": p} for i, p in enumerate(chunk)]
             self._send(url, self.name, entries)

@@ -141,3 +141,43 @@ def test_interrupted_write_keeps_old_object(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert store.get("k") == b"old"
     assert os.listdir(tmp_path) == ["k"]
+
+
+def test_concurrent_writers_of_one_name(tmp_path):
+    """Writers racing on one key (at-least-once queues run a task twice, with
+    the same options) and a reader: every read is one writer's whole object,
+    and no temporary file is left behind."""
+    import random
+    import threading
+
+    store = open_store(str(tmp_path))
+    payloads = [random.Random(i).randbytes(2_000_000) for i in range(4)]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(i: int) -> None:
+        try:
+            for _ in range(25):
+                store.put("k", payloads[i])
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    def read() -> None:
+        while not done.is_set():
+            data = store.get("k")
+            if data is not None and data not in payloads:
+                errors.append(AssertionError(f"partial object of {len(data)} bytes"))
+
+    writers = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    reader = threading.Thread(target=read)
+    reader.start()
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    done.set()
+    reader.join()
+    assert not errors, errors[:3]
+    assert store.get("k") in payloads
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")] == []
+    assert os.listdir(tmp_path) == ["k"]

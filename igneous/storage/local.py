@@ -8,7 +8,9 @@ while it writes; a ``NAME.tmp`` nobody holds is a killed writer's leftover,
 which the next write of ``NAME`` takes over (and renames away), and
 ``remove_leftovers`` deletes. A second writer of the same name at the same
 time writes ``NAME.RANDOM.tmp`` instead. Temporary files are never read or
-listed as objects.
+listed as objects. (Two writers racing on one key with *different*
+compressions may each remove the other's variant after its rename; tasks
+rerun with the same options write the same variant, which is safe.)
 """
 
 from __future__ import annotations

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import box_name, vec
-
-if TYPE_CHECKING:
-    from igneous.storage import Store
+from igneous.storage import open_store
 
 STATS_DIR = "stats"
 COUNTS_DIR = f"{STATS_DIR}/voxel_counts"
@@ -31,13 +28,7 @@ MERGE_BATCH = 64
 def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", /,
                **arrays: np.ndarray) -> None:
     """Write named arrays as one whole .npz object."""
-    _files(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
-
-
-def _files(cloudpath: str) -> Store:
-    from igneous.storage import open_store
-
-    return open_store(cloudpath)
+    open_store(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
 
 
 def encode_arrays(**arrays: np.ndarray) -> bytes:
@@ -48,7 +39,7 @@ def encode_arrays(**arrays: np.ndarray) -> bytes:
 
 def get_arrays(cloudpath: str, key: str) -> dict[str, np.ndarray] | None:
     """The arrays of one .npz object, or None when it does not exist."""
-    return _decode(_files(cloudpath).get(key))
+    return _decode(open_store(cloudpath).get(key))
 
 
 def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
@@ -61,7 +52,7 @@ def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
 def iter_arrays(cloudpath: str, keys: Iterable[str]) -> Iterator[tuple[str, dict | None]]:
     """(key, arrays or None) for each key, in order; remote keys are fetched
     concurrently a batch at a time, so thousands of small files stream quickly."""
-    for key, data in _files(cloudpath).get_many(keys):
+    for key, data in open_store(cloudpath).get_many(keys):
         yield key, _decode(data)
 
 

@@ -165,8 +165,9 @@ class Volume:
             from igneous.layers import open_layer
 
             self._cv = open_layer(self.cloudpath, mip, **self.options)
-        self._cv.mip = mip
-        return self._cv
+        cv = self._cv
+        cv.mip = mip
+        return cv
 
     # -- regions ---------------------------------------------------------------
 

@@ -15,11 +15,24 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from igneous.errors import UserError
+
 Vec = np.ndarray
+# coordinates or sizes as given: a list from JSON or a numpy vector
+Coords = Sequence[int] | np.ndarray
+Floats = Sequence[float] | np.ndarray
 
 
 def vec(x: Sequence[int] | np.ndarray) -> Vec:
     return np.asarray(x, dtype=np.int64).reshape(3)
+
+
+def positive_shape(shape: Sequence[int] | np.ndarray, name: str = "shape") -> Vec:
+    """``shape`` as three positive integers, or a UserError naming the option."""
+    arr = np.asarray(shape, dtype=np.int64).reshape(-1)
+    if arr.shape != (3,) or np.any(arr <= 0):
+        raise UserError(f"{name} must be three positive integers, not {arr.tolist()}")
+    return arr
 
 
 def scale_box(offset0: Sequence[int], size0: Sequence[int], factor: Sequence[int]) -> tuple[Vec, Vec]:
@@ -109,7 +122,7 @@ def grid_count(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Se
     return int(np.prod(grid_cells(start, stop, origin, step)[1]))
 
 
-def clip(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> tuple[Vec, Vec]:
+def clip(lo: Coords, hi: Coords, start: Coords, stop: Coords) -> tuple[Vec, Vec]:
     return np.maximum(lo, start), np.minimum(hi, stop)
 
 
@@ -124,6 +137,11 @@ def pyramid_bytes(shape: Sequence[int], itemsize: int, channels: int, factor: Se
     shrink = float(np.prod(vec(factor)))
     total = sum(voxels / shrink**i for i in range(num_mips + 1))
     return int(total * itemsize * channels)
+
+
+def box_name(lo: Coords, hi: Coords) -> str:
+    """``x0-x1_y0-y1_z0-z1``: the file name of a box (forge fragments, scratch files)."""
+    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def as_list(v: Vec) -> list[int]:

@@ -87,8 +87,8 @@ def test_mesh_task_opens_no_cloudvolume(tmp_path):
         path = sample.create_layer({str(tmp_path / "seg")!r}, labels, layer_type="segmentation",
                                    chunk_size=(32, 32, 16))
         assert "cloudvolume" not in sys.modules
-        from igneous.tasks.mesh import mesh_task
-        mesh_task(path, 0, [0, 0, 0], [64, 64, 32], "mesh", spatial_index=False)
+        from igneous.tasks.mesh import mesh_forge
+        mesh_forge(path, 0, [0, 0, 0], [64, 64, 32], "mesh", spatial_index=False)
         print("cloudvolume" in sys.modules)
     """
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,

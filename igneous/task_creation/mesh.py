@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from igneous.errors import UserError
+from igneous.grid import positive_shape
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
+from igneous.tasks.mesh import mesh_forge
+from igneous.tasks.mesh_convert import mesh_xfer_sharded
+from igneous.tasks.mesh_merge import FRAGMENT, mesh_delete, mesh_manifest, mesh_multires, mesh_xfer
 
 if TYPE_CHECKING:
     from igneous.storage import Store
@@ -68,13 +72,6 @@ def _mesh_store(path: str, sub: str) -> Store:
     return open_store(join(path, sub))
 
 
-def _check_shape(shape: Sequence[int], name: str = "shape") -> np.ndarray:
-    shape = np.asarray(shape, dtype=np.int64).reshape(-1)
-    if shape.shape != (3,) or np.any(shape <= 0):
-        raise UserError(f"{name} must be three positive integers, not {list(shape)}")
-    return shape
-
-
 def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = DEFAULT_SHAPE,
                          simplification: bool = True, max_simplification_error: float = 40,
                          mesh_dir: str | None = None, cdn_cache: bool = False,
@@ -93,8 +90,8 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
     igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
     whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
+    from igneous.formats.spatial_index import enable_index, index_grid
     from igneous.grid import as_list, grid_count, scale_bounds
-    from igneous.spatial_index import enable_index, index_grid
 
     del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
     if encoding != "precomputed":
@@ -108,7 +105,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
         raise UserError(f"fill_holes must be 0 (off), 1, 2 or 3, not {fill_holes}")
     layer, mip = _segmentation(layer_path, mip)
     prep = _prep_options(layer, mip, dust_threshold, fill_holes, dust_global)
-    shape = fit_shape(_check_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
+    shape = fit_shape(positive_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
                       limit=layer.info["scales"][mip]["size"])
     if np.any(shape > np.array([1023, 1023, 511])):
         note("task shapes above 1023x1023x511 need zmesh's 64-bit mesher and more memory")
@@ -139,7 +136,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
 
     def make() -> Iterator[Task]:
         for lo, hi in index_grid(info, mip, shape):
-            yield Task("mesh", dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
+            yield Task.of(mesh_forge, dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
 
     return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
 
@@ -172,8 +169,6 @@ def prefixes(magnitude: int) -> list[tuple[str, bool]]:
 
 def _fragments_present(layer, sub: str) -> tuple[bool, bool]:
     """(any legacy fragment files, any forge output at all: fragments, .frags or index)."""
-    from igneous.tasks.mesh_merge import FRAGMENT
-
     cf = _mesh_store(layer.cloudpath, sub)
     frags = forged = False
     for base in cf.list(flat=True):
@@ -213,7 +208,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task("mesh_manifest", dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
+            yield Task.of(mesh_manifest, dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
                                              exact=exact))
 
     return TaskPlan(make, len(pre), "mesh manifests")
@@ -247,7 +242,7 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task("mesh_multires", dict(kwargs, prefix=p, exact=exact))
+            yield Task.of(mesh_multires, dict(kwargs, prefix=p, exact=exact))
 
     return TaskPlan(make, len(pre), "unsharded multires meshes")
 
@@ -265,7 +260,7 @@ def _check_multires_args(num_lod, vqb, min_chunk_size, level) -> None:
         raise UserError(f"vertex quantization bits must be 10 or 16, not {vqb}")
     if num_lod < 0:
         raise UserError("--nlod must be >= 0")
-    _check_shape(min_chunk_size, "min_chunk_size")
+    positive_shape(min_chunk_size, "min_chunk_size")
     if not 0 <= level <= 10:
         raise UserError("draco compression level must be within 0..10")
 
@@ -297,7 +292,8 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
                                        max_labels_per_shard: int | None = 1000,
                                        memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
     """Sharded multi-resolution meshes from the ``.frags`` files of ``forge --sharded``."""
-    from igneous.formats.multires import multires_info, shard_spec
+    from igneous.formats.multires import multires_info
+    from igneous.formats.sharding import hashed_sharding
     from igneous.layers import LayerInfo
 
     del spatial_index_db  # the forge's index files are read directly
@@ -329,11 +325,12 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
             for label in labels:
                 by_label[label].append(frag_files[box])
     total_bytes = sum(int(cf.size(n) or 0) for n in frag_files.values())
-    sharding = shard_spec(len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
-                          memory_target=memory_target, shard_index_bytes=shard_index_bytes,
-                          minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
-                          max_labels_per_shard=max_labels_per_shard,
-                          minishard_index_encoding=minishard_index_encoding)
+    sharding = hashed_sharding(
+        len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
+        memory_target=memory_target, shard_index_bytes=shard_index_bytes,
+        minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
+        max_labels_per_shard=max_labels_per_shard,
+        minishard_index_encoding=minishard_index_encoding, data_encoding="raw")
     mip = int(sub_info.get("mip", 0))
     new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
                              spatial_index=sub_info.get("spatial_index"))
@@ -342,7 +339,7 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
     kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
                   vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
                   compression_level=int(draco_compression_level), max_error=_error_of(sub))
-    return _shard_tasks("mesh_multires", kwargs, shards)
+    return _shard_tasks(mesh_multires, kwargs, shards)
 
 
 def _write_shard_plan(cf: Store, sharding: dict, by_label: dict[int, list[str]]) -> list[int]:
@@ -359,24 +356,24 @@ def _write_shard_plan(cf: Store, sharding: dict, by_label: dict[int, list[str]])
     return sorted(groups)
 
 
-def _shard_tasks(name: str, kwargs: dict, shards: list[int]) -> TaskPlan:
+def _shard_tasks(task: Callable[..., Any], kwargs: dict, shards: list[int]) -> TaskPlan:
     def make() -> Iterator[Task]:
         for shard in shards:
-            yield Task(name, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
+            yield Task.of(task, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
 
     return TaskPlan(make, len(shards), "sharded multires meshes")
 
 
-def _dir_prefix_plan(name: str, magnitude: int, make_kwargs) -> TaskPlan:
+def _dir_prefix_plan(task: Callable[..., Any], magnitude: int, make_kwargs) -> TaskPlan:
     pre = [str(i).zfill(magnitude) for i in range(10**magnitude)]
 
     def make() -> Iterator[Task]:
         for p in pre:
-            yield Task(name, make_kwargs(p, False))
+            yield Task.of(task, make_kwargs(p, False))
         if magnitude:
-            yield Task(name, make_kwargs("0" * magnitude, True))
+            yield Task.of(task, make_kwargs("0" * magnitude, True))
 
-    return TaskPlan(make, len(pre) + (1 if magnitude else 0), name)
+    return TaskPlan(make, len(pre) + (1 if magnitude else 0), task.__name__)
 
 
 def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None
@@ -388,7 +385,7 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
     sub = _mesh_dir(layer, mesh_dir)
     if not 0 <= magnitude <= 6:
         raise UserError("magnitude must be within 0..6")
-    return _dir_prefix_plan("mesh_delete", magnitude, lambda p, rest: dict(
+    return _dir_prefix_plan(mesh_delete, magnitude, lambda p, rest: dict(
         layer_path=layer.cloudpath, mesh_dir=sub, prefix=p, rest=rest))
 
 
@@ -428,7 +425,7 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, m
         note(f"{layer.cloudpath}/{sub} is already sharded; copying its files as they are")
     write_info(dest, dest_info)
     write_sub_info(dest, dest_sub, sub_info)
-    return _dir_prefix_plan("mesh_xfer", magnitude, lambda p, rest: dict(
+    return _dir_prefix_plan(mesh_xfer, magnitude, lambda p, rest: dict(
         src_dir=f"{layer.cloudpath}/{sub}", dest_dir=f"{dest}/{dest_sub}", prefix=p, rest=rest))
 
 
@@ -437,7 +434,8 @@ def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: di
     """Shards of finished unsharded meshes (legacy or multi-resolution) at DEST."""
     import re
 
-    from igneous.formats.multires import multires_info, shard_spec
+    from igneous.formats.multires import multires_info
+    from igneous.formats.sharding import hashed_sharding
     from igneous.layers import write_sub_info
 
     src_cf = _mesh_store(layer.cloudpath, sub)
@@ -456,21 +454,21 @@ def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: di
     if any(":0" in n for n in existing):
         raise UserError(f"{dest}/{dest_sub} holds unsharded legacy meshes; rewriting its info would "
                         "make them unreadable. Choose another --dir or delete them first")
-    sharding = shard_spec(len(labels), bytes_per_label=total / len(labels),
-                          memory_target=memory_target)
+    sharding = hashed_sharding(len(labels), bytes_per_label=total / len(labels),
+                               memory_target=memory_target, data_encoding="raw")
     shards = _write_shard_plan(dest_cf, sharding, {k: [] for k in labels})
     write_sub_info(dest, dest_sub, multires_info(16, mip=mip, sharding=sharding))
     kwargs = dict(src_layer=layer.cloudpath, src_dir=sub, layer_path=dest, mesh_dir=dest_sub,
                   mip=mip, nlod=int(num_lod), min_chunk_size=list(DEFAULT_MIN_CHUNK),
                   max_error=_error_of(sub))
-    return _shard_tasks("mesh_xfer_sharded", kwargs, shards)
+    return _shard_tasks(mesh_xfer_sharded, kwargs, shards)
 
 
 def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448, 448, 448),
                                     mip: int = 0, fill_missing: bool = False,
                                     mesh_dir: str | None = None) -> TaskPlan:
     """(Re)build the mesh spatial index without remeshing."""
-    from igneous.spatial_index import create_spatial_index_tasks
+    from igneous.task_creation.spatial_index import create_spatial_index_tasks
 
     _segmentation(cloudpath, mip)
     return create_spatial_index_tasks(cloudpath, "mesh", mip, shape, fill_missing, mesh_dir)

@@ -12,6 +12,7 @@ from igneous.errors import UserError
 from igneous.layers import LayerInfo
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer
+from igneous.tasks.remap import remap
 
 
 def load_label_mapping(mapping) -> np.ndarray:
@@ -114,4 +115,4 @@ def create_remap_tasks(
     open_store(d.dest_path).put(MAPPING_KEY, buf.getvalue())
     kwargs = dict(preserve_missing_labels=bool(preserve_missing_labels),
                   fill_missing=bool(fill_missing), compress=compress)
-    return block_plan("remap", d, block_step(d, shape), kwargs, f"remap mip {d.mip}")
+    return block_plan(remap, d, block_step(d, shape), kwargs, f"remap mip {d.mip}")

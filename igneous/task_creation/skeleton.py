@@ -14,17 +14,33 @@ from itertools import chain
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
+from igneous.formats.sharding import hashed_sharding
+from igneous.grid import (
+    as_list,
+    box_name,
+    clip,
+    grid,
+    grid_count,
+    positive_shape,
+    scale_bounds,
+    vec,
+)
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
     TASK_DIR,
-    bbox_name,
     read_meta,
+    skeleton_forge,
     vertex_attributes,
     write_meta,
+)
+from igneous.tasks.skeleton_merge import (
+    skeleton_delete,
+    skeleton_merge,
+    skeleton_shard,
+    skeleton_xfer,
 )
 
 DEFAULT_SHAPE = (256, 256, 256)
@@ -111,9 +127,7 @@ def create_skeletonizing_tasks(
         write_info(cloudpath, info)
     layer = _segmentation(cloudpath, mip)
     mip = resolve_mip(layer, mip)
-    shape = vec(shape)
-    if np.any(shape <= 0):
-        raise UserError(f"shape must be three positive integers, not {as_list(shape)}")
+    shape = positive_shape(shape)
     shape = vec(fit_shape(shape, memory_target, FORGE_BYTES_PER_VOXEL, what="skeleton forge",
                           limit=layer.info["scales"][mip]["size"]))
     teasar = check_teasar(DEFAULT_TEASAR if teasar_params is None else teasar_params)
@@ -162,7 +176,7 @@ def create_skeletonizing_tasks(
     def make():
         for a, b in grid(lo, hi, start, shape):
             a, b = clip(a, b, lo, hi)
-            yield Task("skeleton_forge", dict(common, offset=as_list(a), shape=as_list(b - a)))
+            yield Task.of(skeleton_forge, dict(common, offset=as_list(a), shape=as_list(b - a)))
 
     return TaskPlan(make, count, f"skeleton forge mip {mip}")
 
@@ -182,7 +196,7 @@ def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_in
         sub.pop("sharding", None)
     sub["spatial_index"] = None
     if spatial_index:
-        from igneous.spatial_index import enable_index
+        from igneous.formats.spatial_index import enable_index
 
         enable_index(sub, layer.info["scales"][mip]["resolution"], shape)
     write_info(url, sub)
@@ -200,7 +214,7 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
     if meta is None:
         raise UserError(f"no skeleton fragments in {url}; run `igneous skeleton forge` "
                         "(and execute its tasks) before merging")
-    names = [bbox_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
+    names = [box_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
              for a, b in grid(meta["lo"], meta["hi"],
                               scale_bounds(layer.info, meta["mip"])[0], meta["shape"])]
     cf = open_store(url)
@@ -270,7 +284,7 @@ def _merge_plan(url: str, meta: dict, ntasks: int, lost: np.ndarray, common: dic
         for i in range(ntasks):
             mine = list(range(i, buckets, ntasks))
             skip = [int(x) for x in lost if int(x) % buckets % ntasks == i]
-            yield Task("skeleton_merge", dict(common, skel_dir=url, buckets=mine, skip=skip))
+            yield Task.of(skeleton_merge, dict(common, skel_dir=url, buckets=mine, skip=skip))
 
     return TaskPlan(make, ntasks, description)
 
@@ -308,44 +322,6 @@ def _set_sharding(url: str, sharding: dict | None) -> None:
         write_info(url, sub)
 
 
-def sharding_spec(num_labels: int, *, shard_index_bytes: int = 2**13,
-                  minishard_index_bytes: int = 2**15, min_shards: int = 1,
-                  max_labels_per_shard: int | None = None, minishard_index_encoding="gzip",
-                  data_encoding="gzip", minishard_bits: int | None = None,
-                  shard_bits: int | None = None, preshift_bits: int | None = None) -> dict:
-    """A ``neuroglancer_uint64_sharded_v1`` spec sized for ``num_labels``;
-    explicitly given bit counts win."""
-    from cloudvolume.datasource.precomputed.sharding import (
-        ShardingSpecification,
-        compute_shard_params_for_hashed,
-    )
-
-    for name, value in (("minishard_index_encoding", minishard_index_encoding),
-                        ("data_encoding", data_encoding)):
-        if value not in (None, "raw", "gzip"):
-            raise UserError(f"{name} must be gzip or raw, not {value!r}")
-    if min(shard_index_bytes, minishard_index_bytes) <= 0 or min_shards < 1:
-        raise UserError("shard/minishard index bytes must be > 0 and min_shards >= 1")
-    if max_labels_per_shard is not None:
-        if max_labels_per_shard < 1:
-            raise UserError("max_labels_per_shard must be >= 1")
-        min_shards = max(min_shards, math.ceil(num_labels / max_labels_per_shard))
-    sb, mb, pb = compute_shard_params_for_hashed(num_labels, shard_index_bytes,
-                                                 minishard_index_bytes, min_shards)
-    sb = sb if shard_bits is None else shard_bits
-    mb = mb if minishard_bits is None else minishard_bits
-    pb = pb if preshift_bits is None else preshift_bits
-    if min(sb, mb, pb) < 0 or sb + mb + pb > 64:
-        raise UserError("shard, minishard and preshift bits must be >= 0 and sum to <= 64")
-    spec = ShardingSpecification(
-        "neuroglancer_uint64_sharded_v1", preshift_bits=pb, hash="murmurhash3_x86_128",
-        minishard_bits=mb, shard_bits=sb,
-        minishard_index_encoding=minishard_index_encoding or "raw",
-        data_encoding=data_encoding or "raw",
-    ).to_dict()
-    return {k: int(v) if k.endswith("_bits") else v for k, v in spec.items()}
-
-
 def plan_sharded_skeleton_merge(
     layer_path: str, dust_threshold: float = 1000, tick_threshold: float = 3500,
     shard_index_bytes: int = 2**13, minishard_index_bytes: int = 2**15, min_shards: int = 1,
@@ -364,7 +340,7 @@ def plan_sharded_skeleton_merge(
     common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
                            delete_fragments=delete_fragments)
-    spec = sharding_spec(
+    spec = hashed_sharding(
         int(labels.size - np.isin(labels, lost).sum()), shard_index_bytes=shard_index_bytes,
         minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
         max_labels_per_shard=max_labels_per_shard,
@@ -383,7 +359,7 @@ def plan_sharded_skeleton_merge(
 
     def make():
         for i in range(nshards):
-            yield Task("skeleton_shard", dict(skel_dir=url, shard=format(i, "x").zfill(width),
+            yield Task.of(skeleton_shard, dict(skel_dir=url, shard=format(i, "x").zfill(width),
                                               sharding=spec, expect=len(fuse_plan),
                                               delete_fragments=delete_fragments))
 
@@ -416,9 +392,9 @@ def create_skeleton_deletion_tasks(layer_path: str, magnitude: int = 2,
 
     def make():
         for p in prefixes:
-            yield Task("skeleton_delete", dict(skel_dir=url, prefix=p))
+            yield Task.of(skeleton_delete, dict(skel_dir=url, prefix=p))
         if magnitude:
-            yield Task("skeleton_delete", dict(skel_dir=url, others=True))
+            yield Task.of(skeleton_delete, dict(skel_dir=url, others=True))
 
     return TaskPlan(make, len(prefixes) + (1 if magnitude else 0), "skeleton delete")
 
@@ -470,9 +446,9 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 
         def copies():
             for p in prefixes:
-                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
+                yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
             if magnitude:
-                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, others=True))
+                yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, others=True))
 
         return TaskPlan(copies, len(prefixes) + (1 if magnitude else 0), "skeleton copy")
     if sub.get("sharding"):
@@ -480,7 +456,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
     labels = _skeleton_labels(src_url)
-    spec = sharding_spec(len(labels))
+    spec = hashed_sharding(len(labels))
     shard_of = ShardingSpecification.from_dict(spec).compute_shard_location
     groups: dict[str, list[int]] = {}
     for label in labels:
@@ -489,7 +465,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 
     def shards():
         for labels_of in groups.values():
-            yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
+            yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
                                              sharding=spec, src_layer=layer.cloudpath))
 
     return TaskPlan(shards, len(groups), "skeleton xfer (sharded)")
@@ -498,6 +474,6 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 def create_spatial_index_skeleton_tasks(cloudpath: str, shape=(448, 448, 448), mip: int = 0,
                                         fill_missing: bool = False) -> TaskPlan:
     """(Re)build the skeleton spatial index from the segmentation without reskeletonizing."""
-    from igneous.spatial_index import create_spatial_index_tasks
+    from igneous.task_creation.spatial_index import create_spatial_index_tasks
 
     return create_spatial_index_tasks(cloudpath, "skeleton", mip, shape, fill_missing)

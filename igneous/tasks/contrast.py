@@ -17,7 +17,6 @@ import numpy as np
 
 from igneous.blockio import map_block
 from igneous.grid import vec
-from igneous.tasks import register
 
 LEVELS_DIR = "levels"
 
@@ -34,7 +33,6 @@ def sample_columns(n_columns: int, coverage: float, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_columns, size=k, replace=False))
 
 
-@register("luminance_levels")
 def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequence[int],
                      shape: Sequence[int], coverage: float, column: Sequence[int],
                      fill_missing: bool = False) -> None:
@@ -92,7 +90,6 @@ def stretch(img: np.ndarray, lo: int, hi: int, maxval: int) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, maxval).astype(img.dtype)
 
 
-@register("contrast_normalize")
 def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int,
                        offset: Sequence[int], shape: Sequence[int], clip_fraction: float = 0.01,
                        translate: Sequence[int] = (0, 0, 0), minval: int | None = None,
@@ -123,7 +120,8 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
               fill_missing=fill_missing, compress=compress)
 
 
-def _tile_maps(img: np.ndarray, grid: tuple[int, int], clip_limit: float, maxval: int):
+def _tile_maps(img: np.ndarray, grid: tuple[int, int], clip_limit: float,
+               maxval: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Per-tile value maps, shape (gx, gy, maxval + 1), and the tile size."""
     gx, gy = grid
     tile = (-(-img.shape[0] // gx), -(-img.shape[1] // gy))
@@ -170,14 +168,13 @@ def clahe_slice(img: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np
     return np.clip(np.rint(out), 0, maxval).astype(img.dtype)
 
 
-@register("clahe")
 def clahe(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
           clip_limit: float = 40.0, tile_grid_size: Sequence[int] = (8, 8),
           fill_missing: bool = False, compress: str | None = "gzip") -> None:
     """CLAHE of each whole xy slice in one z slab."""
     grid = (int(tile_grid_size[0]), int(tile_grid_size[1]))
 
-    def each_slice(img: np.ndarray, _origin) -> np.ndarray:
+    def each_slice(img: np.ndarray, _origin: object) -> np.ndarray:
         out = np.empty_like(img)
         for c in range(img.shape[3]):
             for z in range(img.shape[2]):

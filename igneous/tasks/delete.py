@@ -6,10 +6,8 @@ from collections.abc import Sequence
 
 from igneous.errors import UserError
 from igneous.grid import clip, is_empty, mip_factor, scale_bounds, vec
-from igneous.tasks import register
 
 
-@register("delete")
 def delete(layer_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
            num_mips: int = 0) -> None:
     """Delete ``[offset, offset + shape)`` of ``mip`` and the matching region of

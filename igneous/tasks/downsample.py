@@ -6,11 +6,9 @@ from collections.abc import Sequence
 
 from igneous.blockio import open_pair
 from igneous.grid import vec
-from igneous.tasks import register
 from igneous.tasks.pyramid import build_pyramid
 
 
-@register("downsample")
 def downsample(
     layer_path: str,
     mip: int,

@@ -27,18 +27,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from igneous.grid import vec
-from igneous.tasks import register
+from igneous.grid import Coords, Floats, box_name, vec
 
 if TYPE_CHECKING:
     from igneous.blockio import BlockVolume
 
 
-def box_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
-
-
-def filter_labels(labels: np.ndarray, *, object_ids=None, exclude_object_ids=None,
+def filter_labels(labels: np.ndarray, *, object_ids: Sequence[int] | None = None,
+                  exclude_object_ids: Sequence[int] | None = None,
                   dust_threshold: int | None = None) -> np.ndarray:
     """Zero out labels not asked for, excluded, or with fewer voxels than the dust threshold."""
     import fastremap
@@ -111,7 +107,7 @@ def split_small_components(num_vertices: int, faces: np.ndarray, min_faces: int
     return faces[~small], faces[small]
 
 
-def mesh_labels(labels: np.ndarray, origin: Sequence[int], resolution: Sequence[float], *,
+def mesh_labels(labels: np.ndarray, origin: Coords, resolution: Floats, *,
                 simplification_factor: int, max_simplification_error: float) -> dict[int, tuple]:
     """{label: (vertices, faces)} in physical units; ``origin`` = global voxel of labels[0,0,0]."""
     import zmesh
@@ -152,8 +148,7 @@ def read_task_labels(vol: BlockVolume, mip: int, lo: np.ndarray, hi: np.ndarray,
     return labels, origin, read_hi
 
 
-@register("mesh")
-def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], mesh_dir: str,
+def mesh_forge(layer_path: str, mip: int, lo: Coords, hi: Coords, mesh_dir: str,
               simplification_factor: int = 100, max_simplification_error: float = 40,
               dust_threshold: int | None = None, object_ids: list[int] | None = None,
               exclude_object_ids: list[int] | None = None, fill_missing: bool = False,
@@ -166,7 +161,7 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
     ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
     from igneous.blockio import open_volume
     from igneous.formats.multires import mesh_to_precomputed
-    from igneous.spatial_index import index_filename, label_boxes, write_index
+    from igneous.formats.spatial_index import index_filename, label_boxes, write_index
     from igneous.storage import open_store
     from igneous.tasks import label_prep
 

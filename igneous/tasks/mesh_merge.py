@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.tasks import register
 
 if TYPE_CHECKING:
     from igneous.storage import Store
@@ -57,8 +56,7 @@ def read_meshes(cf: Store, names: Iterable[str]) -> dict[str, object]:
     return out
 
 
-@register("mesh_manifest")
-def mesh_manifest_task(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
+def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
     """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
     import json
 
@@ -82,8 +80,9 @@ def _encode_label(meshes: list, opts: dict) -> tuple[bytes, bytes] | None:
     return encode_multires(v, f, **opts)
 
 
-def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, compression_level: int,
-                   max_error: float) -> dict:
+def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size: Sequence[int],
+                     compression_level: int,
+                     max_error: float) -> dict:
     scale = info["scales"][mip]
     res = np.asarray(scale["resolution"], dtype=np.float64)
     return dict(nlod=int(nlod), vqb=int(vqb), compression_level=int(compression_level),
@@ -93,9 +92,8 @@ def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, co
                 max_error=float(max_error))
 
 
-@register("mesh_multires")
-def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
-                  min_chunk_size=(256, 256, 256), compression_level: int = 7,
+def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
+                  min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
                   shard: int | None = None, labels_file: str | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
@@ -104,7 +102,7 @@ def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
     from igneous.storage import open_store
 
     info = LayerInfo(layer_path).info
-    opts = _multires_opts(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
+    opts = multires_options(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
     cf = open_store(f"{layer_path}/{mesh_dir}")
     if shard is None:
         frags = list_fragments(cf, prefix or "", exact)
@@ -116,6 +114,8 @@ def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
         cf.put_many(outputs, content_type="application/octet-stream")
         return len(outputs) // 2
+    if labels_file is None:
+        raise ValueError("a sharded mesh_multires task needs labels_file")
     return _build_shard(cf, labels_file, opts)
 
 
@@ -179,8 +179,7 @@ def write_shard(cf: Store, pieces: dict[int, list], opts: dict) -> int:
     return len(data)
 
 
-@register("mesh_delete")
-def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
+def mesh_delete(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
     """Delete mesh files starting with ``prefix`` (``rest``: every file not starting
     with ``len(prefix)`` digits, i.e. the ones no prefix task owns)."""
     from igneous.storage import open_store
@@ -195,8 +194,7 @@ def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = F
     return len(names)
 
 
-@register("mesh_xfer")
-def mesh_xfer_task(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
+def mesh_xfer(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
     """Copy mesh files starting with ``prefix`` from one mesh directory to another."""
     from igneous.storage import open_store
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from igneous.blockio import BlockVolume, pad_low, read_block, write_region
 from igneous.errors import UserError
-from igneous.grid import Vec, clip, is_empty, vec
+from igneous.grid import Coords, Vec, clip, is_empty, vec
 
 METHODS = ("auto", "avg", "mode", "min", "max", "striding")
 
@@ -30,7 +30,7 @@ def resolve_method(method: str, layer_type: str) -> str:
     return method
 
 
-def pool(img: np.ndarray, factor: Sequence[int], num_mips: int, method: str,
+def pool(img: np.ndarray, factor: Coords, num_mips: int, method: str,
          sparse: bool = False) -> list[np.ndarray]:
     """Mips 1..num_mips of a 4D (x, y, z, channel) Fortran-ordered block."""
     import tinybrain
@@ -78,6 +78,7 @@ def _average_ragged(img: np.ndarray, factor: Sequence[int], num_mips: int,
     for level in range(1, num_mips + 1):
         sums = _reduce_windows(sums, factor, np.add)
         if sparse:
+            assert counts is not None
             counts = _reduce_windows(counts, factor, np.add)
             safe = np.maximum(counts, 1)
             mean = sums / safe if floating else sums // safe
@@ -88,7 +89,8 @@ def _average_ragged(img: np.ndarray, factor: Sequence[int], num_mips: int,
     return out
 
 
-def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarray:
+def _reduce_windows(img: np.ndarray, factor: Sequence[int],
+                    reduce: np.ufunc) -> np.ndarray:
     pad = [(0, (-s) % f) for s, f in zip(img.shape[:3], factor)] + [(0, 0)]
     if any(p[1] for p in pad):
         img = np.pad(img, pad, mode="edge")
@@ -100,13 +102,14 @@ def _reduce_windows(img: np.ndarray, factor: Sequence[int], reduce) -> np.ndarra
     return np.asfortranarray(out)
 
 
-def build_pyramid(src: BlockVolume, dest: BlockVolume, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec, src_mip: int,
-                  dest_mip: int, num_mips: int, factor: Sequence[int], method: str, sparse: bool,
+def build_pyramid(src: BlockVolume, dest: BlockVolume, *, src_lo: Vec, src_hi: Vec, dest_lo: Vec,
+                  src_mip: int, dest_mip: int, num_mips: int, factor: Coords, method: str,
+                  sparse: bool,
                   write_base: bool) -> None:
     """Read the source block, optionally write it at ``dest_mip``, then write
     ``num_mips`` pooled mips above it. ``dest_lo`` may lie before the data
     (by less than one factor): that margin is filled by edge repetition."""
-    factor = vec(factor)
+    f = vec(factor)
     d_start, d_stop = dest.bounds(dest_mip)
     span = src_hi - src_lo
     # the part of the block that holds data, in destination coordinates
@@ -120,5 +123,5 @@ def build_pyramid(src: BlockVolume, dest: BlockVolume, *, src_lo: Vec, src_hi: V
     if num_mips <= 0:
         return
     img = pad_low(img, have_lo - dest_lo)
-    for i, level in enumerate(pool(img, factor, num_mips, method, sparse), start=1):
-        write_region(dest, level, dest_lo // factor**i, dest_mip + i)
+    for i, level in enumerate(pool(img, f, num_mips, method, sparse), start=1):
+        write_region(dest, level, dest_lo // f**i, dest_mip + i)

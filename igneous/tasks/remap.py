@@ -14,7 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.blockio import map_block
-from igneous.tasks import register
 
 MAPPING_KEY = "remap/mapping.npy"
 
@@ -44,7 +43,6 @@ def apply_mapping(labels: np.ndarray, pairs: np.ndarray, preserve_missing_labels
     return out.reshape(labels.shape, order="F" if labels.flags.f_contiguous else "C")
 
 
-@register("remap")
 def remap(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
           preserve_missing_labels: bool = True, fill_missing: bool = False,
           compress: str | None = "gzip", mapping_key: str = MAPPING_KEY) -> None:

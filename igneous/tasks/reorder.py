@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.grid import vec
-from igneous.tasks import register
 
 
 def runs(sources: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -24,7 +23,6 @@ def runs(sources: Sequence[int]) -> list[tuple[int, int, int]]:
     return out
 
 
-@register("reorder")
 def reorder(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
             sources: Sequence[int], fill_missing: bool = False, compress: str | None = "gzip",
             delete_black_uploads: bool = False, background_color: int = 0) -> None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.tasks import register
 from igneous.tasks.skeleton import (
     BALL_FILE,
     FRAG_DIR,
@@ -37,8 +36,9 @@ DONE_DIR = f"{FRAG_DIR}/fused-done"
 
 
 def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
-         tick_threshold: float, max_cable_length: float | None, crop_box=None,
-         ball: dict | None = None):
+         tick_threshold: float, max_cable_length: float | None,
+         crop_box: Sequence[Sequence[float]] | None = None,
+         ball: dict | None = None) -> Any:
     """One skeleton from a label's fragments, or None when it is dust or too long.
 
     Vertices are snapped to the voxel grid so the copies of a seam vertex made
@@ -77,7 +77,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     return skel
 
 
-def open_lone_cycles(skel):
+def open_lone_cycles(skel: Any) -> Any:
     """Cut one edge of every component that is nothing but a cycle.
 
     kimimaro's ``remove_loops`` (5.8) drops every edge of such a component,
@@ -117,7 +117,7 @@ def _branch(nbrs: list[list[int]], deg: np.ndarray, alive: np.ndarray, end: int)
             return path
 
 
-def prune_seam_spurs(skel, scale: float, const: float):
+def prune_seam_spurs(skel: Any, scale: float, const: float) -> Any:
     """Remove the branches a block seam made that TEASAR on the whole volume
     would not have traced.
 
@@ -207,7 +207,6 @@ def _gather(cf: Store, bucket: int, attributes: list[dict], skip: set[int]) -> t
     return frags, paths
 
 
-@register("skeleton_merge")
 def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[float],
                    vertex_attributes: list[dict], dust_threshold: float = 1000,
                    tick_threshold: float = 0, max_cable_length: float | None = None,
@@ -252,7 +251,6 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
         cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"")
 
 
-@register("skeleton_shard")
 def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
                    delete_fragments: bool = False) -> None:
     """Write one shard file from the fused skeletons filed under it.
@@ -287,7 +285,6 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
         cf.delete(paths)
 
 
-@register("skeleton_delete")
 def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> None:
     """Delete the files of a skeleton directory starting with ``prefix``
     (``others``: every file not starting with a hex digit, e.g. info, scratch)."""
@@ -301,7 +298,6 @@ def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> No
     cf.delete(paths)
 
 
-@register("skeleton_xfer")
 def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = False,
                   labels: Sequence[int] | None = None, sharding: dict | None = None,
                   src_layer: str | None = None) -> None:
@@ -323,6 +319,8 @@ def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = 
 
     from igneous.blockio import open_volume
 
+    if src_layer is None:
+        raise ValueError("skeleton_xfer with labels needs src_layer")
     skels = open_volume(src_layer).skeletons(labels)
     data = {int(s.id): s.to_precomputed() for s in skels}
     files = synthesize_shard_files(ShardingSpecification.from_dict(sharding), data)

@@ -7,11 +7,9 @@ from collections.abc import Sequence
 
 from igneous.blockio import open_pair
 from igneous.grid import vec
-from igneous.tasks import register
 from igneous.tasks.pyramid import build_pyramid
 
 
-@register("transfer")
 def transfer(
     src_path: str,
     dest_path: str,

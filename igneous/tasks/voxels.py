@@ -14,9 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import vec
+from igneous.grid import box_name, vec
 from igneous.storage import open_store
-from igneous.tasks import register
 
 STATS_DIR = "stats"
 COUNTS_DIR = f"{STATS_DIR}/voxel_counts"
@@ -26,14 +25,15 @@ RESULT = f"{STATS_DIR}/voxel_counts.im"
 MERGE_BATCH = 64
 
 
-def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", **arrays: np.ndarray) -> None:
+def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", /,
+               **arrays: np.ndarray) -> None:
     """Write named arrays as one whole .npz object."""
     open_store(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
 
 
 def encode_arrays(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     return buf.getvalue()
 
 
@@ -54,11 +54,6 @@ def iter_arrays(cloudpath: str, keys: Iterable[str]) -> Iterator[tuple[str, dict
     concurrently a batch at a time, so thousands of small files stream quickly."""
     for key, data in open_store(cloudpath).get_many(keys):
         yield key, _decode(data)
-
-
-def block_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    """x0-x1_y0-y1_z0-z1, the usual bounding-box file name."""
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def merge_counts(labels: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +89,6 @@ def intmap_bytes(labels: np.ndarray, values: np.ndarray) -> bytes:
     return header + pairs.astype("<u8").tobytes("C")
 
 
-@register("count_voxels")
 def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequence[int],
                  fill_missing: bool = False, agglomerate: bool = False,
                  timestamp: int | None = None) -> None:
@@ -112,7 +106,7 @@ def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequenc
     img = read_block(cv, lo, hi, mip)
     labels, counts = fastremap.unique(img, return_counts=True)
     key = cv.info["scales"][mip]["key"]
-    put_arrays(cloudpath, f"{key}/{COUNTS_DIR}/{block_name(lo, hi)}.npz",
+    put_arrays(cloudpath, f"{key}/{COUNTS_DIR}/{box_name(lo, hi)}.npz",
                labels=labels.astype(np.uint64), counts=counts.astype(np.uint64))
 
 

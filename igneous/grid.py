@@ -15,11 +15,24 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from igneous.errors import UserError
+
 Vec = np.ndarray
+# coordinates or sizes as given: a list from JSON or a numpy vector
+Coords = Sequence[int] | np.ndarray
+Floats = Sequence[float] | np.ndarray
 
 
 def vec(x: Sequence[int] | np.ndarray) -> Vec:
     return np.asarray(x, dtype=np.int64).reshape(3)
+
+
+def positive_shape(shape: Sequence[int] | np.ndarray, name: str = "shape") -> Vec:
+    """``shape`` as three positive integers, or a UserError naming the option."""
+    arr = np.asarray(shape, dtype=np.int64).reshape(-1)
+    if arr.shape != (3,) or np.any(arr <= 0):
+        raise UserError(f"{name} must be three positive integers, not {arr.tolist()}")
+    return arr
 
 
 def scale_box(offset0: Sequence[int], size0: Sequence[int], factor: Sequence[int]) -> tuple[Vec, Vec]:
@@ -77,17 +90,31 @@ def aligned_depth(offsets: Sequence[Vec], factor: Vec, *, include_base: bool) ->
     return best
 
 
+def grid_cells(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+               step: Sequence[int] | Vec) -> tuple[Vec, Vec]:
+    """(low corner of the first cell, cells per axis) of the grid anchored at
+    ``origin`` with ``step`` that touch [start, stop)."""
+    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
+    first = origin + np.floor_divide(start - origin, step) * step
+    return first, np.maximum(-np.floor_divide(-(stop - first), step), 0)
+
+
+def cell_index(t: int, counts: Vec) -> Vec:
+    """(i, j, k) of the ``t``-th cell in the order ``grid`` yields them (x fastest)."""
+    strides = np.array([1, counts[0], counts[0] * counts[1]], np.int64)
+    return (t // strides) % counts
+
+
 class Grid:
     """The cells of a grid anchored at ``origin`` with ``step`` that touch
     [start, stop), numbered x fastest; any cell or run of cells can be made
     from its index alone (workers expand big plans piecewise from this)."""
 
-    def __init__(self, start: Vec, stop: Vec, origin: Vec, step: Vec):
+    def __init__(self, start: Coords, stop: Coords, origin: Coords, step: Coords):
         self.start, self.stop, self.origin, self.step = vec(start), vec(stop), vec(origin), vec(step)
         if np.any(self.step <= 0):
             raise ValueError(f"grid step must be positive, not {as_list(self.step)}")
-        self.first = self.origin + np.floor_divide(self.start - self.origin, self.step) * self.step
-        self.counts = np.maximum(-np.floor_divide(-(self.stop - self.first), self.step), 0)
+        self.first, self.counts = grid_cells(start, stop, origin, step)
 
     def __len__(self) -> int:
         return int(np.prod(self.counts))
@@ -97,11 +124,9 @@ class Grid:
 
     def cells(self, begin: int = 0, end: int | None = None) -> Iterator[tuple[Vec, Vec]]:
         """(lo, hi) of cells ``begin .. end - 1`` (unclipped)."""
-        nx, ny = int(self.counts[0]), int(self.counts[1])
         end = len(self) if end is None else min(end, len(self))
-        for k in range(max(begin, 0), end):
-            ijk = np.array([k % nx, (k // nx) % ny, k // (nx * ny)], dtype=np.int64)
-            lo = self.first + self.step * ijk
+        for t in range(max(begin, 0), end):
+            lo = self.first + self.step * cell_index(t, self.counts)
             yield lo, lo + self.step
 
     def to_json(self) -> list[list[int]]:
@@ -113,16 +138,16 @@ class Grid:
         return cls(start, stop, origin, step)
 
 
-def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
+def grid(start: Coords, stop: Coords, origin: Coords, step: Coords) -> Iterator[tuple[Vec, Vec]]:
     """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
     return Grid(start, stop, origin, step).cells()
 
 
-def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
+def grid_count(start: Coords, stop: Coords, origin: Coords, step: Coords) -> int:
     return len(Grid(start, stop, origin, step))
 
 
-def clip(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> tuple[Vec, Vec]:
+def clip(lo: Coords, hi: Coords, start: Coords, stop: Coords) -> tuple[Vec, Vec]:
     return np.maximum(lo, start), np.minimum(hi, stop)
 
 
@@ -137,6 +162,11 @@ def pyramid_bytes(shape: Sequence[int], itemsize: int, channels: int, factor: Se
     shrink = float(np.prod(vec(factor)))
     total = sum(voxels / shrink**i for i in range(num_mips + 1))
     return int(total * itemsize * channels)
+
+
+def box_name(lo: Coords, hi: Coords) -> str:
+    """``x0-x1_y0-y1_z0-z1``: the file name of a box (forge fragments, scratch files)."""
+    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def as_list(v: Vec) -> list[int]:

@@ -9,15 +9,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from igneous.memory import default_memory_target
-from igneous.tasks import Task
+from igneous.tasks import EXPAND_TASK, Task
 
 # bytes a single task may use (1/4 of this machine's memory unless
 # IGNEOUS_MEMORY_TARGET says otherwise); see `igneous design ds-memory`
 DEFAULT_MEMORY_TARGET = default_memory_target()
 # gzip level of chunk files: None = by layer type (igneous.chunkio.default_gzip_level)
 COMPRESS_LEVEL = None
-# decode buffers and pooling temporaries on top of the block and its mips
-MEMORY_OVERHEAD = 2.0
 
 
 class TaskPlan:
@@ -49,7 +47,6 @@ FANOUT_MIN = 50_000
 FANOUT_CELLS = 10_000
 FANOUT_WIDTH = 64  # chained expansions: ranges expanded side by side
 FANOUT_FLAT = 1000  # unchained (SQS): most expansion tasks one plan inserts
-EXPAND_TASK = "expand"
 # Task growth stops before a plan would have fewer tasks than this, so small
 # volumes keep enough tasks to spread over many workers.
 GROW_MIN_TASKS = 256

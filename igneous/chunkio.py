@@ -252,4 +252,8 @@ def open_volume(path: str, mip: int = 0, **options: Any) -> Volume:
     path = normalize_path(path)
     layer = LayerInfo(path)
     check_mip(layer, mip)
+    if "zarr" in layer.info:  # an OME-Zarr layer
+        from igneous.zarrio import ZarrVolume
+
+        return ZarrVolume(path, layer.info, options, mip)
     return Volume(path, layer.info, options)

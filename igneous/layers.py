@@ -27,7 +27,13 @@ KNOWN_ENCODINGS = {"raw"} | SEGMENTATION_ENCODINGS | IMAGE_ONLY_ENCODINGS
 
 
 def normalize_path(path: str) -> str:
-    """A bare local path becomes file://ABSOLUTE; precomputed:// prefixes are dropped."""
+    """A bare local path becomes file://ABSOLUTE; precomputed:// and zarr://
+    (zarr2://, zarr3://) prefixes are dropped: a layer's format is found from
+    what is stored there (igneous.zarrio), a new one's from the name it was
+    given (igneous.formats.omezarr.requested_version)."""
+    from igneous.formats.omezarr import strip_prefix
+
+    path = strip_prefix(path)[0]
     if path.startswith("precomputed://"):
         path = path[len("precomputed://"):]
     if not _SCHEME.match(path):
@@ -90,10 +96,25 @@ class LayerInfo:
         self.cloudpath = normalize_path(path)
         self._local = _local_dir(self.cloudpath)
         with layer_errors(self.cloudpath):
-            self.info = self._read()
+            self.info = self._read_any()
         if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
                 or not self.info["scales"] or "data_type" not in self.info:
             raise UserError(f"malformed info file at {self.cloudpath}: it needs 'data_type' and 'scales'")
+
+    def _read_any(self) -> dict:
+        """A precomputed info file, else an OME-Zarr group described as one."""
+        from igneous import zarrio
+        from igneous.formats.omezarr import looks_like_zarr
+
+        if looks_like_zarr(self.cloudpath):
+            return zarrio.read_info(self.cloudpath)
+        try:
+            return self._read()
+        except Exception as e:
+            err = e if isinstance(e, UserError) else _classify(e, self.cloudpath)
+            if "no layer at" not in str(err):
+                raise
+        return zarrio.read_info(self.cloudpath)
 
     def _read(self) -> dict:
         if self._local is None:
@@ -132,8 +153,15 @@ def _local_dir(path: str) -> str | None:
 
 
 def write_info(path: str, info: dict) -> None:
-    """Write a layer's info file (atomically on local disk)."""
+    """Write a layer's info file (atomically on local disk); an info with a
+    ``zarr`` layout is written as OME-Zarr metadata (igneous.zarrio)."""
     path = normalize_path(path)
+    if "zarr" in info:
+        from igneous import zarrio
+
+        with layer_errors(path):
+            zarrio.write_info(path, info)
+        return
     local = _local_dir(path)
     if local is None:
         from cloudvolume import CloudVolume

@@ -154,8 +154,13 @@ def _local_dir(path: str) -> str | None:
 
 def write_info(path: str, info: dict) -> None:
     """Write a layer's info file (atomically on local disk); an info with a
-    ``zarr`` layout is written as OME-Zarr metadata (igneous.zarrio)."""
+    ``zarr`` layout, or any info for a ``.zarr`` path, is written as OME-Zarr
+    metadata (igneous.zarrio; a new one unsharded zarr v3)."""
     path = normalize_path(path)
+    from igneous.formats.omezarr import layout_for, looks_like_zarr
+
+    if "zarr" not in info and looks_like_zarr(path):  # a new layer named NAME.zarr
+        info = layout_for(info, 3, sharded=False)
     if "zarr" in info:
         from igneous import zarrio
 

@@ -303,6 +303,12 @@ class ZarrVolume(Volume):
             data = data[..., np.newaxis]
         return np.asfortranarray(data)
 
+    def __getitem__(self, box: tuple) -> np.ndarray:
+        """``vol[x0:x1, y0:y1, z0:z1]`` at the opened mip, as CloudVolume answers it."""
+        lo = vec([s.start for s in box[:3]])
+        hi = vec([s.stop for s in box[:3]])
+        return self.read(lo, hi, self.mip)
+
     def write_chunks(self, img: np.ndarray, lo: Vec, mip: int) -> None:
         """Write ``img`` (x, y, z, c) at ``lo``; the planners hand a task whole
         shards (or chunks), so no other task writes the same objects."""
@@ -311,3 +317,14 @@ class ZarrVolume(Volume):
         data = img if len(self._to_xyzc) == 4 else img[..., 0]
         data = np.transpose(data, self._from_xyzc)
         self.array(mip)[self._index(lo, hi, mip)].write(data).result()
+
+
+def open_labels(path: str, mip: int, **options: Any):
+    """For mesh and skeleton tasks: a ZarrVolume for an OME-Zarr layer, else
+    the CloudVolume they use (both give ``info``, ``cloudpath``,
+    ``resolution`` and ``vol[x0:x1, y0:y1, z0:z1]``)."""
+    from igneous.chunkio import open_volume
+    from igneous.layers import open_layer
+
+    vol = open_volume(path, mip, **options)
+    return vol if isinstance(vol, ZarrVolume) else open_layer(path, mip, **options)

@@ -161,11 +161,11 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
     from cloudfiles import CloudFiles
 
     from igneous.formats.multires import mesh_to_precomputed
-    from igneous.layers import open_layer
     from igneous.spatial_index import index_filename, label_boxes, write_index
     from igneous.tasks import label_prep
+    from igneous.zarrio import open_labels
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    cv = open_labels(layer_path, mip, fill_missing=fill_missing)
     start, stop = scale_bounds(cv.info, mip)
     lo, hi = vec(lo), vec(hi)
     labels, origin, read_hi = read_task_labels(cv, lo, hi, start, stop, closed_dataset_edges)

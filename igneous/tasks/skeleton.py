@@ -159,10 +159,10 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     import kimimaro
     from cloudfiles import CloudFiles
 
-    from igneous.layers import open_layer
     from igneous.tasks.pyramid import read_block
+    from igneous.zarrio import open_labels
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    cv = open_labels(layer_path, mip, fill_missing=fill_missing)
     start, stop = scale_bounds(cv.info, mip)
     lo, core_hi = vec(offset), vec(offset) + vec(shape)
     hi = np.minimum(core_hi + 1, stop)

@@ -32,6 +32,12 @@ ZSTD_LEVEL = 3
 
 # -- metadata --------------------------------------------------------------------
 
+def store(path: str) -> Files:
+    """The JSON metadata files under a normalized layer path (the one place
+    this module touches the storage layer)."""
+    return Files(path)
+
+
 def _no_layer(path: str) -> UserError:
     return UserError(f"no layer at {path} (no info file, zarr.json or .zattrs); check the path, "
                      "or create one with `igneous image create`")
@@ -63,7 +69,7 @@ def array_meta_key(level_path: str, version: int) -> str:
 
 def read_info(path: str) -> dict:
     """The info dict of the OME-Zarr group at ``path`` (a normalized path)."""
-    files = Files(path)
+    files = store(path)
     found = find_group(files, path)
     if found is None:
         raise _no_layer(path)
@@ -126,7 +132,7 @@ def write_info(path: str, info: dict) -> None:
     metadata (levels already there must match: their voxels are kept), then
     the group's multiscales, so a reader never sees a level that is not there
     yet; a label group under ``.../labels/NAME`` is listed in its parent."""
-    files = Files(path)
+    files = store(path)
     version = int(info["zarr"]["version"])
     paths = []
     for i in range(len(info["scales"])):
@@ -166,7 +172,7 @@ def _register_label(path: str, version: int) -> None:
     parent, name = path.rstrip("/").rsplit("/", 1)
     if not parent.endswith("/labels"):
         return
-    files = Files(parent)
+    files = store(parent)
     found = find_group(files, parent)
     attrs = omezarr.ome_attributes(found[1], found[0]) if found else {}
     names = list(attrs.get("labels", []))
@@ -179,7 +185,7 @@ def _register_label(path: str, version: int) -> None:
     else:
         files.put_json(".zgroup", {"zarr_format": 2})
         files.put_json(".zattrs", dict(attrs, labels=names))
-    image = Files(parent.rsplit("/", 1)[0])
+    image = store(parent.rsplit("/", 1)[0])
     if version == 3 and image.get_json("zarr.json") is None:
         image.put_json("zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": {}})
     elif version == 2 and image.get_json(".zgroup") is None:

@@ -317,3 +317,51 @@ def test_s3_round_trip(tmp_path, s3_bucket):
     xfer(dest, back, skip_downsamples=True)
     got, off = read_mip(back, 0)
     assert list(off) == list(OFFSET) and got.tobytes() == data.tobytes()
+
+
+def test_time_and_channel_axes(tmp_path):
+    """t (length 1), c, z, y, x written by zarr-python: two channels, x/y/z mapped by name."""
+    import zarr
+
+    data = np.stack([image((20, 12, 6), seed=s) for s in (8, 9)], axis=3)  # x, y, z, c
+    root = tmp_path / "tc.zarr"
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}] + ZYX
+    write_group(root, ome(axes, scale=(1, 1, 40, 4, 4)), {"0": ((1, 2, 6, 12, 20), "uint8")})
+    zarr.open_array(str(root / "0"), mode="r+")[...] = data.transpose(3, 2, 1, 0)[np.newaxis]
+    dest = f"file://{tmp_path}/pre"
+    xfer(str(root), dest, skip_downsamples=True)
+    from cloudvolume import CloudVolume
+
+    cv = CloudVolume(dest, progress=False)
+    assert cv.num_channels == 2 and list(cv.resolution) == [4, 4, 40]
+    np.testing.assert_array_equal(np.asarray(cv[:, :, :]), data)
+
+
+def test_parallel_workers_write_one_sharded_array(tmp_path, igneous):
+    """Two worker processes, each task whole shards of the same zarr v3 array."""
+    import zarr
+
+    data = segmentation((100, 90, 20), seed=5)
+    src = make_layer(str(tmp_path / "src"), data, offset=OFFSET, resolution=RES)
+    dest = tmp_path / "par.zarr"
+    queue = tmp_path / "q"
+    igneous("image", "xfer", src, str(dest), "--chunk-size", "16,16,4", "--shard-shape",
+            "32,32,8", "--skip-downsample", "--queue", str(queue), check=True)
+    igneous("-p", "2", "execute", "-x", "-q", str(queue), check=True, timeout=120)
+    arr = zarr.open_array(str(dest / "0"), mode="r")
+    assert arr.shards == (8, 32, 32) and arr.chunks == (4, 16, 16)
+    np.testing.assert_array_equal(np.asarray(arr[...]).T, data)
+
+
+def test_rm_refuses_omezarr_and_sharded_downsample_follows_base(tmp_path, igneous):
+    import zarr
+
+    src = make_layer(str(tmp_path / "src"), image((64, 64, 8)), resolution=RES)
+    dest = tmp_path / "d.zarr"
+    xfer(src, str(dest), chunk_size=(16, 16, 8), shard_shape=(32, 32, 8), skip_downsamples=True)
+    proc = igneous("image", "rm", str(dest))
+    assert proc.returncode == 1 and "is an OME-Zarr" in proc.stderr
+    assert (dest / "0" / "zarr.json").exists()
+    igneous("image", "downsample", str(dest), "--sharded", "--num-mips", "1", check=True)
+    level = zarr.open_array(str(dest / "1"), mode="r")
+    assert level.shards == (8, 32, 32) and level.chunks == (8, 16, 16)

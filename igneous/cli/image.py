@@ -148,7 +148,7 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
     When more mips are asked for than one task can make (memory, or an odd
     voxel_offset), the work is split into passes queued as ordered stages.
     """
-    from igneous.layers import normalize_path, parse_triple
+    from igneous.layers import LayerInfo, normalize_path, parse_triple
     from igneous.task_creation.image import plan_downsample
 
     layer = normalize_path(layer)
@@ -160,7 +160,8 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
         fill_missing=fill_missing, method=method, memory_target=memory, agglomerate=agglomerate,
         timestamp=timestamp,
     )
-    if sharded:
+    # an OME-Zarr's new levels are sharded like its base level (docs/omezarr.md)
+    if sharded and "zarr" not in LayerInfo(layer).info:
         from igneous.task_creation.image_shards import plan_shard_downsample
 
         passes = plan_shard_downsample(layer, mip, num_mips or 1, **common)

@@ -427,6 +427,9 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
     """Tasks deleting the chunks of ``mip .. mip+num_mips`` over ``bounds``."""
     layer_path = normalize_path(layer_path)
     cv = load_layer(layer_path, mip)
+    if "zarr" in cv.info:
+        raise UserError(f"{layer_path} is an OME-Zarr; image rm deletes precomputed chunks only "
+                        "(remove a level's array directory and its multiscales entry instead)")
     mip = resolve_mip(cv, mip)
     info = cv.info
     top = min(len(info["scales"]) - 1, mip + max(0, num_mips))

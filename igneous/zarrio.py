@@ -227,6 +227,10 @@ def kvstore(path: str) -> dict:
             spec["endpoint"] = f"{proto}://{host}"
         elif driver == "s3" and os.environ.get("AWS_ENDPOINT_URL"):
             spec["endpoint"] = os.environ["AWS_ENDPOINT_URL"]
+        elif driver == "gcs" and os.environ.get("STORAGE_EMULATOR_HOST"):
+            # a GCS emulator (as google-cloud-storage and cloud-files honour it);
+            # tensorstore's gcs driver takes its endpoint from the environment only
+            os.environ.setdefault("TENSORSTORE_GCS_HTTP_URL", os.environ["STORAGE_EMULATOR_HOST"])
         bucket, _, key = rest.partition("/")
         spec.update(bucket=bucket, path=key.rstrip("/") + "/" if key else "")
         if driver == "s3":

@@ -123,9 +123,8 @@ def test_image_channels_and_downsamples_in_xfer(tmp_path):
         assert levels[k]["scale"] == [1.0, RES[2], RES[1] * 2**k, RES[0] * 2**k]
 
 
-@pytest.mark.parametrize("method,factor", [("avg", (2, 2, 1)), ("mode", (2, 2, 2)),
-                                           ("min", (2, 2, 1)), ("max", (2, 2, 2)),
-                                           ("striding", (2, 2, 1))])
+@pytest.mark.parametrize("factor", [(2, 2, 1), (2, 2, 2)])
+@pytest.mark.parametrize("method", ["avg", "mode", "min", "max", "striding"])
 def test_downsample_omezarr_in_place(tmp_path, method, factor):
     """New levels and multiscales entries; voxels as numpy pools them."""
     from igneous.task_creation.image import plan_downsample
@@ -136,15 +135,20 @@ def test_downsample_omezarr_in_place(tmp_path, method, factor):
     src = make_layer(str(tmp_path / "src"), data, offset=offset, resolution=RES, chunk=(16, 16, 8))
     dest = str(tmp_path / "vol.zarr")
     xfer(src, dest, chunk_size=(16, 16, 8), shard_shape=(32, 32, 8), skip_downsamples=True)
-    run_local(plan_downsample(dest, 0, 2, factor=factor, method=method), progress=False)
+    passes = plan_downsample(dest, 0, 2, factor=factor, method=method)
+    run_local(passes, progress=False)
 
     levels = ome_levels(dest)
     assert len(levels) == 3
     for k in (1, 2):
         got = zarr_level(dest, str(k))
         f = np.asarray(factor) ** k
-        if method == "avg":
+        if method == "avg" and len(passes) == 1:  # exact sums over both levels
             expected, off = average(data, offset, factor, k)
+        elif method == "avg":  # an odd offset split the work: level 2 pools level 1
+            expected, off = average(data, offset, factor, 1)
+            if k == 2:
+                expected, off = average(expected, off, factor, 1)
         elif method == "striding":
             # each window's first voxel on the absolute grid (edge windows padded low)
             lo = np.asarray(offset)
@@ -167,6 +171,20 @@ def test_downsample_omezarr_in_place(tmp_path, method, factor):
         assert levels[k]["translation"] == [float(o * r * ff) for o, r, ff in
                                             zip(off[::-1], RES[::-1], f[::-1])]
         assert got.shape == tuple(levels[k]["shape"])[::-1]
+
+
+def test_zarr2_to_sharded_zarr3(tmp_path):
+    """OME-Zarr 0.4 -> 0.5 (rechunked and sharded), read back by zarr-python."""
+    data = image((50, 40, 12), seed=11, dtype=np.uint16)
+    src = make_layer(str(tmp_path / "src"), data, offset=OFFSET, resolution=RES)
+    v2 = f"zarr2://{tmp_path}/v2"
+    xfer(src, v2, chunk_size=(16, 16, 4), skip_downsamples=True)
+    assert (tmp_path / "v2" / ".zattrs").exists() and (tmp_path / "v2" / "0" / ".zarray").exists()
+    v3 = str(tmp_path / "v3.zarr")
+    xfer(v2, v3, chunk_size=(8, 8, 4), shard_shape=(32, 16, 8), skip_downsamples=True)
+    np.testing.assert_array_equal(zarr_level(v3, "0"), data)
+    (level,) = ome_levels(v3)
+    assert level["translation"] == [o * r for o, r in zip(OFFSET, RES)][::-1]
 
 
 def test_source_written_by_ome_zarr(tmp_path):

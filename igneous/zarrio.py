@@ -264,8 +264,12 @@ class ZarrVolume(Volume):
         return True
 
     def cloudvolume(self, mip: int):
-        raise UserError(f"{self.cloudpath} is an OME-Zarr layer; this operation needs a "
-                        "precomputed layer (copy it with `igneous image xfer` first)")
+        """Block tasks fall back to CloudVolume for writes that cut chunks; an
+        OME-Zarr takes whole chunks (shards) only, so two tasks never write
+        the same shard file."""
+        raise UserError(f"{self.cloudpath} is an OME-Zarr layer and this write covers part of a "
+                        f"chunk or shard of level {mip} ({list(self.chunk_size(mip))}); use task "
+                        "shapes of whole chunks, or copy it to precomputed first")
 
     def array(self, mip: int):
         if mip not in self._arrays:

@@ -152,8 +152,7 @@ def write_region(vol, img: np.ndarray, origin: Vec, mip: int) -> None:
         return
     a, b = lo - origin, hi - origin
     part = img[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
-    # an OME-Zarr level (igneous.zarrio) takes any region; precomputed ones whole chunks
-    if not (vol.native(mip) and (hasattr(vol, "array") or _whole_chunks(vol, lo, hi, mip))):
+    if not (vol.native(mip) and _whole_chunks(vol, lo, hi, mip)):
         cv = vol.cloudvolume(mip)
         cv[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = part
         return

@@ -193,7 +193,7 @@ def _register_label(path: str, version: int) -> None:
 
 
 def destination_info(dest: str, planned: dict, *, sharded: bool = False, shard_shape=None,
-                     shard_bytes: float = 128 * 2**20) -> dict:
+                     shard_bytes: float = 128 * 2**20, encoding: str | None = None) -> dict:
     """The info a transfer writes to ``dest`` (as the user named it): laid out
     as an OME-Zarr for a zarr destination (sharded on request), else plain
     precomputed (its dtype checked)."""
@@ -201,6 +201,9 @@ def destination_info(dest: str, planned: dict, *, sharded: bool = False, shard_s
 
     version = omezarr.requested_version(dest)
     if version is not None:
+        if encoding not in (None, "raw"):
+            raise UserError(f"--encoding {encoding} does not apply to an OME-Zarr destination "
+                            f"(its chunks are zstd level {ZSTD_LEVEL}); omit --encoding")
         return omezarr.layout_for(planned, version, sharded=sharded or shard_shape is not None,
                                   shard_shape=shard_shape, shard_bytes=shard_bytes)
     if sharded or shard_shape is not None:

@@ -268,8 +268,9 @@ def test_plain_zarr_array_is_refused(tmp_path, igneous):
 @pytest.mark.parametrize("args,needle", [
     (["--chunk-size", "16,16,8", "--shard-shape", "24,16,8"], "not a multiple of the chunk size"),
     (["--sharded"], "zarr v2 has no sharding"),
+    (["--encoding", "png"], "does not apply to an OME-Zarr destination"),
 ])
-def test_bad_shards(tmp_path, igneous, args, needle):
+def test_bad_destination_options(tmp_path, igneous, args, needle):
     src = make_layer(str(tmp_path / "src"), image(), resolution=RES)
     dest = f"zarr2://{tmp_path}/d.zarr" if "--sharded" in args else str(tmp_path / "d.zarr")
     proc = igneous("image", "xfer", src, dest, *args)

@@ -332,7 +332,7 @@ def create_transfer_tasks(
     factor, translate, chunk, planned = setup.factor, setup.translate, setup.chunk, setup.planned
     dest_lo, dest_hi = setup.dest_lo, setup.dest_hi
     planned = destination_info(dest_layer_path, planned, sharded=sharded, shard_shape=shard_shape,
-                               shard_bytes=min(128 * 2**20, memory_target / 8))
+                               shard_bytes=min(128 * 2**20, memory_target / 8), encoding=encoding)
     dest = prepare_dest(dest_path, planned, mip, overwrite_info)
     itemsize, channels = setup.dtype.itemsize, int(info.get("num_channels", 1))
     d_origin = scale_bounds(dest.info, mip)[0]

@@ -402,3 +402,49 @@ def test_rm_refuses_omezarr_and_sharded_downsample_follows_base(tmp_path, igneou
     igneous("image", "downsample", str(dest), "--sharded", "--num-mips", "1", check=True)
     level = zarr.open_array(str(dest / "1"), mode="r")
     assert level.shards == (8, 32, 32) and level.chunks == (8, 16, 16)
+
+
+def test_units_and_multiscale_transforms_map_to_nm():
+    """Pure metadata mapping: per-axis units, dataset and multiscales-wide transforms."""
+    from igneous.formats.omezarr import to_info
+
+    axes = [{"name": "z", "type": "space", "unit": "micrometer"},
+            {"name": "x", "type": "space", "unit": "angstrom"},
+            {"name": "y", "type": "space"}]  # no unit: nanometers
+    group = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {
+        "version": "0.5", "multiscales": [{
+            "axes": axes,
+            "coordinateTransformations": [{"type": "scale", "scale": [2, 1, 1]},
+                                          {"type": "translation", "translation": [0.08, 0, 0]}],
+            "datasets": [{"path": "a", "coordinateTransformations": [
+                {"type": "scale", "scale": [0.02, 40, 8]},
+                {"type": "translation", "translation": [0.06, 400, 24]}]}]}]}}}
+    array = {"zarr_format": 3, "node_type": "array", "shape": [5, 7, 9], "data_type": "int16",
+             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [5, 7, 9]}},
+             "codecs": [{"name": "bytes"}]}
+    info = to_info(group, 3, {"a": array}, "mem://x")
+    (scale,) = info["scales"]
+    # z: 2 * 0.02 um = 40 nm; x: 40 A = 4 nm; y: 8 nm; array order z, x, y -> size x, y, z
+    assert scale["resolution"] == [4, 8, 40]
+    assert scale["size"] == [7, 9, 5]
+    # offsets: x 400/40 = 10, y 24/8 = 3, z (2 * 0.06 + 0.08) / 0.04 = 5
+    assert scale["voxel_offset"] == [10, 3, 5]
+    assert info["data_type"] == "int16" and info["zarr"]["axes"] == ["z", "x", "y"]
+
+
+def test_axes_in_another_order_are_transposed(tmp_path):
+    """x, z, y arrays (written by zarr-python) read back as x, y, z voxels."""
+    import zarr
+
+    data = image((21, 13, 7), seed=12, dtype=np.uint16)  # x, y, z
+    axes = [{"name": a, "type": "space", "unit": "nanometer"} for a in "xzy"]
+    root = tmp_path / "xzy.zarr"
+    write_group(root, ome(axes, scale=(4, 40, 6)), {"0": ((21, 7, 13), "uint16")})
+    zarr.open_array(str(root / "0"), mode="r+")[...] = data.transpose(0, 2, 1)
+    dest = f"file://{tmp_path}/pre"
+    xfer(str(root), dest, skip_downsamples=True)
+    got, _ = read_mip(dest, 0)
+    np.testing.assert_array_equal(got, data)
+    back = str(tmp_path / "back.zarr")  # and back to OME-Zarr (z, y, x) through ZarrVolume
+    xfer(str(root), back, skip_downsamples=True)
+    np.testing.assert_array_equal(zarr_level(back, "0"), data)

@@ -87,7 +87,7 @@ def read_info(path: str) -> dict:
 
 
 def _codecs(dtype: np.dtype) -> list[dict]:
-    data = {"name": "bytes"}
+    data: dict[str, Any] = {"name": "bytes"}
     if dtype.itemsize > 1:
         data["configuration"] = {"endian": "little"}
     return [data, {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": False}}]
@@ -297,7 +297,7 @@ class ZarrVolume(Volume):
         start = self.bounds(mip)[0]
         a, b = lo - start, hi - start
         where = {"x": 0, "y": 1, "z": 2}
-        out = []
+        out: list[slice | int] = []
         for role in self._roles:
             if role in where:
                 out.append(slice(int(a[where[role]]), int(b[where[role]])))

@@ -164,7 +164,10 @@ def to_info(group: dict, version: int, arrays: dict[str, dict], path: str) -> di
     roles, nm = parse_axes(ms.get("axes") or ["z", "y", "x"], path)
     g_scale, g_shift = _transforms(ms.get("coordinateTransformations"), len(roles), path)
     space = [roles.index(a) for a in "xyz"]
-    scales, levels, dtype, channels = [], [], None, None
+    scales: list[dict] = []
+    levels: list[dict] = []
+    dtype: np.dtype | None = None
+    channels = 1
     for ds in ms.get("datasets", []):
         level_path = str(ds["path"])
         layout = array_layout(arrays[level_path], version, f"{path}/{level_path}")
@@ -212,7 +215,8 @@ def _kept_attributes(attrs: dict) -> dict:
 
 # -- writing -------------------------------------------------------------------
 
-def layout_for(info: dict, version: int, *, sharded: bool, shard_shape=None,
+def layout_for(info: dict, version: int, *, sharded: bool,
+               shard_shape: tuple[int, int, int] | None = None,
                shard_bytes: float = 128 * 2**20) -> dict:
     """``info`` (precomputed-style: chunk_sizes = the chunk) laid out as a new
     OME-Zarr: axes, level paths and, when sharded, shard shapes chosen so

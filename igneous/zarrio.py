@@ -154,7 +154,10 @@ def write_info(path: str, info: dict) -> None:
     attrs = omezarr.multiscales(info, paths, version)
     extra = omezarr.extra_info(info)
     if version == 3:
-        group_attrs: dict[str, Any] = {"ome": dict(attrs, version="0.5")}
+        found = find_group(files, path)  # attributes of other tools beside "ome" are kept
+        kept = found[1].get("attributes", {}) if found and found[0] == 3 else {}
+        group_attrs: dict[str, Any] = {k: v for k, v in kept.items() if k not in ("ome", "igneous")}
+        group_attrs["ome"] = dict(attrs, version="0.5")
         if extra:
             group_attrs["igneous"] = extra
         files.put_json("zarr.json", {"zarr_format": 3, "node_type": "group",
@@ -180,8 +183,9 @@ def _register_label(path: str, version: int) -> None:
         return
     names.append(name)
     if version == 3:
-        files.put_json("zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": {
-            "ome": {"version": "0.5", "labels": names}}})
+        others = found[1].get("attributes", {}) if found and found[0] == 3 else {}
+        files.put_json("zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": dict(
+            others, ome=dict(attrs, version="0.5", labels=names))})
     else:
         files.put_json(".zgroup", {"zarr_format": 2})
         files.put_json(".zattrs", dict(attrs, labels=names))

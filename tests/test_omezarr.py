@@ -448,3 +448,24 @@ def test_axes_in_another_order_are_transposed(tmp_path):
     back = str(tmp_path / "back.zarr")  # and back to OME-Zarr (z, y, x) through ZarrVolume
     xfer(str(root), back, skip_downsamples=True)
     np.testing.assert_array_equal(zarr_level(back, "0"), data)
+
+
+def test_downsample_keeps_other_attributes(tmp_path):
+    """A group written by zarr-python with attributes of its own keeps them when levels are added."""
+    import zarr
+
+    from igneous.task_creation.image import plan_downsample
+
+    data = image((40, 24, 4), seed=13)
+    root = tmp_path / "ext.zarr"
+    attrs = ome(ZYX)
+    attrs["ome"]["omero"] = {"channels": [{"label": "em"}]}
+    attrs["lab"] = {"scanner": 7}
+    write_group(root, attrs, {"0": ((4, 24, 40), "uint8")})
+    zarr.open_array(str(root / "0"), mode="r+")[...] = data.T
+    run_local(plan_downsample(str(root), 0, 1), progress=False)
+    meta = json.loads((root / "zarr.json").read_text())["attributes"]
+    assert meta["lab"] == {"scanner": 7} and meta["ome"]["omero"] == {"channels": [{"label": "em"}]}
+    assert [d["path"] for d in meta["ome"]["multiscales"][0]["datasets"]] == ["0", "1"]
+    expected, _ = average(data, (0, 0, 0), (2, 2, 1), 1)
+    np.testing.assert_array_equal(zarr_level(str(root), "1"), expected)

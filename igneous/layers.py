@@ -9,17 +9,14 @@ file://. Missing layers, malformed info files and unreachable buckets become
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from igneous.errors import UserError
-
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+from igneous.storage import is_plain, join, normalize_url, open_store
 
 SEGMENTATION_ENCODINGS = {"compressed_segmentation", "compresso", "crackle"}
 IMAGE_ONLY_ENCODINGS = {"jpeg", "png", "jpegxl", "fpzip", "zfpc"}
@@ -28,17 +25,8 @@ KNOWN_ENCODINGS = {"raw"} | SEGMENTATION_ENCODINGS | IMAGE_ONLY_ENCODINGS
 
 def normalize_path(path: str) -> str:
     """A bare local path becomes file://ABSOLUTE; precomputed:// and zarr://
-    (zarr2://, zarr3://) prefixes are dropped: a layer's format is found from
-    what is stored there (igneous.zarrio), a new one's from the name it was
-    given (igneous.formats.omezarr.requested_version)."""
-    from igneous.formats.omezarr import strip_prefix
-
-    path = strip_prefix(path)[0]
-    if path.startswith("precomputed://"):
-        path = path[len("precomputed://"):]
-    if not _SCHEME.match(path):
-        return "file://" + os.path.abspath(os.path.expanduser(path))
-    return path
+    (zarr2://, zarr3://) prefixes are dropped (igneous.storage.normalize_url)."""
+    return normalize_url(path)
 
 
 def https_path(path: str) -> str:
@@ -88,13 +76,15 @@ def _classify(e: Exception, path: str) -> Exception:
 class LayerInfo:
     """A layer's info file without CloudVolume: what planners need, cheaply.
 
-    Local (file://) layers are read and written as plain JSON (atomically);
-    other paths go through CloudVolume, which knows every protocol.
+    Precomputed layers on any storage are read and written as plain JSON
+    through the storage contract (atomically on local disk); an OME-Zarr
+    group (a ``.zarr`` path, or a path with no info file but zarr metadata)
+    is described as an info by igneous.zarrio; other sources (n5://,
+    graphene://, ...) go through CloudVolume, which synthesizes their info.
     """
 
     def __init__(self, path: str):
         self.cloudpath = normalize_path(path)
-        self._local = _local_dir(self.cloudpath)
         with layer_errors(self.cloudpath):
             self.info = self._read_any()
         if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
@@ -112,23 +102,22 @@ class LayerInfo:
             return self._read()
         except Exception as e:
             err = e if isinstance(e, UserError) else _classify(e, self.cloudpath)
-            if "no layer at" not in str(err):
+            if "no layer at" not in str(err) or not is_plain(self.cloudpath):
                 raise
         return zarrio.read_info(self.cloudpath)
 
     def _read(self) -> dict:
-        if self._local is None:
+        if not is_plain(self.cloudpath):
             from cloudvolume import CloudVolume
 
             return CloudVolume(self.cloudpath, progress=False).info
         try:
-            with open(os.path.join(self._local, "info"), "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise UserError(f"no layer at {self.cloudpath} (no info file); check the path, or "
-                            "create one with `igneous image create`") from None
+            raw = open_store(self.cloudpath).get("info")
         except OSError as e:
-            raise UserError(f"cannot read {self.cloudpath}/info: {e.strerror}") from None
+            raise UserError(f"cannot read {self.cloudpath}/info: {e.strerror or e}") from None
+        if raw is None:
+            raise UserError(f"no layer at {self.cloudpath} (no info file); check the path, or "
+                            "create one with `igneous image create`")
         try:
             return json.loads(raw)
         except ValueError as e:
@@ -148,40 +137,52 @@ class LayerInfo:
             self.commit_info()
 
 
-def _local_dir(path: str) -> str | None:
-    return path[len("file://"):] if path.startswith("file://") else None
+# info files change as scales, meshes and skeletons are added: caches must revalidate
+INFO_CACHE_CONTROL = "no-cache"
 
 
 def write_info(path: str, info: dict) -> None:
-    """Write a layer's info file (atomically on local disk); an info with a
-    ``zarr`` layout, or any info for a ``.zarr`` path, is written as OME-Zarr
-    metadata (igneous.zarrio; a new one unsharded zarr v3)."""
+    """Write a layer's (or a mesh / skeleton directory's) info file: JSON,
+    atomically on local disk, never cached stale by a CDN or browser. A layer
+    info with a ``zarr`` layout, or any layer info for a ``.zarr`` path, is
+    written as OME-Zarr metadata instead (igneous.zarrio; a new one unsharded
+    zarr v3); the mesh and skeleton directories beside an OME-Zarr stay JSON."""
     path = normalize_path(path)
-    from igneous.formats.omezarr import layout_for, looks_like_zarr
+    if "scales" in info:
+        from igneous.formats.omezarr import layout_for, looks_like_zarr
 
-    if "zarr" not in info and looks_like_zarr(path):  # a new layer named NAME.zarr
-        info = layout_for(info, 3, sharded=False)
-    if "zarr" in info:
-        from igneous import zarrio
+        if "zarr" not in info and looks_like_zarr(path):  # a new layer named NAME.zarr
+            info = layout_for(info, 3, sharded=False)
+        if "zarr" in info:
+            from igneous import zarrio
 
-        with layer_errors(path):
-            zarrio.write_info(path, info)
-        return
-    local = _local_dir(path)
-    if local is None:
+            with layer_errors(path):
+                zarrio.write_info(path, info)
+            return
+    if not is_plain(path):
         from cloudvolume import CloudVolume
 
         with layer_errors(path):
             CloudVolume(path, info=info, progress=False).commit_info()
         return
     try:
-        os.makedirs(local, exist_ok=True)
-        tmp = os.path.join(local, f".info.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(info, f, indent=2)
-        os.replace(tmp, os.path.join(local, "info"))
+        with layer_errors(path):
+            open_store(path).put("info", json.dumps(info, indent=2).encode(),
+                                 content_type="application/json", cache_control=INFO_CACHE_CONTROL)
     except OSError as e:
-        raise UserError(f"cannot write {path}/info: {e.strerror}") from None
+        raise UserError(f"cannot write {path}/info: {e.strerror or e}") from None
+
+
+def read_sub_info(path: str, sub: str = "") -> dict | None:
+    """The info file of the mesh or skeleton directory ``path/sub``, or None."""
+    with layer_errors(path):
+        info = open_store(join(normalize_path(path), sub)).get_json("info")
+    return info if isinstance(info, dict) or info is None else None
+
+
+def write_sub_info(layer_path: str, sub: str, info: dict) -> None:
+    """Write the info file of a layer's mesh or skeleton directory ``sub``."""
+    write_info(join(normalize_path(layer_path), sub), info)
 
 
 def read_info(path: str) -> dict | None:
@@ -201,7 +202,7 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
     return layer
 
 
-def open_layer(path: str, mip: int = 0, **kwargs: Any):
+def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     """A CloudVolume for ``path`` at ``mip`` with quiet, non-caching defaults."""
     from cloudvolume import CloudVolume
 
@@ -217,7 +218,7 @@ def open_layer(path: str, mip: int = 0, **kwargs: Any):
     return cv
 
 
-def check_mip(cv, mip: int) -> None:
+def check_mip(cv: Any, mip: int) -> None:
     n = len(cv.info["scales"])
     if not 0 <= mip < n:
         raise UserError(
@@ -226,7 +227,7 @@ def check_mip(cv, mip: int) -> None:
         )
 
 
-def resolve_mip(cv, mip: int) -> int:
+def resolve_mip(cv: Any, mip: int) -> int:
     """-1 (or any negative) counts from the top of the pyramid."""
     n = len(cv.info["scales"])
     return n + mip if mip < 0 else mip
@@ -253,7 +254,7 @@ def check_encoding(encoding: str | None, dtype: Any, layer_type: str) -> None:
         raise UserError(f"{encoding} needs float data, not {dtype}")
 
 
-def parse_triple(value: str | None, name: str, cast=int) -> tuple | None:
+def parse_triple(value: str | None, name: str, cast: Callable[[str], Any] = int) -> tuple | None:
     """'64,64,64' -> (64, 64, 64) with a clear error."""
     if value is None or value == "":
         return None

@@ -11,7 +11,8 @@ docs/architecture.md): the same driver reads zarr v2 and v3, sharded or
 not, on local disk, S3 and GCS. A task writes whole shards (the planners
 see the shard as the chunk), so many processes can write one array at once
 without reading each other's shards. The small JSON metadata files are read
-and written with igneous.files (atomic on local disk).
+and written through the storage contract (igneous.storage, atomic on local
+disk).
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ import numpy as np
 
 from igneous.chunkio import Volume
 from igneous.errors import UserError
-from igneous.files import Files
 from igneous.formats import omezarr
-from igneous.grid import Vec, vec
+from igneous.grid import Vec, clip, is_empty, vec
+from igneous.storage import Store, open_store
 
 ZSTD_LEVEL = 3
 
 
 # -- metadata --------------------------------------------------------------------
 
-def store(path: str) -> Files:
-    """The JSON metadata files under a normalized layer path (the one place
-    this module touches the storage layer)."""
-    return Files(path)
+def put_meta(files: Store, key: str, value: dict) -> None:
+    """Write one metadata file; like info files, never cached stale (levels
+    and labels are added to a group as work proceeds)."""
+    from igneous.layers import INFO_CACHE_CONTROL
+
+    files.put_json(key, value, cache_control=INFO_CACHE_CONTROL)
 
 
 def _no_layer(path: str) -> UserError:
@@ -43,7 +46,7 @@ def _no_layer(path: str) -> UserError:
                      "or create one with `igneous image create`")
 
 
-def find_group(files: Files, path: str) -> tuple[int, dict] | None:
+def find_group(files: Store, path: str) -> tuple[int, dict] | None:
     """(zarr version, group metadata) at ``path``, or None when there is no zarr there."""
     try:
         meta = files.get_json("zarr.json")
@@ -69,7 +72,7 @@ def array_meta_key(level_path: str, version: int) -> str:
 
 def read_info(path: str) -> dict:
     """The info dict of the OME-Zarr group at ``path`` (a normalized path)."""
-    files = store(path)
+    files = open_store(path)
     found = find_group(files, path)
     if found is None:
         raise _no_layer(path)
@@ -101,7 +104,7 @@ def array_meta(info: dict, i: int, version: int) -> dict:
     dtype = np.dtype(info["data_type"])
     per = {"x": 0, "y": 1, "z": 2}
 
-    def order(xyz, channel, time=1):
+    def order(xyz: Any, channel: int, time: int = 1) -> list[int]:
         return [int(xyz[per[a]]) if a in per else channel if a == "c" else time for a in z["axes"]]
 
     channels = int(info.get("num_channels", 1))
@@ -132,7 +135,7 @@ def write_info(path: str, info: dict) -> None:
     metadata (levels already there must match: their voxels are kept), then
     the group's multiscales, so a reader never sees a level that is not there
     yet; a label group under ``.../labels/NAME`` is listed in its parent."""
-    files = store(path)
+    files = open_store(path)
     version = int(info["zarr"]["version"])
     paths = []
     for i in range(len(info["scales"])):
@@ -149,7 +152,7 @@ def write_info(path: str, info: dict) -> None:
                                 f"not {b['shape']} (chunks {b['chunks']}, shard {b['shard']}); "
                                 "choose another destination or delete it")
         else:
-            files.put_json(key, want)
+            put_meta(files, key, want)
         paths.append(level["path"])
     attrs = omezarr.multiscales(info, paths, version)
     extra = omezarr.extra_info(info)
@@ -160,13 +163,13 @@ def write_info(path: str, info: dict) -> None:
         group_attrs["ome"] = dict(attrs, version="0.5")
         if extra:
             group_attrs["igneous"] = extra
-        files.put_json("zarr.json", {"zarr_format": 3, "node_type": "group",
+        put_meta(files, "zarr.json", {"zarr_format": 3, "node_type": "group",
                                      "attributes": group_attrs})
     else:
         if extra:
             attrs["igneous"] = extra
-        files.put_json(".zgroup", {"zarr_format": 2})
-        files.put_json(".zattrs", attrs)
+        put_meta(files, ".zgroup", {"zarr_format": 2})
+        put_meta(files, ".zattrs", attrs)
     _register_label(path, version)
 
 
@@ -175,7 +178,7 @@ def _register_label(path: str, version: int) -> None:
     parent, name = path.rstrip("/").rsplit("/", 1)
     if not parent.endswith("/labels"):
         return
-    files = store(parent)
+    files = open_store(parent)
     found = find_group(files, parent)
     attrs = omezarr.ome_attributes(found[1], found[0]) if found else {}
     names = list(attrs.get("labels", []))
@@ -184,19 +187,19 @@ def _register_label(path: str, version: int) -> None:
     names.append(name)
     if version == 3:
         others = found[1].get("attributes", {}) if found and found[0] == 3 else {}
-        files.put_json("zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": dict(
+        put_meta(files, "zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": dict(
             others, ome=dict(attrs, version="0.5", labels=names))})
     else:
-        files.put_json(".zgroup", {"zarr_format": 2})
-        files.put_json(".zattrs", dict(attrs, labels=names))
-    image = store(parent.rsplit("/", 1)[0])
+        put_meta(files, ".zgroup", {"zarr_format": 2})
+        put_meta(files, ".zattrs", dict(attrs, labels=names))
+    image = open_store(parent.rsplit("/", 1)[0])
     if version == 3 and image.get_json("zarr.json") is None:
-        image.put_json("zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": {}})
+        put_meta(image, "zarr.json", {"zarr_format": 3, "node_type": "group", "attributes": {}})
     elif version == 2 and image.get_json(".zgroup") is None:
-        image.put_json(".zgroup", {"zarr_format": 2})
+        put_meta(image, ".zgroup", {"zarr_format": 2})
 
 
-def destination_info(dest: str, planned: dict, *, sharded: bool = False, shard_shape=None,
+def destination_info(dest: str, planned: dict, *, sharded: bool = False, shard_shape: Any = None,
                      shard_bytes: float = 128 * 2**20, encoding: str | None = None) -> dict:
     """The info a transfer writes to ``dest`` (as the user named it): laid out
     as an OME-Zarr for a zarr destination (sharded on request), else plain
@@ -252,9 +255,8 @@ def kvstore(path: str) -> dict:
 class ZarrVolume(Volume):
     """Block IO over the levels of an OME-Zarr layer (see the module docstring)."""
 
-    def __init__(self, cloudpath: str, info: dict, options: dict, mip: int = 0):
+    def __init__(self, cloudpath: str, info: dict, options: dict):
         super().__init__(cloudpath, info, options)
-        self.mip = mip
         self._arrays: dict[int, Any] = {}
         roles = info["zarr"]["axes"]
         kept = [r for r in roles if r != "t"]
@@ -263,22 +265,32 @@ class ZarrVolume(Volume):
         self._to_xyzc = [kept.index(a) for a in "xyz"] + ([kept.index("c")] if "c" in kept else [])
         self._from_xyzc = [int(i) for i in np.argsort(self._to_xyzc)]
 
-    @property
-    def resolution(self) -> np.ndarray:
-        return np.asarray(self.scale(self.mip)["resolution"], dtype=np.float64)
-
     def native(self, mip: int) -> bool:
         return True
 
-    def cloudvolume(self, mip: int):
-        """Block tasks fall back to CloudVolume for writes that cut chunks; an
-        OME-Zarr takes whole chunks (shards) only, so two tasks never write
-        the same shard file."""
-        raise UserError(f"{self.cloudpath} is an OME-Zarr layer and this write covers part of a "
-                        f"chunk or shard of level {mip} ({list(self.chunk_size(mip))}); use task "
-                        "shapes of whole chunks, or copy it to precomputed first")
+    def cloudvolume(self, mip: int = 0) -> Any:
+        """Volume hands CloudVolume what it does not do itself; CloudVolume
+        does not read OME-Zarr, so each such use is refused with one line."""
+        raise UserError(f"{self.cloudpath} is an OME-Zarr layer, which this operation cannot "
+                        "read or write; copy it to precomputed first (`igneous image xfer`)")
 
-    def array(self, mip: int):
+    def write(self, img: np.ndarray, origin: Vec, mip: int) -> None:
+        """As Volume.write, but whole chunks (shards) only, so two tasks never
+        write the same shard file (the planners hand out whole shards)."""
+        origin = vec(origin)
+        start, stop = self.bounds(mip)
+        lo, hi = clip(origin, origin + vec(img.shape[:3]), start, stop)
+        if not is_empty(lo, hi) and not self.whole_chunks(lo, hi, mip):
+            raise UserError(f"{self.cloudpath} is an OME-Zarr layer and this write covers part "
+                            f"of a chunk or shard of level {mip} ({list(self.chunk_size(mip))}); "
+                            "use task shapes of whole chunks, or copy it to precomputed first")
+        super().write(img, origin, mip)
+
+    def delete(self, lo: Vec, hi: Vec, mip: int) -> None:
+        raise UserError(f"{self.cloudpath} is an OME-Zarr layer; igneous does not delete its "
+                        "chunks (delete the level's array with your storage tools)")
+
+    def array(self, mip: int) -> Any:
         if mip not in self._arrays:
             import tensorstore as ts
 
@@ -324,12 +336,6 @@ class ZarrVolume(Volume):
             data = data[..., np.newaxis]
         return np.asfortranarray(data)
 
-    def __getitem__(self, box: tuple) -> np.ndarray:
-        """``vol[x0:x1, y0:y1, z0:z1]`` at the opened mip, as CloudVolume answers it."""
-        lo = vec([s.start for s in box[:3]])
-        hi = vec([s.stop for s in box[:3]])
-        return self.read(lo, hi, self.mip)
-
     def write_chunks(self, img: np.ndarray, lo: Vec, mip: int) -> None:
         """Write ``img`` (x, y, z, c) at ``lo``; the planners hand a task whole
         shards (or chunks), so no other task writes the same objects."""
@@ -339,13 +345,3 @@ class ZarrVolume(Volume):
         data = np.transpose(data, self._from_xyzc)
         self.array(mip)[self._index(lo, hi, mip)].write(data).result()
 
-
-def open_labels(path: str, mip: int, **options: Any):
-    """For mesh and skeleton tasks: a ZarrVolume for an OME-Zarr layer, else
-    the CloudVolume they use (both give ``info``, ``cloudpath``,
-    ``resolution`` and ``vol[x0:x1, y0:y1, z0:z1]``)."""
-    from igneous.chunkio import open_volume
-    from igneous.layers import open_layer
-
-    vol = open_volume(path, mip, **options)
-    return vol if isinstance(vol, ZarrVolume) else open_layer(path, mip, **options)

@@ -33,9 +33,8 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
+from igneous.storage import ZARR_PREFIXES
 
-# zarr path prefixes, as Neuroglancer spells them (None: detect / default)
-PREFIXES = {"zarr://": None, "zarr2://": 2, "zarr3://": 3}
 NM_PER_UNIT = {
     "angstrom": 0.1, "picometer": 1e-3, "nanometer": 1.0, "micrometer": 1e3, "micron": 1e3,
     "millimeter": 1e6, "centimeter": 1e7, "meter": 1e9,
@@ -50,18 +49,10 @@ _ZARR_COMPONENT = re.compile(r"\.zarr(/|$)")
 def requested_version(path: str) -> int | None:
     """For a destination: 2 or 3 when ``path`` names a zarr (prefix or a
     ``.zarr`` component; zarr v3 unless ``zarr2://``), else None."""
-    for prefix, version in PREFIXES.items():
+    for prefix, version in ZARR_PREFIXES.items():
         if path.startswith(prefix):
             return version or 3
     return 3 if _ZARR_COMPONENT.search(path.rstrip("/")) else None
-
-
-def strip_prefix(path: str) -> tuple[str, bool]:
-    """(path without a zarr prefix, had one?)."""
-    for prefix in PREFIXES:
-        if path.startswith(prefix):
-            return path[len(prefix):], True
-    return path, False
 
 
 def looks_like_zarr(path: str) -> bool:
@@ -250,7 +241,7 @@ def layout_for(info: dict, version: int, *, sharded: bool,
     return info
 
 
-def _shard(chunk: np.ndarray, size: np.ndarray, itemsize: int, shard_shape,
+def _shard(chunk: np.ndarray, size: np.ndarray, itemsize: int, shard_shape: Any,
            shard_bytes: float) -> np.ndarray:
     if shard_shape is not None:
         shard = np.asarray(shard_shape, dtype=np.int64)

@@ -230,12 +230,16 @@ class Volume:
 
     def skeletons(self, labels: Sequence[int]) -> list:
         """The skeletons of ``labels`` (osteoid Skeletons)."""
-        return list(self.cloudvolume(0).skeleton.get([int(x) for x in labels]))
+        return list(self.objects_reader().skeleton.get([int(x) for x in labels]))
 
     def meshes(self, labels: Sequence[int]) -> Any:
         """{label: mesh} of ``labels`` at their finest level of detail (the
         mesh directory is the ``mesh_dir`` option, else the info's)."""
-        return self.cloudvolume(0).mesh.get([int(x) for x in labels], lod=0, concat=True)
+        return self.objects_reader().mesh.get([int(x) for x in labels], lod=0, concat=True)
+
+    def objects_reader(self) -> Any:
+        """The CloudVolume that reads this layer's meshes and skeletons back."""
+        return self.cloudvolume(0)
 
     # -- chunks ----------------------------------------------------------------
 

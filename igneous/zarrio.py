@@ -258,6 +258,7 @@ class ZarrVolume(Volume):
     def __init__(self, cloudpath: str, info: dict, options: dict):
         super().__init__(cloudpath, info, options)
         self._arrays: dict[int, Any] = {}
+        self._objects: Any = None
         roles = info["zarr"]["axes"]
         kept = [r for r in roles if r != "t"]
         self._roles = roles
@@ -285,6 +286,17 @@ class ZarrVolume(Volume):
                             f"of a chunk or shard of level {mip} ({list(self.chunk_size(mip))}); "
                             "use task shapes of whole chunks, or copy it to precomputed first")
         super().write(img, origin, mip)
+
+    def objects_reader(self) -> Any:
+        """A CloudVolume over the Precomputed mesh and skeleton directories
+        beside the OME-Zarr: handed the info (without its zarr layout), it
+        looks for no info file of the layer; it reads no voxels."""
+        from igneous.layers import open_layer
+
+        if self._objects is None:
+            info = {k: v for k, v in self.info.items() if k != "zarr"}
+            self._objects = open_layer(self.cloudpath, 0, info=info, **self.options)
+        return self._objects
 
     def delete(self, lo: Vec, hi: Vec, mip: int) -> None:
         raise UserError(f"{self.cloudpath} is an OME-Zarr layer; igneous does not delete its "

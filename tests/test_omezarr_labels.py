@@ -27,8 +27,11 @@ CHUNK = (32, 32, 16)
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
+    return make_pair(tmp_path_factory.mktemp("labels"))
+
+
+def make_pair(root: Path) -> tuple[Path, Path, np.ndarray]:
     """(precomputed layer dir, OME-Zarr label group dir, labels) with the same chunks."""
-    root = tmp_path_factory.mktemp("labels")
     seg = synthetic_segmentation((96, 80, 48)).astype(np.uint64)
     make_layer(str(root / "pre"), seg, resolution=RES, chunk=CHUNK, layer_type="segmentation")
     zarr_dir = root / "img.zarr" / "labels" / "seg"
@@ -95,3 +98,23 @@ def test_ccl_and_voxel_counts_over_omezarr(pair, igneous, tmp_path):
     labels, n = np.unique(seg, return_counts=True)
     assert {int(k): int(v) for k, v in counts.items()} == \
         {int(k): int(v) for k, v in zip(labels, n)}
+
+
+def test_meshes_and_skeletons_read_back_from_omezarr(tmp_path, igneous):
+    """Re-sharding reads meshes (multi-resolution) and skeletons back through
+    the layer: from the OME-Zarr as from the precomputed copy, the same shards."""
+    pre, zarr_dir, _ = make_pair(tmp_path)
+    for layer in (pre, zarr_dir):
+        run_cli(igneous, "mesh", "forge", str(layer), "--shape", "64,64,32", "--dir", "multires")
+        run_cli(igneous, "mesh", "merge", str(layer), "--nlod", "1", "--dir", "multires")
+        run_cli(igneous, "skeleton", "forge", str(layer), "--shape", "64,64,32")
+        run_cli(igneous, "skeleton", "merge", str(layer))
+        run_cli(igneous, "mesh", "xfer", str(layer), str(tmp_path / f"{layer.name}_m"), "--sharded")
+        run_cli(igneous, "skeleton", "xfer", str(layer), str(tmp_path / f"{layer.name}_s"),
+                "--sharded")
+    skel_dir = json.loads((pre / "info").read_text())["skeletons"]
+    assert not any(n.endswith(":0") for n in tree(pre / "multires"))  # no legacy manifests
+    for want, got in ((tmp_path / "pre_m" / "multires", tmp_path / "seg_m" / "multires"),
+                      (tmp_path / "pre_s" / skel_dir, tmp_path / "seg_s" / skel_dir)):
+        want_files, got_files = tree(want), tree(got)
+        assert any(n.endswith(".shard") for n in want_files) and got_files == want_files

@@ -35,6 +35,7 @@ from igneous.scales import (
     ensure_scales,
     memory_depth,
     new_chunk_sizes,
+    scale_key,
     set_encoding,
     useful_depth,
 )
@@ -212,6 +213,9 @@ def create_downsampling_tasks(
 def dest_info(src_info: dict, mip: int, *, chunk, encoding, encoding_level, translate,
                bounds_lo, bounds_hi, truncate_scales: bool, clean_info: bool) -> dict:
     info = copy.deepcopy(src_info)
+    if info.pop("zarr", None) is not None:  # an OME-Zarr source; a zarr destination gets its own
+        for scale in info["scales"]:
+            scale["key"] = scale_key(scale["resolution"])
     if truncate_scales:
         info["scales"] = info["scales"][: mip + 1]
     base = info["scales"][mip]
@@ -296,7 +300,9 @@ def transfer_setup(src_layer_path: str, dest_layer_path: str, *, mip: int, chunk
     factor = factor_vector(factor)
     check_encoding(encoding, src.dtype, info.get("type", "image"))
     method = resolve_method(method, info.get("type", "image"))
-    chunk = vec(chunk_size) if chunk_size is not None else vec(info["scales"][mip]["chunk_sizes"][0])
+    chunk = vec(chunk_size) if chunk_size is not None else vec(
+        info["zarr"]["levels"][mip]["chunks"] if "zarr" in info  # an OME-Zarr's chunk, not shard
+        else info["scales"][mip]["chunk_sizes"][0])
     src_lo, src_hi = scale_bounds(info, mip)
     if bounds is not None:
         src_lo, src_hi = bounds_box(bounds, info, bounds_mip, mip)
@@ -323,9 +329,15 @@ def create_transfer_tasks(
     no_src_update: bool = True, truncate_scales: bool = True, cutout: bool = False,
     bounds_mip: int = 0, encoding_level: int | None = None, method: str = "auto",
     overwrite_info: bool = False, compress_level: int | None = COMPRESS_LEVEL,
+    sharded: bool = False, shard_shape=None,
 ) -> TaskPlan:
     """Copy ``src`` (at ``mip``) into ``dest`` with new chunking / encoding /
-    position, writing up to ``max_mips`` downsamples in the same pass."""
+    position, writing up to ``max_mips`` downsamples in the same pass.
+    ``dest`` may name an OME-Zarr (a ``.zarr`` path or a ``zarr://``,
+    ``zarr2://``, ``zarr3://`` prefix); ``sharded`` / ``shard_shape`` then
+    shard its zarr v3 arrays (each task writes whole shards)."""
+    from igneous.zarrio import destination_info
+
     setup = transfer_setup(
         src_layer_path, dest_layer_path, mip=mip, chunk_size=chunk_size, encoding=encoding,
         encoding_level=encoding_level, factor=factor, method=method, bounds=bounds,
@@ -335,6 +347,8 @@ def create_transfer_tasks(
     src_path, dest_path, mip, info = setup.src_path, setup.dest_path, setup.mip, setup.info
     factor, translate, chunk, planned = setup.factor, setup.translate, setup.chunk, setup.planned
     dest_lo, dest_hi = setup.dest_lo, setup.dest_hi
+    planned = destination_info(dest_layer_path, planned, sharded=sharded, shard_shape=shard_shape,
+                               shard_bytes=min(128 * 2**20, memory_target / 8), encoding=encoding)
     dest = prepare_dest(dest_path, planned, mip, overwrite_info)
     itemsize, channels = setup.dtype.itemsize, int(info.get("num_channels", 1))
     d_origin = scale_bounds(dest.info, mip)[0]
@@ -428,6 +442,9 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
     """Tasks deleting the chunks of ``mip .. mip+num_mips`` over ``bounds``."""
     layer_path = normalize_path(layer_path)
     cv = load_layer(layer_path, mip)
+    if "zarr" in cv.info:
+        raise UserError(f"{layer_path} is an OME-Zarr; image rm deletes precomputed chunks only "
+                        "(remove a level's array directory and its multiscales entry instead)")
     mip = resolve_mip(cv, mip)
     info = cv.info
     top = min(len(info["scales"]) - 1, mip + max(0, num_mips))

@@ -6,3 +6,10 @@ command line answers instantly.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # the original Igneous's task classes (DownsampleTask, MeshTask, ...), lazily
+    from igneous.compat.bridge import compat_attribute
+
+    return compat_attribute(__name__, name)

@@ -35,9 +35,6 @@ class OriginalTask(functools.partial):
     params: ClassVar[Mapping[str, Any]] = {}
     # keywords we cannot honour -> why; refused unless left at their default
     unsupported: ClassVar[Mapping[str, str]] = {}
-    # keywords that only tune speed or logging: accepted, documented, no effect on output
-    hints: ClassVar[frozenset[str]] = frozenset()
-    # original function-style tasks accept nothing else; class-style (**kwargs) ones too
     runner: ClassVar[Any] = None
 
     def __init_subclass__(cls, **kw: Any) -> None:

@@ -19,7 +19,6 @@ from igneous.tasks import Task
 # the original's DownsampleMethods enum (igneous.types) -> our method names
 METHOD_NAMES = {1: "avg", 2: "mode", 3: "min", 4: "max", 5: "striding", 6: "auto"}
 NOT_SUPPORTED_GRAPHENE = "graphene (agglomerate/timestamp) sources are not supported"
-HINT_THREADS = frozenset({"codec_threads"})
 
 
 def method_name(method: Any, layer_type: str) -> str:
@@ -83,7 +82,7 @@ class DownsampleTask(OriginalTask):
         "max_mips": None, "method": 6, "codec_threads": 1,
     }
     unsupported = {"axis": "choose the pooled axes with factor instead"}
-    hints = HINT_THREADS
+    # codec_threads only tunes the original's decoding: accepted, no effect
 
     def task(self) -> Task:
         src = self.arg("layer_path")
@@ -118,7 +117,7 @@ class TransferTask(OriginalTask):
         "stop_layer": NOT_SUPPORTED_GRAPHENE,
         "use_https_for_source": "give the source as an https:// path instead",
     }
-    hints = HINT_THREADS
+    # codec_threads only tunes the original's decoding: accepted, no effect
 
     def task(self) -> Task:
         dest = self.arg("dest_path")

@@ -10,7 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from tests.compat.helpers import OFFSET, image, make_layer, mean_pool_2x2, read, run_script, segmentation
+from tests.compat.helpers import (
+    OFFSET,
+    image,
+    make_layer,
+    mean_pool_2x2,
+    read,
+    run_script,
+    segmentation,
+)
 
 pytest.importorskip("taskqueue", reason="python-task-queue (pip install task-queue) is not installed")
 

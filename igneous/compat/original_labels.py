@@ -107,7 +107,6 @@ class MeshTask(OriginalTask):
         "compress": "gzip", "closed_dataset_edges": True, "fill_holes": 0, "dry_run": False,
     }
     unsupported = {
-        "cache_control": "meshes are written without a Cache-Control header",
         "draco_create_metadata": "not supported", "generate_manifests":
         "run MeshManifestPrefixTask (or igneous mesh merge) after forging",
         "high_padding": "tasks overlap by exactly one voxel", "low_padding":
@@ -151,6 +150,7 @@ class MeshTask(OriginalTask):
             "closed_dataset_edges": bool(self.arg("closed_dataset_edges")),
             "compress": self.arg("compress"), "fill_holes": int(self.arg("fill_holes") or 0),
             "dust_global": bool(self.arg("dust_global")),
+            "cache_control": self.arg("cache_control") or None,
         })
 
 

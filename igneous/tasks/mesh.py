@@ -153,11 +153,13 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
               exclude_object_ids: list[int] | None = None, fill_missing: bool = False,
               spatial_index: bool = True, sharded: bool = False,
               closed_dataset_edges: bool = True, compress: str | None = "gzip",
-              fill_holes: int = 0, dust_global: bool = False) -> None:
+              fill_holes: int = 0, dust_global: bool = False,
+              cache_control: str | None = None) -> None:
     """Mesh the task box [lo, hi) (voxels at ``mip``) into ``layer_path/mesh_dir``.
 
     ``dust_global``: ``dust_threshold`` applies to whole-volume voxel counts;
-    ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
+    ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep);
+    ``cache_control``: the fragments' Cache-Control header (none by default)."""
     from cloudfiles import CloudFiles
 
     from igneous.formats.multires import mesh_to_precomputed
@@ -190,11 +192,12 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
         blobs = {label: mesh_to_precomputed(v, f) for label, (v, f) in meshes.items()}
         # named like the task's index file, which lists the labels inside
         stem = index_filename(lo, hi, res)[: -len(".spatial")]
-        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes(), compress=None, cache_control=False)
+        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes(), compress=None,
+               cache_control=cache_control)
     else:
         cf.puts(((f"{label}:0:{name}", mesh_to_precomputed(v, f)) for label, (v, f) in meshes.items()),
                 compress=compress, compression_level=GZIP_LEVEL if compress == "gzip" else None,
-                cache_control=False, content_type="application/octet-stream")
+                cache_control=cache_control, content_type="application/octet-stream")
     if spatial_index:
         inner = labels[tuple(slice(int(a), int(a) + int(b - c))
                              for a, b, c in zip(lo - origin, read_hi, lo))]

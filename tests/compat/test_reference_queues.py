@@ -152,20 +152,19 @@ def test_reference_ccl_fq(tmp_path):
 
 
 def test_reference_downsample_sqs(tmp_path, aws_env, sqs_queue):
-    """The same over SQS (moto): two queues filled by the reference's planner,
-    one drained by ours, one by the reference."""
+    """The same over SQS (moto): the reference's planner fills the SQS queue
+    and, for the comparison, a FileQueue of the same tasks on a twin layer
+    (the reference draining SQS itself long-polls for minutes on the emulator)."""
     import boto3
 
-    sqs = boto3.client("sqs", endpoint_url=aws_env)
     data = image(9)
     layer, layer2 = tmp_path / "img", tmp_path / "img-ref"
     make_layer(layer, data)
     make_layer(layer2, data)
-    for path, suffix in ((layer, ""), (layer2, "-ref")):
-        name = sqs_queue[len("sqs://"):] + suffix
-        sqs.create_queue(QueueName=name)
-        fill(tmp_path, f"tq.insert(tc.create_downsampling_tasks('file://{path}', mip=0, num_mips=2))",
-             f"sqs://{name}")
+    boto3.client("sqs", endpoint_url=aws_env).create_queue(QueueName=sqs_queue[len("sqs://"):])
+    plan = "tq.insert(tc.create_downsampling_tasks('file://{}', mip=0, num_mips=2))"
+    fill(tmp_path, plan.format(layer), sqs_queue)
+    fill(tmp_path, plan.format(layer2), f"fq://{tmp_path}/queue-ref")
     ours(sqs_queue)
-    reference(f"{sqs_queue}-ref", cwd=tmp_path)
+    reference(f"fq://{tmp_path}/queue-ref", cwd=tmp_path)
     same_layer(layer, layer2)

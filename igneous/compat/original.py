@@ -120,18 +120,22 @@ class TransferTask(OriginalTask):
     # codec_threads only tunes the original's decoding: accepted, no effect
 
     def task(self) -> Task:
+        # the original's box is in source voxels, written at box + translate;
+        # ours is in destination voxels
         dest = self.arg("dest_path")
         info = layer_info(dest)
         mip = int(self.arg("mip"))
-        lo, size = clipped_box(info, mip, self.arg("offset"), self.arg("shape"))
+        translate = triple(self.arg("translate"), "translate")
+        lo, size = clipped_box(layer_info(self.arg("src_path")), mip, self.arg("offset"),
+                               self.arg("shape"))
         depth, factor = (0, [2, 2, 1])
         if not self.arg("skip_downsamples"):
             depth, factor = pyramid_depth(info, mip, self.arg("shape"), self.arg("factor"),
                                           self.arg("max_mips"))
         return Task("transfer", {
             "src_path": self.arg("src_path"), "dest_path": dest, "mip": mip,
-            "offset": lo.tolist(), "shape": size.tolist(),
-            "translate": triple(self.arg("translate"), "translate"), "num_mips": depth,
+            "offset": (lo + translate).tolist(), "shape": size.tolist(),
+            "translate": translate, "num_mips": depth,
             "factor": factor,
             "method": method_name(self.arg("downsample_method"), info.get("type", "image")),
             "sparse": bool(self.arg("sparse")), "fill_missing": bool(self.arg("fill_missing")),
@@ -147,10 +151,12 @@ class DeleteTask(OriginalTask):
               "num_mips": 5}
 
     def task(self) -> Task:
+        mip = int(self.arg("mip"))
+        lo, size = clipped_box(layer_info(self.arg("layer_path")), mip, self.arg("offset"),
+                               self.arg("shape"))
         return Task("delete", {
-            "layer_path": self.arg("layer_path"), "mip": int(self.arg("mip")),
-            "offset": triple(self.arg("offset"), "offset"),
-            "shape": triple(self.arg("shape"), "shape"), "num_mips": int(self.arg("num_mips")),
+            "layer_path": self.arg("layer_path"), "mip": mip, "offset": lo.tolist(),
+            "shape": size.tolist(), "num_mips": int(self.arg("num_mips")),
         })
 
 
@@ -209,13 +215,15 @@ class ContrastNormalizationTask(OriginalTask):
               "maxval": REQUIRED}
 
     def task(self) -> Task:
-        return Task("contrast_normalize", {
+        mip = int(self.arg("mip"))
+        translate = triple(self.arg("translate") or (0, 0, 0), "translate")
+        lo, size = clipped_box(layer_info(self.arg("src_path")), mip, self.arg("offset"),
+                               self.arg("shape"))
+        return Task("contrast_normalize", {  # ours: the box in destination voxels
             "src_path": self.arg("src_path"), "dest_path": self.arg("dest_path"),
             "levels_path": self.arg("levels_path") or self.arg("src_path"),
-            "mip": int(self.arg("mip")), "offset": triple(self.arg("offset"), "offset"),
-            "shape": triple(self.arg("shape"), "shape"),
-            "clip_fraction": float(self.arg("clip_fraction")),
-            "translate": triple(self.arg("translate") or (0, 0, 0), "translate"),
+            "mip": mip, "offset": (lo + translate).tolist(), "shape": size.tolist(),
+            "clip_fraction": float(self.arg("clip_fraction")), "translate": translate,
             "minval": self.arg("minval"), "maxval": self.arg("maxval"),
             "fill_missing": bool(self.arg("fill_missing")),
         })
@@ -246,9 +254,10 @@ class WatershedRemapTask(OriginalTask):
             buf = io.BytesIO()
             np.save(buf, pairs, allow_pickle=False)
             dest.put(key, buf.getvalue(), compress=None)
+        lo, size = clipped_box(layer_info(self.arg("src_path")), 0, self.arg("offset"),
+                               self.arg("shape"))
         return Task("remap", {
             "src_path": self.arg("src_path"), "dest_path": self.arg("dest_path"), "mip": 0,
-            "offset": triple(self.arg("offset"), "offset"),
-            "shape": triple(self.arg("shape"), "shape"), "preserve_missing_labels": False,
+            "offset": lo.tolist(), "shape": size.tolist(), "preserve_missing_labels": False,
             "mapping_key": key,
         })

@@ -80,8 +80,12 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, factor: int, max_error: fl
         # the extreme vertices on each axis stay: the quadric error does not see
         # a thin spike shortened along its own sides, and the extent must hold
         extremes = np.concatenate([vertices.argmin(axis=0), vertices.argmax(axis=0)])
-        faces = decimate(vertices, faces, target, float(max_error) * SIMPLIFY_ERROR_FRACTION,
-                         lock_border=True, lock=extremes)
+        simple, faces = decimate(vertices, faces, target,
+                                 float(max_error) * SIMPLIFY_ERROR_FRACTION,
+                                 lock_border=True, lock=extremes)
+        if simple is not vertices:  # the fallback simplifier made new vertices
+            kept = kept + len(simple)
+            vertices = np.concatenate([simple, vertices])
     return compact(vertices, np.concatenate([faces, kept]))  # small pieces ride along unchanged
 
 

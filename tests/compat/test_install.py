@@ -3,11 +3,11 @@ pyfqmr wheel simplifies meshes when it is absent."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 from tests.compat.helpers import OFFSET, make_layer, segmentation
 

@@ -235,3 +235,123 @@ def test_ccl_script(tmp_path):
     assert np.array_equal(out == 0, want == 0)
     pairs = np.unique(np.stack([out[out > 0], want[want > 0]], axis=1), axis=0)
     assert len(np.unique(pairs[:, 0])) == len(pairs) == len(np.unique(pairs[:, 1]))
+
+
+SKELETON_RES = (64, 64, 64)  # the spec's thresholds are physical: bars of ~5 um
+
+
+def tubes() -> np.ndarray:
+    """Two long bars (ids > 2^53) for skeletons: one along x, one along y."""
+    from tests.compat.helpers import BIG
+
+    seg = np.zeros((97, 83, 21), np.uint64)
+    seg[:, 5:11, 2:8] = BIG + np.uint64(1)
+    seg[40:46, 14:, 9:15] = BIG + np.uint64(2)
+    return np.asfortranarray(seg)
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_skeleton_script(tmp_path, sharded):
+    """"Scripting Skeletonization": both passes through LocalTaskQueue. The
+    spec's call repeats ``spatial_index`` and ``sharded`` (a SyntaxError in
+    Python), so each is given once; the sharded merge's two stages run in
+    order with ``parallel=1``."""
+    from igneous.sample import create_layer
+
+    seg = tubes()
+    cloudpath = create_layer(f"file://{tmp_path / 'seg'}", seg, resolution=SKELETON_RES,
+                             offset=OFFSET, chunk_size=(32, 32, 16))
+    merge = ("""tasks = tc.create_sharded_skeleton_merge_tasks(
+          layer_path, # mip is automatically derived from info file
+          dust_threshold=1000,
+          tick_threshold=3500,
+          shard_index_bytes=2**13,
+          minishard_index_bytes=2**15,
+          minishard_index_encoding='gzip', # or None
+          data_encoding='gzip', # or None
+          max_cable_length=None,
+          spatial_index_db=None
+        )""" if sharded else """tasks = tc.create_unsharded_skeleton_merge_tasks(
+          layer_path, mip,
+          crop=0, # in voxels
+          magnitude=3, # same as mesh manifests
+          dust_threshold=4000, # in nm
+          tick_threshold=6000, # in nm
+          delete_fragments=False # Delete scratch files from first stage
+        )""")
+    run_script(f"""
+        from cloudvolume.lib import Vec
+        from taskqueue import LocalTaskQueue
+        import igneous.task_creation as tc
+
+        cloudpath = layer_path = {cloudpath!r}
+        mip = 0
+        tq = LocalTaskQueue(parallel={1 if sharded else 2})
+        # First Pass: Generate Skeletons
+        tasks = tc.create_skeletonizing_tasks(
+            cloudpath,
+            mip, # Which resolution to skeletionize at (near isotropic is often good)
+            shape=Vec(32, 32, 32), # size of individual skeletonizing tasks (not necessary to be chunk aligned)
+            info=None, # provide a cloudvolume info file if necessary (usually not)
+            fill_missing=False, # Use zeros if part of the image is missing instead of raising an error
+
+            # see Kimimaro's documentation for the below parameters
+            teasar_params={{'scale':10, 'const': 10}},
+            object_ids=None, # Only skeletonize these ids
+            mask_ids=None, # Mask out these ids
+            fix_branching=True, # (True) higher quality branches at speed cost
+            fix_borders=True, # (True) Enable easy stitching of 1 voxel overlapping tasks
+            dust_threshold=1000, # Don't skeletonize below this physical distance
+            progress=False, # Show a progress bar
+            parallel=1, # Number of parallel processes to use (more useful locally)
+            spatial_index=True, # generate a spatial index for querying skeletons by bounding box
+            sharded={sharded}, # generate intermediate shard fragments for later processing into sharded format
+            cross_sectional_area=False, # Compute the cross sectional area for each vertex.
+            cross_sectional_area_smoothing_window=5, # Rolling average of vertices.
+          )
+        tq.insert(tasks)
+        tq.execute()
+        {merge}
+        tq.insert(tasks)
+        tq.execute()
+    """, cwd=tmp_path)
+    from cloudvolume import CloudVolume
+
+    cv = CloudVolume(cloudpath, progress=False)
+    res = np.array(SKELETON_RES)
+    for label in (int(x) for x in np.unique(seg) if x):
+        skel = cv.skeleton.get(label)
+        assert len(skel.vertices) > 1, label
+        xyz = np.argwhere(seg == label)
+        lo = (xyz.min(axis=0) + OFFSET) * res
+        hi = (xyz.max(axis=0) + 1 + OFFSET) * res
+        assert np.all(skel.vertices >= lo - 1e-3) and np.all(skel.vertices <= hi + 1e-3), label
+        length = (xyz.max(axis=0) - xyz.min(axis=0)).max() * 64  # the bar's long axis, in nm
+        assert 0.7 * length <= skel.cable_length() <= 1.3 * length, (label, skel.cable_length())
+
+
+def test_contrast_script(tmp_path):
+    """"Scripting Contrast Normalization" through LocalTaskQueue, with
+    ``coverage_factor=1.0`` (the spec's 0.01 samples at random) so the result is
+    checkable against numpy: each slice stretched by its 1% tails."""
+    from tests.test_contrast import expected_stretch
+
+    data = image(14) // 2 + 40
+    layer_path = make_layer(tmp_path / "img", data)
+    dest_path = f"file://{tmp_path / 'eq'}"
+    run_script(f"""
+        from taskqueue import LocalTaskQueue
+        from igneous.task_creation import (
+            create_luminance_levels_tasks, create_contrast_normalization_tasks)
+
+        layer_path = src_path = {layer_path!r}
+        dest_path = {dest_path!r}
+        tq = LocalTaskQueue(parallel=2)
+        # first pass: create per z-slice histogram
+        tasks = create_luminance_levels_tasks(layer_path, coverage_factor=1.0, shape=None, offset=(0,0,0), mip=0)
+        tq.insert_all(tasks)
+        # second pass: apply histogram equalization
+        tasks = create_contrast_normalization_tasks(src_path, dest_path, shape=None, mip=0, clip_fraction=0.01, fill_missing=False, translate=(0,0,0))
+        tq.insert_all(tasks)
+    """, cwd=tmp_path)
+    assert np.array_equal(read(dest_path), expected_stretch(data, 0.01))

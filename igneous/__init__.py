@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # the original Igneous's task classes (DownsampleTask, MeshTask, ...), lazily
-    from igneous.compat.bridge import compat_attribute
+    from igneous.capabilities import original_task_class
 
-    return compat_attribute(__name__, name)
+    try:
+        return original_task_class(name)
+    except AttributeError:
+        raise AttributeError(f"module 'igneous' has no attribute {name!r}") from None

@@ -47,7 +47,7 @@ class OriginalTask(functools.partial):
             return cls(**kwargs).execute()
 
         run.__name__ = run.__qualname__ = name
-        run.__module__ = ORIGINAL_TASKS.get(name, ("igneous.compat", ""))[0]
+        run.__module__ = ORIGINAL_TASKS.get(name, "igneous.compat")
         cls.runner = run
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OriginalTask:

@@ -17,61 +17,57 @@ ourselves; an import hook registers after the user's own import instead.
 
 from __future__ import annotations
 
-import importlib
 import importlib.machinery
 import sys
 from typing import Any
 
-# The original's task names -> (module its payloads name, our module defining it).
+# The original's task names -> the module its payloads name them under.
 # Function-style tasks travel as [[module, name], args, kwargs, id]; class-style
-# ones (CLASS_STYLE) as {"class": name, ...kwargs}.
-ORIGINAL_TASKS: dict[str, tuple[str, str]] = {
-    "DownsampleTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "TransferTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "DeleteTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "QuantizeTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "CountVoxelsTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "LuminanceLevelsTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "ContrastNormalizationTask": ("igneous.tasks.image.image", "igneous.compat.original"),
-    "WatershedRemapTask": ("igneous.tasks.image.obsolete", "igneous.compat.original"),
-    "CCLFacesTask": ("igneous.tasks.image.ccl", "igneous.compat.original_labels"),
-    "CCLEquivalancesTask": ("igneous.tasks.image.ccl", "igneous.compat.original_labels"),
-    "RelabelCCLTask": ("igneous.tasks.image.ccl", "igneous.compat.original_labels"),
-    "MeshTask": ("igneous.tasks.mesh.mesh", "igneous.compat.original_labels"),
-    "MeshManifestTask": ("igneous.tasks.mesh.mesh", "igneous.compat.original_labels"),
-    "MeshManifestPrefixTask": ("igneous.tasks.mesh.mesh", "igneous.compat.original_labels"),
-    "MeshManifestFilesystemTask": ("igneous.tasks.mesh.mesh", "igneous.compat.original_labels"),
-    "SkeletonTask": ("igneous.tasks.skeleton", "igneous.compat.original_labels"),
-    "UnshardedSkeletonMergeTask": ("igneous.tasks.skeleton", "igneous.compat.original_labels"),
-    "ShardedSkeletonMergeTask": ("igneous.tasks.skeleton", "igneous.compat.original_labels"),
+# ones (CLASS_STYLE) as {"class": name, ...kwargs}. Our translations are listed
+# in igneous.capabilities.ORIGINAL_TASK_CLASSES.
+ORIGINAL_TASKS: dict[str, str] = {
+    **dict.fromkeys(("DownsampleTask", "TransferTask", "DeleteTask", "QuantizeTask",
+                     "CountVoxelsTask", "LuminanceLevelsTask", "ContrastNormalizationTask"),
+                    "igneous.tasks.image.image"),
+    "WatershedRemapTask": "igneous.tasks.image.obsolete",
+    **dict.fromkeys(("CCLFacesTask", "CCLEquivalancesTask", "RelabelCCLTask"),
+                    "igneous.tasks.image.ccl"),
+    **dict.fromkeys(("MeshTask", "MeshManifestTask", "MeshManifestPrefixTask",
+                     "MeshManifestFilesystemTask"), "igneous.tasks.mesh.mesh"),
+    **dict.fromkeys(("SkeletonTask", "UnshardedSkeletonMergeTask", "ShardedSkeletonMergeTask"),
+                    "igneous.tasks.skeleton"),
 }
 CLASS_STYLE = frozenset({
     "MeshTask", "SkeletonTask", "UnshardedSkeletonMergeTask", "ShardedSkeletonMergeTask",
     "LuminanceLevelsTask", "ContrastNormalizationTask", "WatershedRemapTask",
 })
-# The spec also names the skeleton merge tasks by their capability name.
-ALIASES = {"SkeletonMergeTask": "UnshardedSkeletonMergeTask"}
 
 _QUEUEABLE = "taskqueue.queueablefns"
 _REGISTERED = "taskqueue.registered_task"
 
 
 def known_names() -> list[str]:
-    return sorted(set(ORIGINAL_TASKS) | set(ALIASES))
+    from igneous.capabilities import ORIGINAL_TASK_ALIASES, ORIGINAL_TASK_CLASSES
+
+    return sorted(set(ORIGINAL_TASK_CLASSES) | set(ORIGINAL_TASK_ALIASES))
 
 
 def original_class(name: str) -> type:
     """The class translating the original's task ``name`` (raises KeyError)."""
-    name = ALIASES.get(name, name)
-    _, module = ORIGINAL_TASKS[name]
-    return getattr(importlib.import_module(module), name)
+    from igneous.capabilities import original_task_class
+
+    try:
+        return original_task_class(name)
+    except AttributeError:
+        raise KeyError(name) from None
 
 
 def compat_attribute(module: str, name: str) -> Any:
-    """Module ``__getattr__`` for igneous and igneous.tasks: the original's classes."""
-    if name in ORIGINAL_TASKS or name in ALIASES:
+    """Module ``__getattr__`` for igneous.tasks: the original's classes."""
+    try:
         return original_class(name)
-    raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    except KeyError:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}") from None
 
 
 def _runner(name: str):
@@ -79,7 +75,7 @@ def _runner(name: str):
         return original_class(name)(*args, **kwargs).execute()
 
     run.__name__ = run.__qualname__ = name
-    run.__module__ = ORIGINAL_TASKS[name][0]
+    run.__module__ = ORIGINAL_TASKS[name]
     return run
 
 
@@ -95,11 +91,14 @@ class _LazyClass:
 
 
 def register_queueables(module: Any) -> None:
-    from igneous.tasks import TASK_MODULES, entry_point
+    from igneous.capabilities import TASK_ALIASES, TASK_MODULES
+    from igneous.tasks import entry_point
 
     for name in TASK_MODULES:
         module.REGISTRY.setdefault(("igneous.tasks", name), entry_point(name))
-    for name, (origin, _) in ORIGINAL_TASKS.items():
+    for old, name in TASK_ALIASES.items():  # payloads queued under earlier names
+        module.REGISTRY.setdefault(("igneous.tasks", old), entry_point(name))
+    for name, origin in ORIGINAL_TASKS.items():
         module.REGISTRY.setdefault((origin, name), _runner(name))
 
 

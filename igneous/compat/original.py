@@ -91,7 +91,9 @@ class DownsampleTask(OriginalTask):
         lo, size = clipped_box(info, mip, self.arg("offset"), self.arg("shape"))
         depth, factor = pyramid_depth(info, mip, self.arg("shape"), self.arg("factor"),
                                       self.arg("max_mips"))
-        return Task("downsample", {
+        from igneous.tasks.downsample import downsample
+
+        return Task.of(downsample, {
             "layer_path": src, "mip": mip, "offset": lo.tolist(), "shape": size.tolist(),
             "num_mips": depth, "factor": factor,
             "method": method_name(self.arg("method"), info.get("type", "image")),
@@ -132,7 +134,9 @@ class TransferTask(OriginalTask):
         if not self.arg("skip_downsamples"):
             depth, factor = pyramid_depth(info, mip, self.arg("shape"), self.arg("factor"),
                                           self.arg("max_mips"))
-        return Task("transfer", {
+        from igneous.tasks.transfer import transfer
+
+        return Task.of(transfer, {
             "src_path": self.arg("src_path"), "dest_path": dest, "mip": mip,
             "offset": (lo + translate).tolist(), "shape": size.tolist(),
             "translate": translate, "num_mips": depth,
@@ -154,7 +158,9 @@ class DeleteTask(OriginalTask):
         mip = int(self.arg("mip"))
         lo, size = clipped_box(layer_info(self.arg("layer_path")), mip, self.arg("offset"),
                                self.arg("shape"))
-        return Task("delete", {
+        from igneous.tasks.delete import delete
+
+        return Task.of(delete, {
             "layer_path": self.arg("layer_path"), "mip": mip, "offset": lo.tolist(),
             "shape": size.tolist(), "num_mips": int(self.arg("num_mips")),
         })
@@ -168,7 +174,9 @@ class QuantizeTask(OriginalTask):
         info = layer_info(self.arg("source_layer_path"))
         mip = int(self.arg("mip"))
         lo, size = clipped_box(info, mip, self.arg("offset"), self.arg("shape"))
-        return Task("quantize", {
+        from igneous.tasks.quantize import quantize
+
+        return Task.of(quantize, {
             "src_path": self.arg("source_layer_path"), "dest_path": self.arg("dest_layer_path"),
             "mip": mip, "offset": lo.tolist(), "shape": size.tolist(), "channel": 0,
             "value_range": [0.0, 1.0], "fill_missing": bool(self.arg("fill_missing")),
@@ -180,7 +188,9 @@ class CountVoxelsTask(OriginalTask):
               "fill_missing": False, "agglomerate": False, "timestamp": None}
 
     def task(self) -> Task:
-        return Task("count_voxels", {
+        from igneous.tasks.voxels import count_voxels
+
+        return Task.of(count_voxels, {
             "cloudpath": self.arg("cloudpath"), "mip": int(self.arg("mip")),
             "offset": triple(self.arg("offset"), "offset"),
             "shape": triple(self.arg("shape"), "shape"),
@@ -201,7 +211,9 @@ class LuminanceLevelsTask(OriginalTask):
 
         column = chunk_size(info, mip).tolist()
         column[2] = int(size[2])
-        return Task("luminance_levels", {
+        from igneous.tasks.contrast import luminance_levels
+
+        return Task.of(luminance_levels, {
             "layer_path": self.arg("src_path"), "levels_path": self.arg("levels_path") or
             self.arg("src_path"), "mip": mip, "offset": lo.tolist(), "shape": size.tolist(),
             "coverage": float(self.arg("coverage_factor")), "column": column,
@@ -219,7 +231,9 @@ class ContrastNormalizationTask(OriginalTask):
         translate = triple(self.arg("translate") or (0, 0, 0), "translate")
         lo, size = clipped_box(layer_info(self.arg("src_path")), mip, self.arg("offset"),
                                self.arg("shape"))
-        return Task("contrast_normalize", {  # ours: the box in destination voxels
+        from igneous.tasks.contrast import contrast_normalize
+
+        return Task.of(contrast_normalize, {  # ours: the box in destination voxels
             "src_path": self.arg("src_path"), "dest_path": self.arg("dest_path"),
             "levels_path": self.arg("levels_path") or self.arg("src_path"),
             "mip": mip, "offset": (lo + translate).tolist(), "shape": size.tolist(),
@@ -240,13 +254,14 @@ class WatershedRemapTask(OriginalTask):
         import hashlib
         import io
 
-        from cloudfiles import CloudFile, CloudFiles
+        from igneous.storage import open_store
 
         map_path = self.arg("map_path")
         key = "remap/compat-" + hashlib.sha1(map_path.encode()).hexdigest()[:16] + ".npy"
-        dest = CloudFiles(self.arg("dest_path"))
+        dest = open_store(self.arg("dest_path"))
         if not dest.exists(key):  # idempotent: every task writes the same pairs
-            raw = CloudFile(map_path).get()
+            where, _, name = map_path.rstrip("/").rpartition("/")
+            raw = open_store(where).get(name) if where else None
             if raw is None:
                 raise UserError(f"WatershedRemapTask: no remap array at {map_path}")
             table = np.load(io.BytesIO(raw), allow_pickle=False).astype(np.uint64).ravel()
@@ -256,7 +271,9 @@ class WatershedRemapTask(OriginalTask):
             dest.put(key, buf.getvalue(), compress=None)
         lo, size = clipped_box(layer_info(self.arg("src_path")), 0, self.arg("offset"),
                                self.arg("shape"))
-        return Task("remap", {
+        from igneous.tasks.remap import remap
+
+        return Task.of(remap, {
             "src_path": self.arg("src_path"), "dest_path": self.arg("dest_path"), "mip": 0,
             "offset": lo.tolist(), "shape": size.tolist(), "preserve_missing_labels": False,
             "mapping_key": key,

@@ -62,7 +62,9 @@ class CCLFacesTask(CCLTask):
 
     def task(self) -> Task:
         path, _, mip, block = self.grid()
-        return Task("ccl_faces", dict(
+        from igneous.tasks.ccl import ccl_faces
+
+        return Task.of(ccl_faces, dict(
             block, cloudpath=path, mip=mip, threshold_gte=self.arg("threshold_gte"),
             threshold_lte=self.arg("threshold_lte"), fill_missing=bool(self.arg("fill_missing")),
             dust_threshold=int(self.arg("dust_threshold") or 0)))
@@ -74,7 +76,9 @@ class CCLEquivalancesTask(CCLTask):
 
     def task(self) -> Task:
         path, _, mip, block = self.grid()
-        return Task("ccl_links", dict(block, cloudpath=path, mip=mip))
+        from igneous.tasks.ccl import ccl_links
+
+        return Task.of(ccl_links, dict(block, cloudpath=path, mip=mip))
 
 
 class RelabelCCLTask(CCLTask):
@@ -85,7 +89,9 @@ class RelabelCCLTask(CCLTask):
 
     def task(self) -> Task:
         path, _, mip, block = self.grid()
-        return Task("ccl_relabel", dict(
+        from igneous.tasks.ccl import ccl_relabel
+
+        return Task.of(ccl_relabel, dict(
             block, src_path=path, dest_path=self.arg("dest_path"), mip=mip,
             threshold_gte=self.arg("threshold_gte"), threshold_lte=self.arg("threshold_lte"),
             fill_missing=bool(self.arg("fill_missing"))))
@@ -136,7 +142,9 @@ class MeshTask(OriginalTask):
         ids = self.arg("object_ids")
         exclude = self.arg("exclude_object_ids")
         dust = self.arg("dust_threshold")
-        return Task("mesh", {
+        from igneous.tasks.mesh import mesh_forge
+
+        return Task.of(mesh_forge, {
             "layer_path": layer.cloudpath, "mip": mip, "lo": lo.tolist(), "hi": hi.tolist(),
             "mesh_dir": sub.strip("/"),
             "simplification_factor": int(self.arg("simplification_factor") or 0),
@@ -166,7 +174,9 @@ class MeshManifestPrefixTask(OriginalTask):
         if not sub:
             raise UserError(f"{type(self).__name__}: {layer.cloudpath} names no mesh directory "
                             "(its info has no 'mesh'); pass mesh_dir=")
-        return Task("mesh_manifest", {"layer_path": layer.cloudpath, "mesh_dir": sub.strip("/"),
+        from igneous.tasks.mesh_merge import mesh_manifest
+
+        return Task.of(mesh_manifest, {"layer_path": layer.cloudpath, "mesh_dir": sub.strip("/"),
                                       "prefix": str(self.arg("prefix")), "exact": False})
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from igneous.capabilities import TASK_MODULES, task_name
 from igneous.errors import UnknownTaskError, UserError
-from igneous.tasks import TASK_MODULES, Task
+from igneous.tasks import Task
 
 
 def _unknown(name: str) -> UnknownTaskError:
@@ -57,7 +58,7 @@ def task_of_message(message: dict[str, Any]) -> Task:
                             "[[MODULE, NAME], ARGS, KWARGS, ID]")
         (module, name), args, kwargs = payload[0], payload[1], payload[2]
         if module == "igneous.tasks":
-            if name not in TASK_MODULES:
+            if task_name(name) not in TASK_MODULES:
                 raise _unknown(name)
             if args:
                 raise UserError(f"task {name!r}: positional arguments are not supported")

@@ -34,8 +34,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.tasks import Task
+from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue
 
 SCAN_WINDOW = 250  # leases pick at random among this many leasable files (as ptq does)
 FAILURES = "igneous-failures"
@@ -50,12 +49,16 @@ def is_ptq_dir(path: str) -> bool:
 def ptq_payload(payload: str, queue_path: str, ident: str) -> str:
     """Our ``{"task", "kwargs"}`` JSON as a python-task-queue message; other
     payloads (already ptq messages, the original's) are kept as they are."""
-    obj = json.loads(payload)
+    try:
+        obj = json.loads(payload)
+    except ValueError as e:
+        raise QueueError(f"not a task payload: {e}") from None
     if isinstance(obj, dict) and "payload" in obj:
         obj["id"] = ident
         return json.dumps(obj)
-    task = Task.from_json(payload)
-    body = [["igneous.tasks", task.name], [], task.kwargs, -1]
+    if not isinstance(obj, dict) or not isinstance(obj.get("task"), str):
+        raise QueueError('not a task payload: expected {"task": NAME, "kwargs": {...}}')
+    body = [["igneous.tasks", obj["task"]], [], obj.get("kwargs", {}), -1]
     return json.dumps({"payload": body, "queueName": queue_path, "id": ident})
 
 
@@ -172,12 +175,12 @@ class PTQFileQueue(TaskQueue):
             os.fsync(f.fileno())
 
     # -- the interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
         if stage:
             raise QueueError("a python-task-queue FileQueue has no stages; run one step at a time "
                              "or use our local queue (a directory path)")
         n = 0
-        for payload in payloads_of(tasks):
+        for payload in payloads:
             ident = str(uuid.uuid4())
             name = f"0--{ident}.json"
             tmp = os.path.join(self.movement_dir, f".{ident}.tmp")

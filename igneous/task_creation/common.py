@@ -13,8 +13,6 @@ from igneous.tasks import Task
 DEFAULT_MEMORY_TARGET = default_memory_target()
 # gzip level of chunk files: None = by layer type (igneous.chunkio.default_gzip_level)
 COMPRESS_LEVEL = None
-# decode buffers and pooling temporaries on top of the block and its mips
-MEMORY_OVERHEAD = 2.0
 
 
 class TaskPlan:

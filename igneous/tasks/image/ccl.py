@@ -20,12 +20,12 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     """Step 3 (our igneous.tasks.ccl.create_relabeling); also records the number
     of objects as ``KEY/ccl/max_label.json`` (``[N]``), where the original's
     step-4 planner reads it, so its ``create_ccl_relabel_tasks`` can follow."""
-    from igneous.files import Files
     from igneous.layers import LayerInfo
+    from igneous.storage import open_store
     from igneous.tasks import ccl
 
     objects = ccl.create_relabeling(cloudpath, mip, shape, progress=progress)
     layer = LayerInfo(cloudpath)
     key = layer.info["scales"][mip]["key"]
-    Files(layer.cloudpath).put_json(f"{key}/ccl/max_label.json", [int(objects)])
+    open_store(layer.cloudpath).put_json(f"{key}/ccl/max_label.json", [int(objects)])
     return objects

@@ -96,7 +96,7 @@ class _Locked:
     def __enter__(self) -> _Locked:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -84,7 +84,7 @@ class Task(functools.partial):
     def kwargs(self) -> dict[str, Any]:
         return self.keywords
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Task], tuple[str, dict[str, Any]]]:
         return (Task, (self.name, dict(self.keywords)))
 
     def __eq__(self, other: object) -> bool:
@@ -92,7 +92,7 @@ class Task(functools.partial):
             return NotImplemented
         return self.name == other.name and self.keywords == other.keywords
 
-    __hash__ = None  # type: ignore[assignment] - kwargs are mutable
+    __hash__ = None  # type: ignore[assignment]  # kwargs are mutable
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, {self.keywords!r})"

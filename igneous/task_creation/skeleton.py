@@ -16,6 +16,7 @@ import numpy as np
 from igneous.errors import UserError
 from igneous.formats.sharding import hashed_sharding
 from igneous.grid import (
+    Grid,
     as_list,
     box_name,
     clip,
@@ -26,7 +27,14 @@ from igneous.grid import (
     vec,
 )
 from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    GridPlan,
+    TaskPlan,
+    box_cell,
+    fit_shape,
+    note,
+)
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
@@ -173,12 +181,8 @@ def create_skeletonizing_tasks(
     if dust_global and dust_threshold > 0:
         common["dust_global"] = True
 
-    def make():
-        for a, b in grid(lo, hi, start, shape):
-            a, b = clip(a, b, lo, hi)
-            yield Task.of(skeleton_forge, dict(common, offset=as_list(a), shape=as_list(b - a)))
-
-    return TaskPlan(make, count, f"skeleton forge mip {mip}")
+    return GridPlan(box_cell, Grid(lo, hi, start, shape), common, f"skeleton forge mip {mip}",
+                    task=skeleton_forge.__name__, clip=[as_list(lo), as_list(hi)])
 
 
 def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_index: bool,

@@ -38,6 +38,11 @@ def lookup(name: str) -> Callable[..., Any]:
     return fn
 
 
+# An expansion task stands for a run of a big plan's tasks; the worker runs it
+# itself (igneous.worker), inserting those tasks (igneous.task_creation.common.expand).
+EXPAND_TASK = "expand"
+
+
 def entry_point(name: str) -> Callable[..., Any]:
     """A tiny function standing for task ``name`` (it looks the task up when
     called). Its module and name, ``("igneous.tasks", name)``, are the key a

@@ -5,8 +5,9 @@
 #   docker run --rm -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY igneous execute sqs://jobs
 #
 # Two stages: the first builds wheels for igneous and every dependency (with a
-# compiler at hand for any that has no wheel for this platform); the second
-# installs only those wheels, so the image carries no compiler.
+# compiler at hand for any that has no wheel for this platform, e.g.
+# meshoptimizer of the fast-mesh extra); the second installs only those
+# wheels, so the image carries no compiler.
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -17,7 +18,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY igneous ./igneous
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fast-mesh]"
 
 FROM python:${PYTHON_VERSION}-slim
 ENV PYTHONUNBUFFERED=1 \
@@ -25,7 +26,7 @@ ENV PYTHONUNBUFFERED=1 \
 RUN groupadd --gid 1000 igneous \
  && useradd --uid 1000 --gid 1000 --create-home igneous
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/igneous-*.whl \
+RUN pip install --no-cache-dir --no-index --find-links=/wheels "igneous[fast-mesh]" \
  && rm -rf /wheels
 # numeric, so Kubernetes' runAsNonRoot can check it
 USER 1000:1000

@@ -233,7 +233,8 @@ class Workflow:
 
 
 WORKFLOWS: dict[str, Workflow] = {}
-_WORKFLOW_MODULES = ("bench.queue", "bench.image", "bench.analysis", "bench.mesh", "bench.skeleton")
+_WORKFLOW_MODULES = ("bench.queue", "bench.image", "bench.analysis", "bench.mesh", "bench.skeleton",
+                     "bench.compat")
 
 
 def register(wf: Workflow) -> Workflow:

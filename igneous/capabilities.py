@@ -180,3 +180,30 @@ PIPELINE_STEPS: dict[str, str] = {step: planner for cap in CAPABILITIES
 def task_name(name: str) -> str:
     """The current name of a task (earlier versions' names map to it)."""
     return TASK_ALIASES.get(name, name)
+
+
+# The original Igneous's task classes (the spec's capability table), importable
+# from igneous and igneous.tasks and translated onto our tasks (igneous.compat):
+# class name -> the module defining our translation. SkeletonMergeTask is the
+# spec's capability name for the unsharded merge.
+ORIGINAL_TASK_CLASSES: dict[str, str] = {
+    **dict.fromkeys(("DownsampleTask", "TransferTask", "DeleteTask", "QuantizeTask",
+                     "CountVoxelsTask", "LuminanceLevelsTask", "ContrastNormalizationTask",
+                     "WatershedRemapTask"), "igneous.compat.original"),
+    **dict.fromkeys(("CCLFacesTask", "CCLEquivalancesTask", "RelabelCCLTask", "MeshTask",
+                     "MeshManifestTask", "MeshManifestPrefixTask", "MeshManifestFilesystemTask",
+                     "SkeletonTask", "UnshardedSkeletonMergeTask", "ShardedSkeletonMergeTask"),
+                    "igneous.compat.original_labels"),
+}
+ORIGINAL_TASK_ALIASES: dict[str, str] = {"SkeletonMergeTask": "UnshardedSkeletonMergeTask"}
+
+
+def original_task_class(name: str):
+    """The class translating the original's task ``name`` (AttributeError if none)."""
+    import importlib
+
+    real = ORIGINAL_TASK_ALIASES.get(name, name)
+    module = ORIGINAL_TASK_CLASSES.get(real)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(module), real)

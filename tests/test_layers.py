@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "igneous.capabilities")),
     ("storage", ("igneous.storage", "igneous.chunkio", "igneous.blockio", "igneous.zarrio",
                  "igneous.layers", "igneous.formats", "igneous.scales", "igneous.skeleton_swc")),
-    ("tasks", ("igneous.tasks",)),
+    ("tasks", ("igneous.tasks", "igneous.compat")),
     ("task_creation", ("igneous.task_creation", "igneous.design", "igneous.sample")),
     ("queues", ("igneous.queues",)),
     ("worker", ("igneous.worker",)),

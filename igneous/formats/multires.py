@@ -8,7 +8,7 @@ cells. Each fragment is Draco-encoded with integer positions in
 one unit per integer, so the integers survive exactly).
 
 Level 0 is the forged mesh; level k > 0 is simplified from level k - 1 to a
-quarter of its triangles (meshoptimizer's quadric decimation), then cut on the 2x2x2
+quarter of its triangles (quadric decimation: ``decimate``), then cut on the 2x2x2
 sub-grid of its cells so no triangle crosses a finer cell (no cracks between
 levels). Every fragment of level k < top has its parent cell listed at level
 k + 1 (empty when that level has nothing there), as Neuroglancer's octree
@@ -25,6 +25,12 @@ import numpy as np
 # meshes with fewer triangles at level 0 get no coarser levels
 MIN_LOD_TRIANGLES = 64
 IDENTITY_TRANSFORM = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]
+# pyfqmr (the fallback simplifier) has no error bound; its threshold grows as
+# iteration ** aggressiveness. Measured on the connectomics cutout (bench/
+# simplifier.py): 7 (its default) reaches the triangle target with error p99
+# ~25 nm, over the 20 nm half-budget; 6 stops earlier with p99 ~8 nm; 5 and
+# below barely simplify.
+FQMR_AGGRESSIVENESS = 6
 
 
 def mesh_from_precomputed(binary: bytes):
@@ -120,12 +126,20 @@ def _simplify_with_attributes():
 
 def decimate(vertices: np.ndarray, faces: np.ndarray, target_count: int,
              max_error: float = float("inf"), lock_border: bool = False,
-             lock: np.ndarray | None = None) -> np.ndarray:
-    """Quadric edge-collapse decimation (meshoptimizer) towards ``target_count``
-    triangles, stopping where the deviation would exceed ``max_error`` (physical
-    units). Returns faces on a subset of the same vertices: none moves, and
-    open-border vertices (``lock_border``) and the vertices indexed by ``lock``
-    are kept."""
+             lock: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Quadric edge-collapse decimation towards ``target_count`` triangles;
+    returns (vertices, faces), open-border vertices (``lock_border``) kept.
+
+    With meshoptimizer (the ``fast-mesh`` extra; source-only, needs a C++
+    compiler) no vertex moves: the faces index a subset of ``vertices``, which
+    are returned as they are; the deviation stays under ``max_error``
+    (physical units) and the vertices indexed by ``lock`` are kept. Without
+    it, pyfqmr (wheels) collapses edges to new positions, honours
+    ``lock_border`` only and has no error bound (docs/meshing.md, "Installing
+    without a compiler", measures the cost).
+    """
+    if not has_meshoptimizer():
+        return _decimate_fqmr(vertices, faces, target_count, lock_border)
     import meshoptimizer
 
     index = np.ascontiguousarray(faces, dtype=np.uint32).reshape(-1)
@@ -142,7 +156,37 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, target_count: int,
         out.ctypes.data, index.ctypes.data, len(index), positions.ctypes.data, len(positions), 12,
         None, 0, None, 0, None if locked is None else locked.ctypes.data,
         min(3 * int(target_count), len(index)), float(max_error), options, None)
-    return out[:n].reshape(-1, 3)
+    return vertices, out[:n].reshape(-1, 3)
+
+
+@functools.cache
+def has_meshoptimizer() -> bool:
+    """True when meshoptimizer (the fast, vertex-preserving simplifier) imports
+    and ``IGNEOUS_SIMPLIFIER`` is not ``pyfqmr`` (which forces the fallback)."""
+    import os
+
+    if os.environ.get("IGNEOUS_SIMPLIFIER", "").lower() == "pyfqmr":
+        return False
+    try:
+        import meshoptimizer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _decimate_fqmr(vertices: np.ndarray, faces: np.ndarray, target_count: int,
+                   lock_border: bool) -> tuple[np.ndarray, np.ndarray]:
+    import pyfqmr
+
+    if len(faces) == 0:
+        return vertices, faces
+    s = pyfqmr.Simplify()
+    s.setMesh(np.ascontiguousarray(vertices, dtype=np.float64),
+              np.ascontiguousarray(faces, dtype=np.int32))
+    s.simplify_mesh(target_count=int(target_count), aggressiveness=FQMR_AGGRESSIVENESS,
+                    preserve_border=bool(lock_border), verbose=False)
+    v, f, _ = s.getMesh()
+    return np.asarray(v, dtype=vertices.dtype), np.asarray(f, dtype=faces.dtype)
 
 
 def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +206,8 @@ def lod_levels(vertices: np.ndarray, faces: np.ndarray, nlod: int) -> list:
         return levels
     for _ in range(nlod):
         v, f = levels[-1]
-        coarse = decimate(v, f, max(len(f) // 4, 4))
-        levels.append(compact(v, coarse) if len(coarse) else (v, f))
+        cv, coarse = decimate(v, f, max(len(f) // 4, 4))
+        levels.append(compact(cv, coarse) if len(coarse) else (v, f))
     return levels
 
 

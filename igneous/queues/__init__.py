@@ -4,7 +4,10 @@
 value                  backend
 =====================  ==============================================
 (none)                 run at once in a local process pool (``-p N``)
-a path, ``fq://path``  durable local queue (SQLite, WAL) in that folder
+a path, ``fq://path``  durable local queue (SQLite, WAL) in that folder;
+                       a python-task-queue FileQueue there (``queue/``
+                       folder, no ``queue.sqlite``) is served as one
+                       (igneous.queues.ptq)
 ``sqs://name``         Amazon SQS (or any SQS-compatible endpoint)
 ``postgresql://...``   PostgreSQL (``postgres://`` too; ``?queue=NAME``)
 =====================  ==============================================
@@ -12,6 +15,7 @@ a path, ``fq://path``  durable local queue (SQLite, WAL) in that folder
 
 from __future__ import annotations
 
+import os
 import re
 
 from igneous.errors import QueueError
@@ -37,6 +41,16 @@ def open_queue(spec: str, *, create: bool = True, region: str | None = None) -> 
 
         if scheme == "file":
             spec = spec[len("file://"):]
+        elif scheme == "fq":
+            spec = spec[len("fq://"):]
+        # -- python-task-queue FileQueue (igneous.compat): detected by its layout
+        from igneous.queues.local import DB_NAME
+        from igneous.queues.ptq import is_ptq_dir
+
+        if is_ptq_dir(spec) and not os.path.exists(os.path.join(spec, DB_NAME)):
+            from igneous.queues.ptq import PTQFileQueue
+
+            return PTQFileQueue(spec)
         return LocalQueue(spec, create=create)
     if scheme == "sqs":
         from igneous.queues.sqs import SQSQueue

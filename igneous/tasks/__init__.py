@@ -14,10 +14,10 @@ objects, never partial appends.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from igneous.capabilities import TASK_MODULES, task_name
@@ -43,12 +43,34 @@ def lookup(name: str) -> Callable[..., Any]:
 EXPAND_TASK = "expand"
 
 
-@dataclass(frozen=True)
-class Task:
-    """One unit of work: a task function's name and its keyword arguments."""
+def entry_point(name: str) -> Callable[..., Any]:
+    """A tiny function standing for task ``name`` (it looks the task up when
+    called). Its module and name, ``("igneous.tasks", name)``, are the key a
+    python-task-queue payload of the task carries (igneous.compat.bridge)."""
+    fn = _ENTRY_POINTS.get(name)
+    if fn is None:
+        def fn(**kwargs: Any) -> Any:
+            return lookup(name)(**kwargs)
 
-    name: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = __name__
+        _ENTRY_POINTS[name] = fn
+    return fn
+
+
+_ENTRY_POINTS: dict[str, Callable[..., Any]] = {}
+
+
+class Task(functools.partial):
+    """One unit of work: a task function's name and its keyword arguments.
+
+    A ``functools.partial`` of the task's entry point, so python-task-queue
+    (``TaskQueue.insert``, ``LocalTaskQueue``) accepts a planner's tasks as
+    they are: it queues them as its "queueable function" payloads.
+    """
+
+    def __new__(cls, name: str, kwargs: dict[str, Any] | None = None) -> Task:
+        return super().__new__(cls, entry_point(task_name(name)), **(kwargs or {}))
 
     @classmethod
     def of(cls, fn: Callable[..., Any], kwargs: dict[str, Any] | None = None) -> Task:
@@ -59,8 +81,29 @@ class Task:
                                "(add it to igneous.capabilities)")
         return cls(fn.__name__, dict(kwargs or {}))
 
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self.keywords
+
+    def __reduce__(self) -> tuple[type[Task], tuple[str, dict[str, Any]]]:
+        return (Task, (self.name, dict(self.keywords)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return self.name == other.name and self.keywords == other.keywords
+
+    __hash__ = None  # type: ignore[assignment]  # kwargs are mutable
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, {self.keywords!r})"
+
     def to_json(self) -> str:
-        return json.dumps({"task": self.name, "kwargs": self.kwargs}, separators=(",", ":"))
+        return json.dumps({"task": self.name, "kwargs": self.keywords}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, payload: str | bytes) -> Task:
@@ -68,20 +111,36 @@ class Task:
             obj = json.loads(payload)
         except (ValueError, TypeError) as e:
             raise UserError(f"malformed task JSON: {e}") from None
+        if isinstance(obj, dict) and "payload" in obj:
+            # a python-task-queue message (ours or the original Igneous's)
+            from igneous.compat.payloads import task_of_message
+
+            return task_of_message(obj)
         if not isinstance(obj, dict) or not isinstance(obj.get("task"), str):
             raise UserError('malformed task: expected {"task": NAME, "kwargs": {...}}')
         kwargs = obj.get("kwargs", {})
         if not isinstance(kwargs, dict):
             raise UserError("malformed task: kwargs must be a JSON object")
-        return cls(task_name(obj["task"]), kwargs)
-
-    def __call__(self) -> Any:
-        return lookup(self.name)(**self.kwargs)
+        return cls(obj["task"], kwargs)
 
     # compatibility with python-task-queue style code: ``task.execute()``
-    execute = __call__
+    def execute(self) -> Any:
+        return self()
 
 
 def run_payload(payload: str | bytes) -> Any:
     """Decode one queued payload and run it."""
     return Task.from_json(payload)()
+
+
+# -- python-task-queue and the original Igneous's names (igneous.compat) ------
+# A consumer that imports igneous.tasks and polls a python-task-queue queue
+# finds our tasks and the original's task names in python-task-queue's
+# registries; the original's task classes resolve lazily from here.
+from igneous.compat import bridge as _bridge  # noqa: E402 - cheap: no heavy imports
+
+_bridge.attach()
+
+
+def __getattr__(name: str) -> Any:
+    return _bridge.compat_attribute(__name__, name)

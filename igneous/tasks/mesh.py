@@ -80,8 +80,12 @@ def simplify(vertices: np.ndarray, faces: np.ndarray, factor: int, max_error: fl
         # the extreme vertices on each axis stay: the quadric error does not see
         # a thin spike shortened along its own sides, and the extent must hold
         extremes = np.concatenate([vertices.argmin(axis=0), vertices.argmax(axis=0)])
-        faces = decimate(vertices, faces, target, float(max_error) * SIMPLIFY_ERROR_FRACTION,
-                         lock_border=True, lock=extremes)
+        simple, faces = decimate(vertices, faces, target,
+                                 float(max_error) * SIMPLIFY_ERROR_FRACTION,
+                                 lock_border=True, lock=extremes)
+        if simple is not vertices:  # the fallback simplifier made new vertices
+            kept = kept + len(simple)
+            vertices = np.concatenate([simple, vertices])
     return compact(vertices, np.concatenate([faces, kept]))  # small pieces ride along unchanged
 
 
@@ -154,11 +158,13 @@ def mesh_forge(layer_path: str, mip: int, lo: Coords, hi: Coords, mesh_dir: str,
               exclude_object_ids: list[int] | None = None, fill_missing: bool = False,
               spatial_index: bool = True, sharded: bool = False,
               closed_dataset_edges: bool = True, compress: str | None = "gzip",
-              fill_holes: int = 0, dust_global: bool = False) -> None:
+              fill_holes: int = 0, dust_global: bool = False,
+              cache_control: str | None = None) -> None:
     """Mesh the task box [lo, hi) (voxels at ``mip``) into ``layer_path/mesh_dir``.
 
     ``dust_global``: ``dust_threshold`` applies to whole-volume voxel counts;
-    ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
+    ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep);
+    ``cache_control``: the fragments' Cache-Control header (none by default)."""
     from igneous.blockio import open_volume
     from igneous.formats.multires import mesh_to_precomputed
     from igneous.formats.spatial_index import index_filename, label_boxes, write_index
@@ -189,12 +195,12 @@ def mesh_forge(layer_path: str, mip: int, lo: Coords, hi: Coords, mesh_dir: str,
         blobs = {label: mesh_to_precomputed(v, f) for label, (v, f) in meshes.items()}
         # named like the task's index file, which lists the labels inside
         stem = index_filename(lo, hi, res)[: -len(".spatial")]
-        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes())
+        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes(), cache_control=cache_control)
     else:
         cf.put_many(((f"{label}:0:{name}", mesh_to_precomputed(v, f))
                      for label, (v, f) in meshes.items()),
                     compress=compress, level=GZIP_LEVEL if compress == "gzip" else None,
-                    content_type="application/octet-stream")
+                    content_type="application/octet-stream", cache_control=cache_control)
     if spatial_index:
         inner = labels[tuple(slice(int(a), int(a) + int(b - c))
                              for a, b, c in zip(lo - origin, read_hi, lo))]

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 REFERENCE = Path(__file__).resolve().parents[2] / ".bench" / "reference" / "bin" / "python"
+# its CLI appears only once pip installed the reference completely
+REFERENCE_READY = (REFERENCE.parent / "igneous").exists()
 BIG = np.uint64(2**60 + 12345)  # ids above 2^53: JSON floats would corrupt them
 OFFSET = (8, 4, 3)  # x/y multiples of 4 (two 2x2x1 mips align), odd z
 SHAPE = (45, 37, 11)  # odd sizes: ragged last chunks and windows

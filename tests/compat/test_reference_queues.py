@@ -16,9 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.compat.helpers import REFERENCE, image, make_layer, read, run_script, segmentation
+from tests.compat.helpers import (
+    REFERENCE,
+    REFERENCE_READY,
+    image,
+    make_layer,
+    read,
+    run_script,
+    segmentation,
+)
 
-pytestmark = pytest.mark.skipif(not REFERENCE.exists(), reason="no reference venv (.bench/reference)")
+pytestmark = pytest.mark.skipif(not REFERENCE_READY, reason="no reference venv (.bench/reference)")
 REF_IGNEOUS = REFERENCE.parent / "igneous"
 
 

@@ -12,6 +12,7 @@ import pytest
 from tests.compat.helpers import (
     OFFSET,
     REFERENCE,
+    REFERENCE_READY,
     image,
     make_layer,
     mean_pool_2x2,
@@ -46,7 +47,7 @@ def test_names_import_lazily_from_igneous_and_igneous_tasks():
         igneous.NoSuchTask  # noqa: B018
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="no reference venv (.bench/reference)")
+@pytest.mark.skipif(not REFERENCE_READY, reason="no reference venv (.bench/reference)")
 def test_keywords_are_the_originals(tmp_path):
     """Every class takes exactly the keywords (and defaults) of the original's task."""
     from igneous.compat.base import REQUIRED

@@ -50,6 +50,16 @@ AWS_ENV_CLEARED = (
 )
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """``slow`` tests run only with IGNEOUS_SLOW=1 or when ``-m`` names them."""
+    if os.environ.get("IGNEOUS_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow storm: set IGNEOUS_SLOW=1 or pass -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -16,19 +16,26 @@ from igneous.errors import UserError
 
 
 class IgneousGroup(click.Group):
-    """Turns user errors into one line on stderr (exit 2) instead of a traceback."""
+    """Turns user errors into one line on stderr instead of a traceback (exit 1),
+    and option errors into one line too (exit 2), naming where to find help."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UserError as e:
             raise click.ClickException(str(e)) from None
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "igneous"
+            one_line = click.ClickException(f"{e.format_message()} (see `{where} --help`)")
+            one_line.exit_code = e.exit_code
+            raise one_line from None
 
 
 def parallel_count(value: int) -> int:
     """``-p 0`` means every core."""
     if value < 0:
-        raise click.BadParameter("must be 0 (all cores) or a positive count")
+        raise click.BadParameter("must be 0 (all cores) or a positive count",
+                                 param_hint="-p/--parallel")
     return value or (os.cpu_count() or 1)
 
 

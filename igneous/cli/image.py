@@ -34,9 +34,16 @@ def memory_option(f):
     )(f)
 
 
+def _checked_queue(ctx, param, value):
+    """Refuse a queue that cannot work before the planner writes anything."""
+    from igneous.validate import queue_spec
+
+    return queue_spec(value)
+
+
 def queue_option(f):
     return click.option(
-        "--queue", default=None,
+        "--queue", default=None, callback=_checked_queue,
         help="Queue to put tasks in (directory, fq://DIR, sqs://NAME, postgresql://...). "
         "Omit to run now with -p.",
     )(f)

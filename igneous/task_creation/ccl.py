@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     check_encoding,
-    load_layer,
     normalize_path,
     read_info,
     resolve_mip,
@@ -34,7 +34,7 @@ CCL_ENCODINGS = ("compresso", "compressed_segmentation", "crackle", "raw")
 
 def _open(cloudpath: str, mip: int) -> tuple[str, dict, int]:
     cloudpath = normalize_path(cloudpath)
-    layer = load_layer(cloudpath, mip)
+    layer = validate.load_layer(cloudpath, mip)
     return cloudpath, layer.info, resolve_mip(layer, mip)
 
 
@@ -42,6 +42,9 @@ def _validate_first(info: dict, path: str, shape, threshold_gte, threshold_lte, 
     if info.get("num_channels", 1) != 1:
         raise UserError(f"{path} has {info['num_channels']} channels; CCL needs a single channel")
     thresholded = threshold_gte is not None or threshold_lte is not None
+    for name, t in (("--threshold-gte", threshold_gte), ("--threshold-lte", threshold_lte)):
+        if t is not None and not np.isfinite(float(t)):
+            raise UserError(f"{name} must be a finite number, not {t}")
     if thresholded and info.get("type") == "segmentation":
         raise UserError(
             f"{path} is a segmentation: its labels are compared for equality, so "
@@ -55,8 +58,7 @@ def _validate_first(info: dict, path: str, shape, threshold_gte, threshold_lte, 
                         "selects nothing")
     if dust_threshold is not None and dust_threshold < 0:
         raise UserError(f"--dust must be 0 or more, not {dust_threshold}")
-    if np.any(vec(shape) <= 0):
-        raise UserError(f"--shape must be positive, not {as_list(vec(shape))}")
+    validate.int_triple(shape, "shape")
 
 
 def _plan(name: str, blocks: Blocks, description: str, **kwargs) -> TaskPlan:

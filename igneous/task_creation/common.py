@@ -47,6 +47,9 @@ def fit_shape(shape, memory_target: float, bytes_per_voxel: float, *, what: str,
     a multiple of any power-of-two chunk size that divided it."""
     import numpy as np
 
+    from igneous import validate
+
+    memory_target = validate.memory_target(memory_target)
     given = np.asarray(shape, dtype=np.int64)
     start = given if limit is None else np.minimum(given, np.asarray(limit, dtype=np.int64))
     out = start.copy()

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
@@ -28,13 +29,14 @@ DEFAULT_MIN_CHUNK = (256, 256, 256)
 
 
 def _segmentation(layer_path: str, mip: int = 0):
-    from igneous.layers import load_layer, resolve_mip
+    from igneous.layers import resolve_mip
 
-    layer = load_layer(layer_path, mip)
+    layer = validate.load_layer(layer_path, mip)
     mip = resolve_mip(layer, mip)
     if layer.info.get("type") != "segmentation":
         raise UserError(f"{layer.cloudpath} is a {layer.info.get('type')!r} layer; meshes are made "
                         "from segmentation layers")
+    validate.single_channel(layer.info, layer.cloudpath, "meshing")
     return layer, mip
 
 
@@ -59,10 +61,7 @@ def _put_sub_info(layer, sub: str, info: dict) -> None:
 
 
 def _check_shape(shape: Sequence[int], name: str = "shape") -> np.ndarray:
-    shape = np.asarray(shape, dtype=np.int64).reshape(-1)
-    if shape.shape != (3,) or np.any(shape <= 0):
-        raise UserError(f"{name} must be three positive integers, not {list(shape)}")
-    return shape
+    return np.asarray(validate.int_triple(shape, name), dtype=np.int64)
 
 
 def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = DEFAULT_SHAPE,

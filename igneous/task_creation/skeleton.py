@@ -13,9 +13,10 @@ from itertools import chain
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
-from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
+from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
@@ -70,12 +71,13 @@ def _check_ids(ids, name: str) -> list[int] | None:
 
 
 def _segmentation(layer_path: str, mip: int) -> LayerInfo:
-    layer = load_layer(layer_path, mip)
+    layer = validate.load_layer(layer_path, mip)
     if layer.info.get("type") != "segmentation":
         raise UserError(f"{layer.cloudpath} is a {layer.info.get('type')!r} layer; skeletons need "
                         "a segmentation layer")
     if layer.dtype.kind not in "ui":
         raise UserError(f"{layer.cloudpath} holds {layer.dtype} data; skeletons need integer labels")
+    validate.single_channel(layer.info, layer.cloudpath, "skeletonizing")
     return layer
 
 
@@ -111,9 +113,7 @@ def create_skeletonizing_tasks(
         write_info(cloudpath, info)
     layer = _segmentation(cloudpath, mip)
     mip = resolve_mip(layer, mip)
-    shape = vec(shape)
-    if np.any(shape <= 0):
-        raise UserError(f"shape must be three positive integers, not {as_list(shape)}")
+    shape = vec(validate.int_triple(shape, "shape"))
     shape = vec(fit_shape(shape, memory_target, FORGE_BYTES_PER_VOXEL, what="skeleton forge",
                           limit=layer.info["scales"][mip]["size"]))
     teasar = check_teasar(DEFAULT_TEASAR if teasar_params is None else teasar_params)

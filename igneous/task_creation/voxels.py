@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
-from igneous.layers import load_layer, normalize_path, resolve_mip
+from igneous.layers import normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
 from igneous.tasks.voxels import COUNTS_DIR, MANIFEST, RESULT, block_name, intmap_bytes, sum_blocks
@@ -17,7 +18,7 @@ BYTES_PER_VOXEL = 16  # peak per voxel of a counting task (block + unique/counts
 
 def _open(cloudpath: str, mip: int) -> tuple[str, dict, int, str]:
     cloudpath = normalize_path(cloudpath)
-    layer = load_layer(cloudpath, mip)
+    layer = validate.load_layer(cloudpath, mip)
     mip = resolve_mip(layer, mip)
     return cloudpath, layer.info, mip, layer.info["scales"][mip]["key"]
 
@@ -37,9 +38,7 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
         raise UserError(f"{cloudpath} has {info['num_channels']} channels; voxel counts need one")
     if info["data_type"] not in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"):
         raise UserError(f"{cloudpath} holds {info['data_type']}: voxel counts are per integer label")
-    step = vec(shape)
-    if (step <= 0).any():
-        raise UserError(f"shape must be positive, not {as_list(step)}")
+    step = vec(validate.int_triple(shape, "shape"))
     start, stop = scale_bounds(info, mip)
     step = vec(fit_shape(step, memory_target, BYTES_PER_VOXEL, what="voxel count",
                          limit=stop - start))

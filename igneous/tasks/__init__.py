@@ -26,6 +26,8 @@ TASK_MODULES: dict[str, str] = {
     "touch": "igneous.tasks.testing",
     "fail": "igneous.tasks.testing",
     "sleep": "igneous.tasks.testing",
+    "allocate": "igneous.tasks.testing",
+    "crash": "igneous.tasks.testing",
     "downsample": "igneous.tasks.downsample",
     "transfer": "igneous.tasks.transfer",
     "delete": "igneous.tasks.delete",

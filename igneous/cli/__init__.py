@@ -22,8 +22,8 @@ class IgneousGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except UserError as e:
-            raise click.ClickException(str(e)) from None
+        except UserError as e:  # one line, whatever a library put in the message
+            raise click.ClickException(" ".join(str(e).split())) from None
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "igneous"
             one_line = click.ClickException(f"{e.format_message()} (see `{where} --help`)")

@@ -39,6 +39,41 @@ class TaskPlan:
         return f"TaskPlan({self.description!r}, {self._length} tasks)"
 
 
+# a keyword whose JSON is larger than this is stored beside the layer instead of
+# in every payload (SQS messages are limited to 256 KB; a queue of a million
+# tasks should not carry the same label list a million times)
+LARGE_ARG_BYTES = 16 * 1024
+ARGS_DIR = "igneous_task_args"
+
+
+def store_large_args(kwargs: dict, cloudpath: str) -> dict:
+    """``kwargs`` with each large value written once to
+    ``CLOUDPATH/igneous_task_args/SHA256.json`` (content-addressed, so
+    planning twice writes the same file) and replaced by a pointer the worker
+    follows (``igneous.tasks.load_arg``)."""
+    import hashlib
+    import json
+
+    from igneous.tasks import ARG_FILE
+
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            continue
+        data = json.dumps(value, separators=(",", ":")).encode()
+        if len(data) <= LARGE_ARG_BYTES:
+            continue
+        from cloudfiles import CloudFiles
+
+        name = f"{hashlib.sha256(data).hexdigest()}.json"
+        base = f"{cloudpath.rstrip('/')}/{ARGS_DIR}"
+        cf = CloudFiles(base)
+        if not cf.exists(name):
+            cf.put(name, data, compress=None, cache_control="no-cache")
+        out[key] = {ARG_FILE: f"{base}/{name}"}
+    return out
+
+
 def fit_shape(shape, memory_target: float, bytes_per_voxel: float, *, what: str, limit=None):
     """``shape``, with its longest axis halved until a task of that shape fits
     ``memory_target`` at ``bytes_per_voxel`` (the task's measured peak use per

@@ -17,7 +17,13 @@ import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    TaskPlan,
+    fit_shape,
+    note,
+    store_large_args,
+)
 from igneous.tasks import Task
 
 # 256^3 tasks: a quarter of the memory of 448^3 with the same meshes (seams are
@@ -124,6 +130,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                   fill_missing=bool(fill_missing), spatial_index=bool(spatial_index or sharded),
                   sharded=bool(sharded), closed_dataset_edges=bool(closed_dataset_edges),
                   compress=compress, **prep)
+    kwargs = store_large_args(kwargs, layer.cloudpath)
     start, stop = scale_bounds(info, mip)
 
     def make() -> Iterator[Task]:

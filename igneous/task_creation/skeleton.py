@@ -17,7 +17,13 @@ from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
 from igneous.layers import LayerInfo, normalize_path, resolve_mip
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape, note
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    TaskPlan,
+    fit_shape,
+    note,
+    store_large_args,
+)
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
@@ -158,6 +164,7 @@ def create_skeletonizing_tasks(
                   cross_sectional_area_smoothing_window=int(cross_sectional_area_smoothing_window))
     if dust_global and dust_threshold > 0:
         common["dust_global"] = True
+    common = store_large_args(common, cloudpath)
 
     def make():
         for a, b in grid(lo, hi, start, shape):

@@ -60,6 +60,11 @@ TASK_MODULES: dict[str, str] = {
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
+# A keyword too large for a queue message (a long label list) is stored as a
+# file by the planner (igneous.task_creation.common.store_large_args) and the
+# payload carries {ARG_FILE: URL}; the worker reads it back before the call.
+ARG_FILE = "$igneous-arg-file"
+
 
 def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: make ``fn`` runnable by name from a queue."""
@@ -110,10 +115,25 @@ class Task:
         return cls(obj["task"], kwargs)
 
     def __call__(self) -> Any:
-        return lookup(self.name)(**self.kwargs)
+        fn = lookup(self.name)
+        return fn(**{k: load_arg(v) for k, v in self.kwargs.items()})
 
     # compatibility with python-task-queue style code: ``task.execute()``
     execute = __call__
+
+
+def load_arg(value: Any) -> Any:
+    """A keyword value, read from storage when the payload carries a pointer."""
+    if not (isinstance(value, dict) and set(value) == {ARG_FILE}):
+        return value
+    from cloudfiles import CloudFiles
+
+    url = str(value[ARG_FILE])
+    base, _, name = url.rpartition("/")
+    data = CloudFiles(base).get(name)
+    if data is None:
+        raise FileNotFoundError(f"task argument file {url} is missing (planned, then deleted?)")
+    return json.loads(data)
 
 
 def run_payload(payload: str | bytes) -> Any:

@@ -204,7 +204,15 @@ def load_layer(path: str, mip: int = 0):
     """``igneous.layers.load_layer`` plus ``check_info`` (what planners open)."""
     from igneous import layers
 
-    layer = layers.LayerInfo(path)
+    try:
+        layer = layers.LayerInfo(path)
+    except UserError:
+        raise
+    except Exception as e:
+        # botocore raises AccessDenied, NoSuchBucket, ... as generated ClientError subclasses
+        if any(c.__name__ in ("ClientError", "BotoCoreError") for c in type(e).__mro__):
+            raise UserError(f"cannot access {path}: {e}") from None
+        raise
     check_info(layer.info, layer.cloudpath)
     check_mip(layer.info, layer.cloudpath, mip)
     return layer

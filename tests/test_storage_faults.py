@@ -189,3 +189,90 @@ def test_queue_on_a_full_disk_loses_and_duplicates_nothing(igneous, tmp_path, sm
     c = counts(q)
     assert (c.pending, c.leased, c.dead, c.completed) == (0, 0, 0, inserted)
     assert len(list(marks.iterdir())) == inserted
+
+
+# -- denied access ------------------------------------------------------------------
+
+@pytest.fixture
+def iam_s3(aws_env, tmp_path):
+    """A second moto server on 127.0.0.1 that enforces IAM: a ``writer`` who
+    may do anything and a ``nobody`` who may do nothing. Yields (endpoint,
+    writer env, nobody env); stopped by PID."""
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    import boto3
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # the first 5 requests (the IAM set-up below) are free; all later ones are checked
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="5")
+    with open(tmp_path / "moto-iam.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("the IAM moto server did not start")
+                time.sleep(0.1)
+        iam = boto3.client("iam", endpoint_url=url)
+        keys = {}
+        for user in ("writer", "nobody"):
+            iam.create_user(UserName=user)
+            keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+        iam.put_user_policy(UserName="writer", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+
+        def creds(user: str) -> dict:
+            return {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": keys[user]["AccessKeyId"],
+                    "AWS_SECRET_ACCESS_KEY": keys[user]["SecretAccessKey"],
+                    "AWS_SESSION_TOKEN": ""}
+
+        yield url, creds("writer"), creds("nobody")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_denied_access_at_planning_and_mid_run(igneous, tmp_path, iam_s3):
+    import boto3
+
+    url, writer, nobody = iam_s3
+    boto3.client("s3", endpoint_url=url, aws_access_key_id=writer["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=writer["AWS_SECRET_ACCESS_KEY"]).create_bucket(
+        Bucket="denied-test")
+    local = make_layer(str(tmp_path / "local"), IMAGE, chunk=(16, 16, 8))
+    layer = "s3://denied-test/layer"
+    igneous("image", "xfer", local, layer, "--skip-downsample", env=writer, check=True)
+
+    # planning as nobody: one line, nothing queued
+    q = tmp_path / "q"
+    line = _one_line(igneous("image", "downsample", layer, "--queue", q, env=nobody, timeout=240))
+    assert "denied" in line.lower() or "forbidden" in line.lower() or "403" in line, line
+    assert not q.exists()
+
+    # planned as the writer, run as nobody: every task dead-lettered with the cause
+    dest = tmp_path / "dest"
+    igneous("image", "xfer", layer, dest, "--queue", q, "--shape", "32,32,16",
+            "--skip-downsample", env=writer, check=True)
+    total = counts(q).pending
+    run = igneous("execute", "-x", "--max-attempts", 1, q, env=nobody, timeout=600)
+    assert "Traceback" not in run.stderr
+    status = json.loads(igneous("queue", "status", "--json", "--dead", 100, q,
+                                check=True).stdout)
+    assert (status["pending"], status["leased"], status["dead"]) == (0, 0, total)
+    for letter in status["dead_letters"]:
+        assert "denied" in letter["error"].lower() or "403" in letter["error"], letter["error"]
+    assert not (dest / "4_4_40").exists() or not any((dest / "4_4_40").iterdir())

@@ -183,6 +183,12 @@ def test_queue_on_a_full_disk_loses_and_duplicates_nothing(igneous, tmp_path, sm
     assert "full" in str(error).lower() or "space" in str(error).lower(), error
     c = counts(q)
     assert c.pending == inserted  # every batch is all or nothing
+    # workers on the full disk: one line, nothing lost
+    (small_disk / "filler").unlink()
+    _fill(small_disk, 0)
+    run = igneous("-p", 2, "execute", "-x", q, timeout=300)
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert "full" in run.stderr or "I/O" in run.stderr, run.stderr
     (small_disk / "filler").unlink()
     run = igneous("-p", 2, "execute", "-x", q, timeout=300)
     assert run.returncode == 0, run.stderr

@@ -326,7 +326,7 @@ def option_problem(name: str, value: Any, default: Any, annotation: Any = None) 
     elif isinstance(default, float):
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     elif isinstance(default, str):
-        ok = isinstance(value, str)
+        ok = isinstance(value, (str, bool))  # e.g. compress = false
     elif isinstance(default, (tuple, list)):
         ok = isinstance(value, (tuple, list))
     else:

@@ -15,11 +15,28 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from igneous.errors import UserError
+
 Vec = np.ndarray
+# coordinates or sizes as given: a list from JSON or a numpy vector
+Coords = Sequence[int] | np.ndarray
+Floats = Sequence[float] | np.ndarray
 
 
 def vec(x: Sequence[int] | np.ndarray) -> Vec:
     return np.asarray(x, dtype=np.int64).reshape(3)
+
+
+def positive_shape(shape: Sequence[int] | np.ndarray, name: str = "shape") -> Vec:
+    """``shape`` as three positive integers, or a UserError naming the option."""
+    try:
+        raw = np.asarray(shape, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be three positive integers, not {shape!r}") from None
+    if raw.shape != (3,) or not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)) \
+            or np.any(raw <= 0):
+        raise UserError(f"{name} must be three positive integers, not {raw.tolist()}")
+    return raw.astype(np.int64)
 
 
 def scale_box(offset0: Sequence[int], size0: Sequence[int], factor: Sequence[int]) -> tuple[Vec, Vec]:
@@ -77,11 +94,26 @@ def aligned_depth(offsets: Sequence[Vec], factor: Vec, *, include_base: bool) ->
     return best
 
 
-def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, Vec]]:
-    """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
+def grid_cells(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+               step: Sequence[int] | Vec) -> tuple[Vec, Vec]:
+    """(low corner of the first cell, cells per axis) of the grid anchored at
+    ``origin`` with ``step`` that touch [start, stop)."""
     start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
     first = origin + np.floor_divide(start - origin, step) * step
-    counts = -np.floor_divide(-(stop - first), step)
+    return first, np.maximum(-np.floor_divide(-(stop - first), step), 0)
+
+
+def cell_index(t: int, counts: Vec) -> Vec:
+    """(i, j, k) of the ``t``-th cell in the order ``grid`` yields them (x fastest)."""
+    strides = np.array([1, counts[0], counts[0] * counts[1]], np.int64)
+    return (t // strides) % counts
+
+
+def grid(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+         step: Sequence[int] | Vec) -> Iterator[tuple[Vec, Vec]]:
+    """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
+    first, counts = grid_cells(start, stop, origin, step)
+    step = vec(step)
     for iz in range(int(counts[2])):
         for iy in range(int(counts[1])):
             for ix in range(int(counts[0])):
@@ -89,14 +121,12 @@ def grid(start: Vec, stop: Vec, origin: Vec, step: Vec) -> Iterator[tuple[Vec, V
                 yield lo, lo + step
 
 
-def grid_count(start: Vec, stop: Vec, origin: Vec, step: Vec) -> int:
-    start, stop, origin, step = vec(start), vec(stop), vec(origin), vec(step)
-    first = origin + np.floor_divide(start - origin, step) * step
-    counts = -np.floor_divide(-(stop - first), step)
-    return int(np.prod(np.maximum(counts, 0)))
+def grid_count(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
+               step: Sequence[int] | Vec) -> int:
+    return int(np.prod(grid_cells(start, stop, origin, step)[1]))
 
 
-def clip(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> tuple[Vec, Vec]:
+def clip(lo: Coords, hi: Coords, start: Coords, stop: Coords) -> tuple[Vec, Vec]:
     return np.maximum(lo, start), np.minimum(hi, stop)
 
 
@@ -111,6 +141,11 @@ def pyramid_bytes(shape: Sequence[int], itemsize: int, channels: int, factor: Se
     shrink = float(np.prod(vec(factor)))
     total = sum(voxels / shrink**i for i in range(num_mips + 1))
     return int(total * itemsize * channels)
+
+
+def box_name(lo: Coords, hi: Coords) -> str:
+    """``x0-x1_y0-y1_z0-z1``: the file name of a box (forge fragments, scratch files)."""
+    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def as_list(v: Vec) -> list[int]:

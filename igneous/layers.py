@@ -9,17 +9,14 @@ file://. Missing layers, malformed info files and unreachable buckets become
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from igneous.errors import UserError
-
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+from igneous.storage import is_plain, join, normalize_url, open_store
 
 SEGMENTATION_ENCODINGS = {"compressed_segmentation", "compresso", "crackle"}
 IMAGE_ONLY_ENCODINGS = {"jpeg", "png", "jpegxl", "fpzip", "zfpc"}
@@ -28,11 +25,7 @@ KNOWN_ENCODINGS = {"raw"} | SEGMENTATION_ENCODINGS | IMAGE_ONLY_ENCODINGS
 
 def normalize_path(path: str) -> str:
     """A bare local path becomes file://ABSOLUTE; precomputed:// prefixes are dropped."""
-    if path.startswith("precomputed://"):
-        path = path[len("precomputed://"):]
-    if not _SCHEME.match(path):
-        return "file://" + os.path.abspath(os.path.expanduser(path))
-    return path
+    return normalize_url(path)
 
 
 def https_path(path: str) -> str:
@@ -82,13 +75,14 @@ def _classify(e: Exception, path: str) -> Exception:
 class LayerInfo:
     """A layer's info file without CloudVolume: what planners need, cheaply.
 
-    Local (file://) layers are read and written as plain JSON (atomically);
-    other paths go through CloudVolume, which knows every protocol.
+    Precomputed layers on any storage are read and written as plain JSON
+    through the storage contract (atomically on local disk); other sources
+    (zarr://, n5://, graphene://, ...) go through CloudVolume, which
+    synthesizes their info.
     """
 
     def __init__(self, path: str):
         self.cloudpath = normalize_path(path)
-        self._local = _local_dir(self.cloudpath)
         with layer_errors(self.cloudpath):
             self.info = self._read()
         if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
@@ -96,18 +90,17 @@ class LayerInfo:
             raise UserError(f"malformed info file at {self.cloudpath}: it needs 'data_type' and 'scales'")
 
     def _read(self) -> dict:
-        if self._local is None:
+        if not is_plain(self.cloudpath):
             from cloudvolume import CloudVolume
 
             return CloudVolume(self.cloudpath, progress=False).info
         try:
-            with open(os.path.join(self._local, "info"), "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raise UserError(f"no layer at {self.cloudpath} (no info file); check the path, or "
-                            "create one with `igneous image create`") from None
+            raw = open_store(self.cloudpath).get("info")
         except OSError as e:
-            raise UserError(f"cannot read {self.cloudpath}/info: {e.strerror}") from None
+            raise UserError(f"cannot read {self.cloudpath}/info: {e.strerror or e}") from None
+        if raw is None:
+            raise UserError(f"no layer at {self.cloudpath} (no info file); check the path, or "
+                            "create one with `igneous image create`")
         try:
             return json.loads(raw)
         except ValueError as e:
@@ -127,28 +120,38 @@ class LayerInfo:
             self.commit_info()
 
 
-def _local_dir(path: str) -> str | None:
-    return path[len("file://"):] if path.startswith("file://") else None
+# info files change as scales, meshes and skeletons are added: caches must revalidate
+INFO_CACHE_CONTROL = "no-cache"
 
 
 def write_info(path: str, info: dict) -> None:
-    """Write a layer's info file (atomically on local disk)."""
+    """Write a layer's (or a mesh / skeleton directory's) info file: JSON,
+    atomically on local disk, never cached stale by a CDN or browser."""
     path = normalize_path(path)
-    local = _local_dir(path)
-    if local is None:
+    if not is_plain(path):
         from cloudvolume import CloudVolume
 
         with layer_errors(path):
             CloudVolume(path, info=info, progress=False).commit_info()
         return
     try:
-        os.makedirs(local, exist_ok=True)
-        tmp = os.path.join(local, f".info.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(info, f, indent=2)
-        os.replace(tmp, os.path.join(local, "info"))
+        with layer_errors(path):
+            open_store(path).put("info", json.dumps(info, indent=2).encode(),
+                                 content_type="application/json", cache_control=INFO_CACHE_CONTROL)
     except OSError as e:
-        raise UserError(f"cannot write {path}/info: {e.strerror}") from None
+        raise UserError(f"cannot write {path}/info: {e.strerror or e}") from None
+
+
+def read_sub_info(path: str, sub: str = "") -> dict | None:
+    """The info file of the mesh or skeleton directory ``path/sub``, or None."""
+    with layer_errors(path):
+        info = open_store(join(normalize_path(path), sub)).get_json("info")
+    return info if isinstance(info, dict) or info is None else None
+
+
+def write_sub_info(layer_path: str, sub: str, info: dict) -> None:
+    """Write the info file of a layer's mesh or skeleton directory ``sub``."""
+    write_info(join(normalize_path(layer_path), sub), info)
 
 
 def read_info(path: str) -> dict | None:
@@ -168,7 +171,7 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
     return layer
 
 
-def open_layer(path: str, mip: int = 0, **kwargs: Any):
+def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     """A CloudVolume for ``path`` at ``mip`` with quiet, non-caching defaults."""
     from cloudvolume import CloudVolume
 
@@ -184,7 +187,7 @@ def open_layer(path: str, mip: int = 0, **kwargs: Any):
     return cv
 
 
-def check_mip(cv, mip: int) -> None:
+def check_mip(cv: Any, mip: int) -> None:
     n = len(cv.info["scales"])
     if not 0 <= mip < n:
         raise UserError(
@@ -193,7 +196,7 @@ def check_mip(cv, mip: int) -> None:
         )
 
 
-def resolve_mip(cv, mip: int) -> int:
+def resolve_mip(cv: Any, mip: int) -> int:
     """-1 (or any negative) counts from the top of the pyramid."""
     n = len(cv.info["scales"])
     return n + mip if mip < 0 else mip
@@ -220,7 +223,7 @@ def check_encoding(encoding: str | None, dtype: Any, layer_type: str) -> None:
         raise UserError(f"{encoding} needs float data, not {dtype}")
 
 
-def parse_triple(value: str | None, name: str, cast=int) -> tuple | None:
+def parse_triple(value: str | None, name: str, cast: Callable[[str], Any] = int) -> tuple | None:
     """'64,64,64' -> (64, 64, 64) with a clear error."""
     if value is None or value == "":
         return None

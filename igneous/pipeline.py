@@ -38,32 +38,17 @@ import inspect
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from igneous.capabilities import PIPELINE_STEPS
 from igneous.errors import UserError
+from igneous.queues import TaskQueue, open_queue
+from igneous.submit import as_stages, insert_stages, root_failure
+from igneous.tasks import Task
 
-# step name -> planner in igneous.task_creation (steps whose planner is not
-# available in this build are reported as unknown)
-STEP_PLANNERS: dict[str, str] = {
-    "transfer": "create_transfer_tasks",
-    "downsample": "plan_downsample",
-    "delete": "create_deletion_tasks",
-    "mesh-forge": "create_meshing_tasks",
-    "mesh-merge": "create_mesh_manifest_tasks",
-    "mesh-merge-sharded": "create_sharded_multires_mesh_tasks",
-    "mesh-merge-multires": "create_unsharded_multires_mesh_tasks",
-    "skeleton-forge": "create_skeletonizing_tasks",
-    "skeleton-merge": "create_unsharded_skeleton_merge_tasks",
-    "skeleton-merge-sharded": "create_sharded_skeleton_merge_tasks",
-    "ccl-faces": "create_ccl_face_tasks",
-    "ccl-links": "create_ccl_equivalence_tasks",
-    "ccl-relabel": "create_ccl_relabel_tasks",
-    "voxels-count": "create_voxel_counting_tasks",
-    "contrast-histogram": "create_luminance_levels_tasks",
-    "contrast-equalize": "create_contrast_normalization_tasks",
-}
 # a step's own stage plus this many after it are reserved for its passes
 STAGE_STRIDE = 100
 _RESERVED = {"step", "id", "after"}
@@ -92,13 +77,8 @@ class Pipeline:
         return f"pipeline:{digest[:20]}"
 
 
-def available_steps() -> dict[str, str]:
-    from igneous import task_creation
-
-    return {k: v for k, v in STEP_PLANNERS.items() if v in task_creation._WHERE}
-
-
-def _planner(name: str):
+def find_planner(name: str) -> Callable[..., Any]:
+    """The scripting planner ``igneous.task_creation.<name>``."""
     import igneous.task_creation as tc
 
     return getattr(tc, name)
@@ -171,7 +151,7 @@ def load_pipeline(path: str) -> Pipeline:
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise UserError(f"{path}: no steps; add [[steps]] tables (TOML) or a `steps:` list (YAML)")
-    known = available_steps()
+    known = PIPELINE_STEPS
     current = _resolve_path(data.get("source"), base)
 
     steps: list[Step] = []
@@ -206,7 +186,7 @@ def _bind(kind: str, planner: str, options: dict, current, base: Path, path: str
           where: _Lines):
     """Check ``options`` against the planner's keywords, fill in the layer the
     step works on, and return the layer the next step works on."""
-    params = inspect.signature(_planner(planner)).parameters
+    params = inspect.signature(find_planner(planner)).parameters
     names = list(params)
     for key in options:
         if key not in params:
@@ -263,37 +243,46 @@ def _ordered(steps: list[Step], path: str) -> list[Step]:
 def enqueue(pipeline: Pipeline, queue_spec: str) -> tuple[bool, int]:
     """Insert the pipeline's planning tasks (one stage per step) unless this
     queue already holds it. Returns (inserted now?, first stage)."""
-    from igneous.queues import open_queue
-    from igneous.tasks import Task
-
     q = open_queue(queue_spec, create=True)
     try:
         if not q.supports_pipelines:
             q.insert_once("", [], {})  # raises the backend's explanation
         spec = queue_url(q, queue_spec)
         first = _round_up(q.next_stage())
-        groups, labels = [], {}
-        for i, s in enumerate(pipeline.steps):
-            stage = first + i * STAGE_STRIDE
-            task = Task("pipeline-step", {
-                "queue": spec, "stage": stage, "key": pipeline.key, "step": s.id,
-                "planner": s.planner, "options": s.options,
-            })
-            groups.append((stage, [task.to_json()]))
-            labels[stage] = s.id
-        return q.insert_once(pipeline.key, groups, labels), first
+        stages = [[Task.of(pipeline_step, {
+            "queue": spec, "stage": first + i * STAGE_STRIDE, "key": pipeline.key, "step": s.id,
+            "planner": s.planner, "options": s.options,
+        })] for i, s in enumerate(pipeline.steps)]
+        labels = {first + i * STAGE_STRIDE: s.id for i, s in enumerate(pipeline.steps)}
+        inserted = insert_stages(q, stages, first=first, stride=STAGE_STRIDE, key=pipeline.key,
+                                 labels=labels)
+        return inserted is not None, first
     finally:
         q.close()
 
 
-def root_failure(q, below: int | None = None):
-    """The dead-lettered task of the earliest stage (below ``below``): the
-    cause, where later steps only report that they were held back."""
-    dead = [d for d in q.dead_letters(1000) if below is None or d.stage < below]
-    return min(dead, key=lambda d: d.stage) if dead else None
+def pipeline_step(queue: str, stage: int, key: str, step: str, planner: str,
+                  options: dict[str, Any]) -> None:
+    """The planning task of one step: it runs when every earlier stage of the
+    queue is done, refuses to go on if any of them left dead-lettered tasks
+    (later steps would build on missing pieces), then calls the step's planner
+    and inserts the step's tasks into its own stage and the ones reserved
+    after it. The insert and the record that it happened are one
+    transaction, so a re-delivered planning task inserts nothing twice."""
+    with open_queue(queue, create=False) as q:
+        first = root_failure(q, below=stage)
+        if first is not None:
+            raise UserError(
+                f"step {step!r} not started: an earlier step failed ({first.error}); fix the "
+                f"cause, then `igneous queue release --dead {queue}` and run again"
+            )
+        stages = as_stages(find_planner(planner)(**options))
+        if len(stages) > STAGE_STRIDE:
+            raise UserError(f"step {step!r} made {len(stages)} passes; at most {STAGE_STRIDE} fit")
+        insert_stages(q, stages, first=stage, key=f"{key}:{step}:planned")
 
 
-def queue_url(q, spec: str) -> str:
+def queue_url(q: TaskQueue, spec: str) -> str:
     """A spec for ``q`` that works from any directory (a local queue's url is
     absolute; a database's display url hides its password, so keep the spec)."""
     if spec.split("://", 1)[0].lower() in ("postgresql", "postgres"):
@@ -303,10 +292,3 @@ def queue_url(q, spec: str) -> str:
 
 def _round_up(stage: int) -> int:
     return -(-stage // STAGE_STRIDE) * STAGE_STRIDE
-
-
-def as_stages(result) -> list:
-    """A planner returns one plan (a stage) or a list of plans (passes)."""
-    if isinstance(result, (list, tuple)) and result and not hasattr(result[0], "to_json"):
-        return list(result)
-    return [result]

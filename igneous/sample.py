@@ -54,10 +54,10 @@ def create_layer(dest: str, data: np.ndarray, *, resolution=(1, 1, 1), offset=(0
                  compress: str | None = "gzip", encoding_level: int | None = None) -> str:
     """Write ``data`` as a new single-scale layer; return its path."""
     from igneous import validate
+    from igneous.blockio import write_region
     from igneous.chunkio import open_volume
     from igneous.layers import write_info
     from igneous.scales import new_layer_info, set_encoding
-    from igneous.tasks.pyramid import write_region
 
     resolution = validate.positive_numbers(resolution, "resolution")
     chunk_size = validate.int_triple(chunk_size, "chunk_size")

@@ -8,6 +8,7 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.grid import Vec, as_list, chunk_size, mip_factor, pyramid_bytes, scale_box, vec
+from igneous.memory import MEMORY_OVERHEAD
 
 
 def format_resolution(res: np.ndarray) -> list:
@@ -50,8 +51,6 @@ def memory_depth(chunk_top: Vec, factor: Vec, itemsize: int, channels: int, memo
                  wanted: int, overhead: float | None = None) -> int:
     """Most mips one task can make from a block of ``chunk_top * factor^k``
     (``overhead``: multiplier for decode buffers and temporaries)."""
-    from igneous.task_creation.common import MEMORY_OVERHEAD
-
     overhead = MEMORY_OVERHEAD if overhead is None else overhead
     best = 0
     for k in range(1, wanted + 1):

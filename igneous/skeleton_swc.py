@@ -17,19 +17,14 @@ from igneous.errors import UserError
 
 def skeleton_labels(cv) -> list[int]:
     """Every label of a CloudVolume's unsharded skeleton directory."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     if cv.skeleton.meta.is_sharded():
         raise UserError(f"the skeletons of {cv.cloudpath} are sharded: give the LABELS to convert "
                         "(e.g. 12,345,6789)")
 
-    cf = CloudFiles(f"{cv.cloudpath}/{cv.skeleton.meta.skeleton_path}")
-    labels = set()
-    for name in cf.list(flat=True):
-        base = name[:-3] if name.endswith((".gz", ".br")) else name
-        if base.isdigit():
-            labels.add(int(base))
-    return sorted(labels)
+    store = open_store(f"{cv.cloudpath}/{cv.skeleton.meta.skeleton_path}")
+    return sorted(int(name) for name in store.list(flat=True) if name.isdigit())
 
 
 def convert_to_swc(src: str, dest_dir: str, labels: Sequence[int] | None = None) -> int:

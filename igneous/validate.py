@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +20,6 @@ from igneous.errors import UserError
 DTYPES = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
           "float32", "float64"}
 LAYER_TYPES = {"image", "segmentation"}
-SQLITE_MAGIC = b"SQLite format 3\x00"
 # a per-task memory target outside these bounds is a typo (bytes for gigabytes,
 # a run of extra zeros): 4 KiB is one 16^3 uint8 chunk, 1 PiB no machine has
 SMALLEST_MEMORY = 4 * 2**10
@@ -236,64 +234,6 @@ def single_channel(info: dict, path: str, what: str) -> None:
     if n != 1:
         raise UserError(f"{path} has {n} channels; {what} needs a single-channel layer "
                         "(transfer one channel out first)")
-
-
-# -- queues -------------------------------------------------------------------
-
-def queue_spec(spec: str | None) -> str | None:
-    """Refuse a ``--queue`` that cannot hold a queue, before anything is planned
-    (a planner writes info files; the queue is opened after)."""
-    if not spec:
-        return spec
-    import re
-
-    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", spec)
-    scheme = m.group(1).lower() if m else None
-    if scheme not in (None, "fq", "file", "sqs", "postgresql", "postgres"):
-        raise UserError(f"unknown queue scheme {scheme!r} in {spec!r}; use a directory path, "
-                        "fq://PATH, sqs://NAME or postgresql://HOST/DB?queue=NAME")
-    if scheme in (None, "fq", "file"):
-        local_queue_path(spec[len(m.group(0)):] if m else spec)
-    return spec
-
-
-def local_queue_path(path: str) -> None:
-    """A local queue directory must be a directory (or creatable) on a writable
-    filesystem, and any queue database in it must be an SQLite file."""
-    from igneous.queues.local import DB_NAME
-
-    path = os.path.abspath(os.path.expanduser(path))
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"queue path {path} is a file; a local queue is a directory")
-    existing = path
-    while not os.path.exists(existing):
-        parent = os.path.dirname(existing)
-        if parent == existing:
-            break
-        existing = parent
-    if not os.path.isdir(existing):
-        raise UserError(f"queue path {path} is under {existing}, which is not a directory")
-    if _read_only(existing):
-        raise UserError(f"queue path {path} is on a read-only filesystem; choose a writable place")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"queue path {path}: no permission to write in {existing}")
-    db = os.path.join(path, DB_NAME)
-    if os.path.exists(db):
-        try:
-            with open(db, "rb") as f:
-                head = f.read(len(SQLITE_MAGIC))
-        except OSError as e:
-            raise UserError(f"cannot read queue database {db}: {e.strerror}") from None
-        if head and head != SQLITE_MAGIC:
-            raise UserError(f"{db} is not a queue database (not an SQLite file); give another "
-                            "queue directory")
-
-
-def _read_only(path: str) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
 
 
 # -- pipeline options ----------------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from igneous.errors import UserError
 from igneous.queues import Lease, TaskQueue, open_queue
-from igneous.tasks import Task
+from igneous.tasks import Task, run_payload
 
 MAX_BATCH = 64
 QUICK_TASK_SEC = 0.05
@@ -386,11 +386,8 @@ def run_local(stages: Iterable[Iterable[Task]], parallel: int = 1, *, progress: 
                 ctx = mp.get_context("fork")
                 with ctx.Pool(parallel) as pool:
                     payloads = (t.to_json() for t in tasks)
-                    for _ in pool.imap_unordered(_run_payload, payloads, chunksize=1):
+                    for _ in pool.imap_unordered(run_payload, payloads, chunksize=1):
                         executed += 1
                         bar.update()
     return executed
 
-
-def _run_payload(payload: str) -> None:
-    Task.from_json(payload)()

@@ -15,27 +15,26 @@ CloudVolume in another interpreter -- see the same configuration:
 Fixtures for other test modules: ``moto_server`` (endpoint URL), ``aws_env``,
 ``s3_bucket`` (an ``S3Bucket``: unpacks to ``(endpoint, name)``, with ``.url``
 = ``s3://NAME``), ``sqs_queue`` (a fresh ``sqs://NAME`` spec), ``closed_port``
-and ``igneous`` (runs the CLI in a subprocess).
+and ``igneous`` (runs the CLI in a subprocess). The GCS emulator's fixtures
+(``gcs_server``, ``gcs_env``, ``gcs_bucket``) live in tests/gcs_server.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
+from tests.gcs_server import gcs_bucket, gcs_env, gcs_server  # noqa: F401 - the GCS emulator
 from tests.pg_server import pg_server  # noqa: F401 - the PostgreSQL server fixture
+from tests.servers import Bucket, background_server, free_port, fresh_bucket_name
 
 MOTO_ALIAS = "moto"
 AWS_ENV_CLEARED = (
@@ -60,12 +59,6 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/moto-api/", timeout=1):
@@ -81,32 +74,10 @@ def moto_server(tmp_path_factory) -> str:
     """Start ``moto_server`` on a free 127.0.0.1 port; yield its endpoint URL."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed")
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url):
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {url} within 30 s")
-            time.sleep(0.1)
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with background_server(argv, f"http://127.0.0.1:{port}", _answers, log, "moto_server") as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 @pytest.fixture
@@ -137,14 +108,10 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     return moto_server
 
 
-class S3Bucket(NamedTuple):
-    endpoint: str
-    name: str
+class S3Bucket(Bucket):
+    """``.url`` = ``s3://NAME`` reaches the emulator through $AWS_ENDPOINT_URL."""
 
-    @property
-    def url(self) -> str:
-        """``s3://NAME``: reaches the emulator through $AWS_ENDPOINT_URL."""
-        return f"s3://{self.name}"
+    scheme = "s3"
 
     @property
     def alias_url(self) -> str:
@@ -162,7 +129,7 @@ def s3_bucket(aws_env: str) -> S3Bucket:
     """A fresh, empty bucket on the emulator."""
     import boto3
 
-    name = f"igneous-test-{uuid.uuid4().hex[:12]}"
+    name = fresh_bucket_name()
     boto3.client("s3").create_bucket(Bucket=name)
     return S3Bucket(aws_env, name)
 

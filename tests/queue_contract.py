@@ -177,7 +177,7 @@ class QueueContract:
 
     def test_worker_deaths_dead_letter_after_max_leases(self, q):
         """A task whose workers keep dying (never fail()) is buried after MAX_LEASES."""
-        from igneous.queues.local import MAX_LEASES
+        from igneous.queues.base import MAX_LEASES
 
         (task,) = touch_tasks(1, "oom")
         q.insert([task])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from cloudvolume import CloudVolume
 
+from igneous.blockio import read_block, write_region
 from igneous.chunkio import open_volume
-from igneous.tasks.pyramid import read_block, write_region
 from tests.volumes import BIG
 
 SHAPE, OFFSET, CHUNK = (45, 38, 21), (3, 7, 11), (16, 16, 8)
@@ -192,9 +192,9 @@ def test_gzip_variants(tmp_path):
     """Several gzip members are read whole (libdeflate alone stops after the
     first); a truncated gzip file is refused with its name."""
     from igneous.errors import UserError
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    files = Files(f"file://{tmp_path}")
+    files = open_store(f"file://{tmp_path}")
     (tmp_path / "two.gz").write_bytes(gzip.compress(b"abc") + gzip.compress(b"defg"))
     assert bytes(files.get("two")) == b"abcdefg"
     files.put("one", b"x" * 5000, compress="gzip")
@@ -208,7 +208,8 @@ def test_gzip_variants(tmp_path):
 def test_remote_layer_in_batches():
     """A non-local layer (cloud-files' in-memory protocol) with more chunks than
     one concurrent batch: written and read by us, checked through CloudVolume."""
-    from igneous.files import REMOTE_BATCH
+    from igneous.storage.cloud import BATCH as REMOTE_BATCH
+    from igneous.storage.local import LocalStore
 
     shape, chunk = (160, 176, 8), (16, 16, 8)  # 110 chunks
     info = CloudVolume.create_new_info(1, "segmentation", "uint64", "compressed_segmentation",
@@ -217,7 +218,7 @@ def test_remote_layer_in_batches():
     CloudVolume(url, info=info, progress=False).commit_info()
     data = (np.random.RandomState(2).randint(0, 9, shape).astype(np.uint64) + np.uint64(BIG))
     vol = open_volume(url, 0)
-    assert vol.native(0) and not vol.files.local
+    assert vol.native(0) and not isinstance(vol.store, LocalStore)
     assert len(list(vol.chunk_boxes(np.array([5, 0, 2]), np.array([5, 0, 2]) + shape, 0))) > REMOTE_BATCH
     write_region(vol, data[..., None], np.array([5, 0, 2]), 0)
     np.testing.assert_array_equal(CloudVolume(url, progress=False)[:, :, :][..., 0], data)

@@ -17,10 +17,12 @@ def igneous(*args):
     return proc
 
 
-def test_downsample_and_xfer_on_s3(s3_bucket, tmp_path):
+def check_downsample_and_xfer(root: str, tmp_path) -> np.ndarray:
+    """Downsample ``ROOT/img`` and copy it to ``ROOT/copy`` through a queue and
+    two workers; check both with CloudVolume; return the mip-0 voxels."""
     rng = np.random.default_rng(3)
     data = np.asfortranarray(rng.integers(0, 255, (70, 45, 12), dtype=np.uint8))
-    src = f"{s3_bucket.url}/img"
+    src = f"{root}/img"
     info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [16, 0, 4],
                                        list(data.shape), chunk_size=[16, 16, 8])
     cv = CloudVolume(src, info=info, progress=False)
@@ -29,13 +31,18 @@ def test_downsample_and_xfer_on_s3(s3_bucket, tmp_path):
 
     q = str(tmp_path / "q")
     igneous("image", "downsample", src, "--num-mips", "2", "--queue", q)
-    igneous("image", "xfer", src, f"{s3_bucket.url}/copy", "--chunk-size", "32,32,8",
+    igneous("image", "xfer", src, f"{root}/copy", "--chunk-size", "32,32,8",
             "--max-mips", "1", "--queue", q)
     igneous("-p", "2", "execute", "-x", "-q", q)
 
     for k in (1, 2):
         got = np.asarray(CloudVolume(src, mip=k, progress=False)[:, :, :])[..., 0]
         assert np.array_equal(got, average(data, (16, 0, 4), (2, 2, 1), k)[0])
-    copy = CloudVolume(f"{s3_bucket.url}/copy", progress=False)
+    copy = CloudVolume(f"{root}/copy", progress=False)
     assert copy.info["scales"][0]["chunk_sizes"] == [[32, 32, 8]]
     assert np.array_equal(np.asarray(copy[:, :, :])[..., 0], data)
+    return data
+
+
+def test_downsample_and_xfer_on_s3(s3_bucket, tmp_path):
+    check_downsample_and_xfer(s3_bucket.url, tmp_path)

@@ -224,7 +224,7 @@ def test_cut_survives_vertex_just_above_cell_plane():
 
 
 def test_spatial_index_of_forge(legacy):
-    from igneous import spatial_index
+    from igneous.formats import spatial_index
 
     path, data = legacy
     mesh_dir = f"{path}/mesh_mip_0_err_40"

@@ -124,7 +124,7 @@ def test_unsharded_matches_whole_volume(tmp_path, cutout, whole):
     assert {a["id"] for a in info["vertex_attributes"]} >= {"radius"}
     assert "sharding" not in info  # not null: Neuroglancer rejects "sharding": null
     # spatial index: every label is found, and a box far from a label misses it
-    from igneous.spatial_index import query
+    from igneous.formats.spatial_index import query
 
     assert query(url + "/skeletons_mip_0") >= set(whole)
 

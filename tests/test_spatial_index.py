@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import igneous.task_creation as tc
-from igneous import spatial_index as si
+from igneous.cli.spatial_index import spatial_index_group
+from igneous.formats import spatial_index as si
 from igneous.worker import run_local
 from tests.volumes import BIG, make_layer
 
@@ -94,6 +95,6 @@ def test_index_task_plan_api(tmp_path):
 
 
 def test_group_kinds():
-    assert si.spatial_index_group("skeleton").name == "spatial-index"
+    assert spatial_index_group("skeleton").name == "spatial-index"
     with pytest.raises(ValueError):
-        si.spatial_index_group("volume")
+        spatial_index_group("volume")

@@ -199,39 +199,37 @@ def test_queue_on_a_full_disk_loses_and_duplicates_nothing(igneous, tmp_path, sm
 
 # -- denied access ------------------------------------------------------------------
 
+def _moto_answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/moto-api/", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
-def iam_s3(aws_env, tmp_path):
+def iam_s3(aws_env, tmp_path, monkeypatch):
     """A second moto server on 127.0.0.1 that enforces IAM: a ``writer`` who
     may do anything and a ``nobody`` who may do nothing. Yields (endpoint,
     writer env, nobody env); stopped by PID."""
     import sys
-    import time
-    import urllib.error
-    import urllib.request
 
     import boto3
 
-    from tests.conftest import free_port
+    from tests.servers import background_server, free_port
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     # the first 5 requests (the IAM set-up below) are free; all later ones are checked
-    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="5")
-    with open(tmp_path / "moto-iam.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("the IAM moto server did not start")
-                time.sleep(0.1)
+    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "5")
+    with background_server(argv, f"http://127.0.0.1:{port}", _moto_answers,
+                           tmp_path / "moto-iam.log", "moto_server (IAM)") as url:
+        monkeypatch.delenv("INITIAL_NO_AUTH_ACTION_COUNT")
         iam = boto3.client("iam", endpoint_url=url)
         keys = {}
         for user in ("writer", "nobody"):
@@ -247,9 +245,6 @@ def iam_s3(aws_env, tmp_path):
                     "AWS_SESSION_TOKEN": ""}
 
         yield url, creds("writer"), creds("nobody")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_denied_access_at_planning_and_mid_run(igneous, tmp_path, iam_s3):

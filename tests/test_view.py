@@ -319,6 +319,44 @@ def test_sharded_skeletons_are_listed_and_served(tmp_path):
     assert any(r.status == 206 for r in server.requests)
 
 
+def test_path_traversal_refused_and_loopback_only(tmp_path):
+    """Keys leaving a mount, plainly or percent-encoded, are 404 and never
+    read the file outside; the server listens on 127.0.0.1 only."""
+    import gzip as gz
+
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / "info").write_text('{"ok": 1}')
+    (tmp_path / "layer" / "chunk.gz").write_bytes(gz.compress(b"inside"))
+    (tmp_path / "secret").write_text("outside the mount")
+    (tmp_path / "secret.gz").write_bytes(gz.compress(b"outside the mount"))
+    server = LayerServer({"layer": str(tmp_path / "layer")}).start()
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        assert http_get(f"{server.url}/layer/info")[:1] == (200,)
+        assert http_get(f"{server.url}/layer/chunk")[2] == b"inside"
+        for path in ("/layer/../secret", "/layer/%2e%2e/secret", "/layer/%2E%2E%2Fsecret",
+                     "/layer/..%2fsecret", "/layer/sub/../../secret", "/layer/%2e%2e%2f%2e%2e/secret",
+                     "/layer//secret", "/layer/%2fsecret", "/layer/.", "/layer/"):
+            status, _, body = http_get(server.url + path)
+            assert status == 404 and b"outside" not in body, path
+        # a double-encoded dot-dot is a (missing) file name, not a way out
+        assert http_get(server.url + "/layer/%252e%252e/secret")[0] == 404
+    finally:
+        server.stop()
+    # raw request lines, as a hostile client sends them (no client-side normalization)
+    server = LayerServer({"layer": str(tmp_path / "layer")}).start()
+    try:
+        for target in ("/layer/../secret", "/layer/%2e%2e/secret"):
+            with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+                sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                reply = b""
+                while chunk := sock.recv(65536):
+                    reply += chunk
+            assert reply.startswith(b"HTTP/1.1 404") and b"outside" not in reply, target
+    finally:
+        server.stop()
+
+
 def test_bad_input(tmp_path):
     (tmp_path / "notalayer").mkdir()
     with pytest.raises(UserError, match="no layer"):

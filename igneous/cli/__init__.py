@@ -6,12 +6,12 @@ Every command module imports its heavy dependencies inside the command body so
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from igneous import __version__
+from igneous.cli.options import parallel_count
 from igneous.errors import UserError
 
 
@@ -29,14 +29,6 @@ class IgneousGroup(click.Group):
             one_line = click.ClickException(f"{e.format_message()} (see `{where} --help`)")
             one_line.exit_code = e.exit_code
             raise one_line from None
-
-
-def parallel_count(value: int) -> int:
-    """``-p 0`` means every core."""
-    if value < 0:
-        raise click.BadParameter("must be 0 (all cores) or a positive count",
-                                 param_hint="-p/--parallel")
-    return value or (os.cpu_count() or 1)
 
 
 @click.group(cls=IgneousGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,61 +51,19 @@ def main(ctx: click.Context, parallel: int) -> None:
     ctx.obj["parallel"] = parallel_count(parallel)
 
 
-def enqueue_or_run(ctx: click.Context, queue: str | None, stages: list, *, what: str = "tasks") -> None:
-    """Insert each stage of tasks into ``queue`` (stage barriers), or run them now."""
-    if queue:
-        from igneous.queues import open_queue
-
-        q = open_queue(queue, create=True)
-        if len(stages) > 1 and not q.supports_stages:
-            raise UserError(
-                f"{q.url} cannot hold several stages; give a local queue (a directory) "
-                "or run the steps one at a time"
-            )
-        total = 0
-        # new work goes after whatever is already queued: enqueueing "forge"
-        # then "merge" before executing either runs them in that order
-        base = q.next_stage()
-        for i, tasks in enumerate(stages):
-            total += q.insert(tasks, stage=base + i)
-        click.echo(f"Inserted {total} {what} into {q.url}. Run: igneous execute {q.url}", err=True)
-        q.close()
-    else:
-        from igneous.worker import run_local
-
-        n = run_local(stages, parallel=ctx.obj["parallel"])
-        click.echo(f"Executed {n} {what}.", err=True)
-
-
 def _register() -> None:
-    from igneous.cli import demo, design, execute, image, queue
+    """Add every capability's commands (igneous.capabilities) under their parents."""
+    import importlib
 
-    main.add_command(demo.demo)
-    main.add_command(execute.execute)
-    main.add_command(queue.queue_group)
-    main.add_command(image.image_group)
-    main.add_command(design.design_group)
-    from igneous.cli import mesh
+    from igneous.capabilities import CAPABILITIES
 
-    main.add_command(mesh.mesh_group)
-    from igneous.cli import ccl, voxels
-
-    image.image_group.add_command(ccl.ccl_group)
-    image.image_group.add_command(voxels.voxels_group)
-    from igneous.cli import run
-
-    main.add_command(run.run)
-    from igneous.cli import skeleton
-
-    main.add_command(skeleton.skeleton_group)
-    from igneous.cli import view
-
-    main.add_command(view.view)
-    from igneous.cli import analysis, contrast
-
-    image.image_group.add_command(contrast.contrast_group)
-    for command in analysis.COMMANDS:
-        image.image_group.add_command(command)
+    for cap in CAPABILITIES:
+        for where, parent in cap.commands:
+            module, attr = where.split(":")
+            group = main
+            for name in parent.split():
+                group = group.commands[name]  # type: ignore[assignment]
+            group.add_command(getattr(importlib.import_module(module), attr))
 
 
 _register()

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-from igneous.cli.contrast import compress_option, fill_option
-from igneous.cli.image import _bounds, _compress, queue_option, region_options
+from igneous.cli.options import (
+    bounds_option_value,
+    compress_option,
+    compress_value,
+    enqueue_or_run,
+    fill_option,
+    queue_option,
+    region_options,
+)
 
 
 @click.command()
@@ -54,7 +60,7 @@ def reorder(ctx, src, dest, queue, mip, mapping_file, shape, encoding, delete_bg
 
     plan = create_reordering_tasks(src, dest, mapping_file, mip=mip,
                                    shape=parse_triple(shape, "--shape"), fill_missing=fill_missing,
-                                   encoding=encoding, compress=_compress(compress),
+                                   encoding=encoding, compress=compress_value(compress),
                                    delete_black_uploads=delete_bg, background_color=bg_color)
     enqueue_or_run(ctx, queue, [plan], what="reorder tasks")
 
@@ -91,9 +97,9 @@ def quantize(ctx, src, dest, queue, mip, channel, value_range, shape, chunk_size
     plan = create_quantize_tasks(src, dest, shape=parse_triple(shape, "--shape"), mip=mip,
                                  fill_missing=fill_missing,
                                  chunk_size=parse_triple(chunk_size, "--chunk-size"),
-                                 encoding=encoding, bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+                                 encoding=encoding, bounds=bounds_option_value(xrange, yrange, zrange, src, bounds_mip),
                                  bounds_mip=bounds_mip,
-                                 channel=channel, value_range=rng, compress=_compress(compress))
+                                 channel=channel, value_range=rng, compress=compress_value(compress))
     enqueue_or_run(ctx, queue, [plan], what="quantize tasks")
 
 
@@ -122,9 +128,9 @@ def remap(ctx, src, dest, queue, mapping_file, keep_missing, mip, shape, encodin
     plan = create_remap_tasks(src, dest, mapping_file, mip=mip,
                               shape=parse_triple(shape, "--shape"),
                               preserve_missing_labels=keep_missing, fill_missing=fill_missing,
-                              encoding=encoding, bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+                              encoding=encoding, bounds=bounds_option_value(xrange, yrange, zrange, src, bounds_mip),
                               bounds_mip=bounds_mip,
-                              compress=_compress(compress))
+                              compress=compress_value(compress))
     enqueue_or_run(ctx, queue, [plan], what="remap tasks")
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-from igneous.cli.image import _compress, memory_option, queue_option
+from igneous.cli.options import compress_value, enqueue_or_run, memory_option, queue_option
 
 
 def _shape(value: str | None):
@@ -77,7 +76,7 @@ def _dest(chunk_size, encoding, compress) -> dict:
     from igneous.layers import parse_triple
 
     return dict(chunk_size=parse_triple(chunk_size, "--chunk-size"), encoding=encoding,
-                compress=_compress(compress))
+                compress=compress_value(compress))
 
 
 @click.group("ccl")
@@ -187,10 +186,7 @@ def auto(ctx, src, dest, queue, mip, shape, threshold_gte, threshold_lte, dust, 
                            **_dest(chunk_size, encoding, compress))
     enqueue_or_run(ctx, queue, stages, what="ccl tasks")
     if queue and run:
-        from igneous.worker import WorkerOptions, run_workers
+        from igneous.submit import drain, fail_if_dead
 
-        result = run_workers(queue, WorkerOptions(exit_on_empty=True, quiet=True),
-                             parallel=ctx.obj["parallel"])
-        if result.failed:
-            raise click.ClickException(f"{result.failed} task attempts failed; see "
-                                       f"`igneous queue status {queue}`")
+        fail_if_dead(drain(queue, parallel=ctx.obj["parallel"]), queue,
+                     rerun=f"igneous execute {queue}")

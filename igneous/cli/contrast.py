@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-from igneous.cli.image import _bounds, _compress, queue_option, region_options
-
-compress_option = click.option("--compress", default="gzip", show_default=True,
-                               type=click.Choice(["none", "gzip", "br"]),
-                               help="Compression of each chunk file.")
-fill_option = click.option("--fill-missing", is_flag=True,
-                           help="Read missing chunks as background.")
+from igneous.cli.options import (
+    bounds_option_value,
+    compress_option,
+    compress_value,
+    enqueue_or_run,
+    fill_option,
+    queue_option,
+    region_options,
+)
 
 
 @click.group("contrast")
@@ -35,7 +36,7 @@ def histogram(ctx, path, queue, mip, coverage, fill_missing, xrange, yrange, zra
 
     path = normalize_path(path)
     plan = create_luminance_levels_tasks(path, coverage_factor=coverage, mip=mip,
-                                         bounds=_bounds(xrange, yrange, zrange, path, bounds_mip),
+                                         bounds=bounds_option_value(xrange, yrange, zrange, path, bounds_mip),
                                          bounds_mip=bounds_mip,
                                          fill_missing=fill_missing)
     enqueue_or_run(ctx, queue, [plan], what="histogram tasks")
@@ -66,9 +67,9 @@ def equalize(ctx, src, dest, queue, mip, shape, translate, clip_fraction, minval
     plan = create_contrast_normalization_tasks(
         src, dest, shape=parse_triple(shape, "--shape"), mip=mip, clip_fraction=clip_fraction,
         fill_missing=fill_missing, translate=parse_triple(translate, "--translate") or (0, 0, 0),
-        minval=minval, maxval=maxval, bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+        minval=minval, maxval=maxval, bounds=bounds_option_value(xrange, yrange, zrange, src, bounds_mip),
         bounds_mip=bounds_mip,
-        compress=_compress(compress),
+        compress=compress_value(compress),
     )
     enqueue_or_run(ctx, queue, [plan], what="contrast normalization tasks")
 
@@ -103,7 +104,7 @@ def clahe(ctx, src, dest, queue, mip, shape, clip_limit, tile_grid_size, fill_mi
     plan = create_clahe_tasks(src, dest, shape=parse_triple(shape, "--shape"), mip=mip,
                               clip_limit=clip_limit, tile_grid_size=grid,
                               fill_missing=fill_missing,
-                              bounds=_bounds(xrange, yrange, zrange, src, bounds_mip),
+                              bounds=bounds_option_value(xrange, yrange, zrange, src, bounds_mip),
                               bounds_mip=bounds_mip,
-                              compress=_compress(compress))
+                              compress=compress_value(compress))
     enqueue_or_run(ctx, queue, [plan], what="CLAHE tasks")

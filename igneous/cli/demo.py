@@ -46,10 +46,9 @@ def demo(ctx, directory, queue, size):
     job on them through a durable local queue: downsample both, mesh and
     skeletonize every label. Prints where the results are."""
     from igneous.layers import load_layer
-    from igneous.pipeline import enqueue, load_pipeline, root_failure
-    from igneous.queues import open_queue
+    from igneous.pipeline import enqueue, load_pipeline
     from igneous.sample import make_samples
-    from igneous.worker import WorkerOptions, run_workers
+    from igneous.submit import drain, fail_if_dead
 
     directory = os.path.abspath(directory)
     queue = queue or os.path.join(directory, "queue")
@@ -63,15 +62,10 @@ def demo(ctx, directory, queue, size):
     enqueue(pipeline, queue)
     click.echo(f"Running {', '.join(s.id for s in pipeline.steps)} with "
                f"{ctx.obj['parallel']} worker(s) ...", err=True)
-    result = run_workers(queue, WorkerOptions(exit_on_empty=True, quiet=True),
-                         parallel=ctx.obj["parallel"])
-    with open_queue(queue, create=False) as q:
-        c = q.counts()
-        cause = root_failure(q)
-    click.echo(f"Executed {result.executed} tasks ({c.dead} dead-lettered).", err=True)
-    if cause is not None:
-        click.echo(f"igneous: a task failed: {cause.error}", err=True)
-        raise SystemExit(1)
+    drained = drain(queue, parallel=ctx.obj["parallel"])
+    click.echo(f"Executed {drained.result.executed} tasks ({drained.dead} dead-lettered).",
+               err=True)
+    fail_if_dead(drained, queue, rerun=f"igneous execute {queue}")
     seg = load_layer(layers["segmentation"]).info
     for name in ("image", "segmentation"):
         info = load_layer(layers[name]).info

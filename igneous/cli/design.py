@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli.image import MemorySize
+from igneous.cli.options import MemorySize
 
 
 @click.group("design")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from igneous.cli import parallel_count
+from igneous.cli.options import parallel_count
 
 
 @click.command()

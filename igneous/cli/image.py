@@ -4,72 +4,28 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-
-
-class MemorySize(click.ParamType):
-    """A byte count: 4e9, 3.5G, 512MiB."""
-
-    name = "bytes"
-
-    def convert(self, value, param, ctx):
-        from igneous.errors import UserError
-        from igneous.memory import parse_memory
-
-        try:
-            return parse_memory(value)
-        except UserError as e:
-            self.fail(str(e), param, ctx)
-
-
-def memory_option(f):
-    """--memory: bytes one task may use (planners size tasks to fit)."""
-    from igneous.memory import default_memory_target
-
-    target = default_memory_target()
-    return click.option(
-        "--memory", default=target, type=MemorySize(),
-        help="Memory target per task (e.g. 4e9, 3.5G, 512MiB); task shapes are chosen to fit. "
-        f"Default: IGNEOUS_MEMORY_TARGET or 1/4 of this machine's memory ({target / 1e9:.1f} GB).",
-    )(f)
-
-
-def _checked_queue(ctx, param, value):
-    """Refuse a queue that cannot work before the planner writes anything."""
-    from igneous.validate import queue_spec
-
-    return queue_spec(value)
-
-
-def queue_option(f):
-    return click.option(
-        "--queue", default=None, callback=_checked_queue,
-        help="Queue to put tasks in (directory, fq://DIR, sqs://NAME, postgresql://...). "
-        "Omit to run now with -p.",
-    )(f)
-
-
-def region_options(f):
-    """--xrange/--yrange/--zrange: a region at --bounds-mip (default mip 0)."""
-    f = click.option("--bounds-mip", default=0, show_default=True, type=int,
-                     help="The mip --xrange/--yrange/--zrange are given at.")(f)
-    for axis in ("z", "y", "x"):
-        f = click.option(f"--{axis}range", default=None,
-                         help=f"Only this {axis} range at --bounds-mip, e.g. 0,512 (end exclusive).")(f)
-    return f
+from igneous.cli.options import (
+    bounds_option_value,
+    compress_option,
+    compress_value,
+    enqueue_or_run,
+    fill_option,
+    memory_option,
+    queue_option,
+    region_options,
+)
 
 
 def write_options(f):
     """Options shared by everything that writes image chunks."""
     opts = [
-        click.option("--fill-missing", is_flag=True, help="Read missing chunks as background."),
+        fill_option,
         click.option("--encoding", default=None,
                      help="Encoding of new scales: raw, jpeg, png, compressed_segmentation, "
                      "compresso, crackle, fpzip, ... (default: the source's)."),
         click.option("--encoding-level", default=None, type=int,
                      help="jpeg/jxl quality, png level or fpzip precision."),
-        click.option("--compress", default="gzip", show_default=True,
-                     type=click.Choice(["none", "gzip", "br"]), help="Compression of each chunk file."),
+        compress_option,
         click.option("--compress-level", default=None, type=click.IntRange(1, 11),
                      help="gzip 1 (fast) .. 9 (small), br up to 11. Default: 6 for segmentation, 1 "
                      "for images (their voxels barely compress; 6 costs 1.75x the CPU for ~2% "
@@ -94,22 +50,6 @@ def write_options(f):
     return f
 
 
-def _bounds(xrange, yrange, zrange, layer_path: str, bounds_mip: int = 0):
-    """A region from --x/y/zrange at ``bounds_mip``; missing axes take that mip's whole extent."""
-    if not (xrange or yrange or zrange):
-        return None
-    from igneous.grid import scale_bounds
-    from igneous.layers import load_layer, parse_range
-
-    start, stop = scale_bounds(load_layer(layer_path, bounds_mip).info, bounds_mip)
-    lo, hi = list(start), list(stop)
-    for i, (name, value) in enumerate((("--xrange", xrange), ("--yrange", yrange), ("--zrange", zrange))):
-        r = parse_range(value, name)
-        if r:
-            lo[i], hi[i] = r
-    return lo, hi
-
-
 def _factor(volumetric: bool, factor: str | None):
     from igneous.layers import parse_triple
 
@@ -121,11 +61,6 @@ def _factor(volumetric: bool, factor: str | None):
 def _level(value: int | None) -> dict:
     """compress_level for the unsharded planners (their default when not given)."""
     return {} if value is None else {"compress_level": value}
-
-
-def _compress(value: str):
-    """--compress none means uncompressed chunk files (False: CloudVolume's None means "default")."""
-    return False if value == "none" else value
 
 
 @click.group("image")
@@ -161,9 +96,9 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
     layer = normalize_path(layer)
     common = dict(
         factor=_factor(volumetric, factor), chunk_size=parse_triple(chunk_size, "--chunk-size"),
-        sparse=sparse, bounds=_bounds(xrange, yrange, zrange, layer, bounds_mip),
+        sparse=sparse, bounds=bounds_option_value(xrange, yrange, zrange, layer, bounds_mip),
         bounds_mip=bounds_mip, encoding=encoding,
-        delete_black_uploads=delete_bg, background_color=bg_color, compress=_compress(compress),
+        delete_black_uploads=delete_bg, background_color=bg_color, compress=compress_value(compress),
         fill_missing=fill_missing, method=method, memory_target=memory, agglomerate=agglomerate,
         timestamp=timestamp,
     )
@@ -214,7 +149,7 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
     from igneous.task_creation.image import create_transfer_tasks
 
     src = https_path(src) if use_https_src else normalize_path(src)
-    region = _bounds(xrange, yrange, zrange, src, bounds_mip)
+    region = bounds_option_value(xrange, yrange, zrange, src, bounds_mip)
     if sharded:
         from igneous.task_creation.image_shards import (
             create_image_shard_transfer_tasks,
@@ -230,14 +165,14 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
             agglomerate=agglomerate, timestamp=timestamp, memory_target=memory,
             clean_info=clean_info, truncate_scales=truncate_scales, cutout=cutout,
             encoding_level=encoding_level, delete_black_uploads=delete_bg,
-            background_color=bg_color, compress=_compress(compress), overwrite_info=overwrite_info,
+            background_color=bg_color, compress=compress_value(compress), overwrite_info=overwrite_info,
         )
         stages = [plan]
         if downsample and max_mips > 0:  # sharded mips, one per later stage
             stages += plan_shard_downsample(
                 dest, mip, max_mips, factor=_factor(volumetric, factor), sparse=sparse,
                 memory_target=memory, method=method, delete_black_uploads=delete_bg,
-                background_color=bg_color, compress=_compress(compress),
+                background_color=bg_color, compress=compress_value(compress),
             )
         enqueue_or_run(ctx, queue, stages, what="transfer tasks")
         return
@@ -248,7 +183,7 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
         mip=mip,
         preserve_chunk_size=preserve_chunk_size, encoding=encoding,
         skip_downsamples=not downsample, delete_black_uploads=delete_bg, background_color=bg_color,
-        agglomerate=agglomerate, timestamp=timestamp, compress=_compress(compress),
+        agglomerate=agglomerate, timestamp=timestamp, compress=compress_value(compress),
         factor=_factor(volumetric, factor), sparse=sparse, **_level(compress_level),
         dest_voxel_offset=parse_triple(dest_voxel_offset, "--dest-voxel-offset"),
         memory_target=memory, max_mips=max_mips, clean_info=clean_info,
@@ -274,7 +209,7 @@ def rm(ctx, layer, queue, mip, num_mips, shape, xrange, yrange, zrange, bounds_m
     layer = normalize_path(layer)
     plan = create_deletion_tasks(layer, mip=mip, num_mips=num_mips,
                                  shape=parse_triple(shape, "--shape"),
-                                 bounds=_bounds(xrange, yrange, zrange, layer, bounds_mip),
+                                 bounds=bounds_option_value(xrange, yrange, zrange, layer, bounds_mip),
                                  bounds_mip=bounds_mip)
     enqueue_or_run(ctx, queue, [plan], what="deletion tasks")
 
@@ -308,6 +243,6 @@ def create(src, dest, resolution, offset, chunk_size, layer_type, seg, encoding,
         dest, data, resolution=parse_triple(resolution, "--resolution", float),
         offset=parse_triple(offset, "--offset"), chunk_size=parse_triple(chunk_size, "--chunk-size"),
         layer_type="segmentation" if seg else (None if layer_type == "auto" else layer_type),
-        encoding=encoding, compress=_compress(compress), encoding_level=encoding_level,
+        encoding=encoding, compress=compress_value(compress), encoding_level=encoding_level,
     )
     click.echo(f"Wrote {path} ({'x'.join(map(str, data.shape[:3]))} {data.dtype}).")

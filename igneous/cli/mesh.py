@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-from igneous.cli.image import memory_option, queue_option
-from igneous.spatial_index import spatial_index_group
+from igneous.cli.options import enqueue_or_run, memory_option, queue_option
 
 
 def _ids(value: str | None) -> list[int] | None:
@@ -35,7 +33,6 @@ def mesh_group():
     """
 
 
-mesh_group.add_command(spatial_index_group("mesh"))
 
 
 @mesh_group.command()

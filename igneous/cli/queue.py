@@ -165,12 +165,14 @@ def _refuse_flattening(s, d) -> None:
 def _copy(src: str, dest: str, region: str | None) -> int:
     from itertools import groupby
 
+    from igneous.submit import insert_stages
+
     s, d = _open(src, region), _open(dest, region, create=True)
     _refuse_flattening(s, d)
     to_stage = _StageMap(d)
     n = 0
     for stage, group in groupby(s.iter_pending(), key=lambda x: x[1]):
-        n += d.insert((payload for payload, _ in group), stage=to_stage(stage))
+        n += insert_stages(d, [(payload for payload, _ in group)], first=to_stage(stage)) or 0
     return n
 
 
@@ -178,6 +180,8 @@ def _move(src: str, dest: str, region: str | None) -> int:
     """Lease from SRC, insert into DEST, delete from SRC: a crash mid-way
     duplicates at most one batch, never loses a task."""
     from itertools import groupby
+
+    from igneous.submit import insert_stages
 
     s, d = _open(src, region), _open(dest, region, create=True)
     _refuse_flattening(s, d)
@@ -188,7 +192,7 @@ def _move(src: str, dest: str, region: str | None) -> int:
         if not leases:
             return n
         for stage, group in groupby(leases, key=lambda x: x.stage):
-            d.insert([x.payload for x in group], stage=to_stage(stage))
+            insert_stages(d, [[x.payload for x in group]], first=to_stage(stage))
         s.delete(leases)
         n += len(leases)
 

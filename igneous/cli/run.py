@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from igneous.cli import parallel_count
+from igneous.cli.options import parallel_count
 
 
 @click.command("run")
@@ -53,24 +52,10 @@ def run(ctx, pipeline_file, queue, check, enqueue_only, parallel, lease_sec, max
         click.echo(f"Run workers with: igneous execute {queue}", err=True)
         return
 
-    from igneous.pipeline import root_failure
-    from igneous.queues import open_queue
-    from igneous.worker import WorkerOptions, run_workers
+    from igneous.submit import drain, fail_if_dead
 
     n = parallel_count(parallel) if parallel is not None else ctx.obj["parallel"]
-    opts = WorkerOptions(lease_sec=lease_sec, exit_on_empty=True, max_attempts=max_attempts)
-    result = run_workers(queue, opts, parallel=n)
-    with open_queue(queue, create=False) as q:
-        dead = q.counts().dead
-        cause = root_failure(q)
-    click.echo(f"Executed {result.executed} tasks.", err=True)
-    if result.interrupted:
-        click.echo(f"Interrupted: run `igneous run {pipeline_file} --queue {queue}` to resume.",
-                   err=True)
-        sys.exit(130)
-    if dead:
-        msg = cause.error if cause else ""
-        click.echo(f"igneous: {dead} task(s) failed for good ({msg}); see `igneous queue status "
-                   f"{queue}`, fix, `igneous queue release --dead {queue}`, run again.", err=True)
-        sys.exit(1)
+    drained = drain(queue, parallel=n, lease_sec=lease_sec, max_attempts=max_attempts)
+    click.echo(f"Executed {drained.result.executed} tasks.", err=True)
+    fail_if_dead(drained, queue, rerun=f"igneous run {pipeline_file} --queue {queue}")
     click.echo("Pipeline done.", err=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-from igneous.cli.image import memory_option, queue_option
-from igneous.spatial_index import spatial_index_group
+from igneous.cli.options import enqueue_or_run, memory_option, queue_option
 
 
 def _labels(value: str | None) -> list[int] | None:
@@ -250,4 +248,3 @@ def convert(src, dest, labels):
     click.echo(f"Wrote {n} SWC files to {dest}.")
 
 
-skeleton_group.add_command(spatial_index_group("skeleton"), "spatial-index")

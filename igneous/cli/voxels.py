@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from igneous.cli import enqueue_or_run
-from igneous.cli.image import memory_option, queue_option
+from igneous.cli.options import enqueue_or_run, memory_option, queue_option
 
 
 @click.group("voxels")

@@ -288,37 +288,3 @@ def multires_info(vqb: int, *, mip: int, sharding: dict | None = None,
     if spatial_index:
         info["spatial_index"] = spatial_index
     return info
-
-
-def shard_spec(num_labels: int, *, bytes_per_label: float, memory_target: float,
-               shard_index_bytes: int = 2**13, minishard_index_bytes: int = 2**15,
-               min_shards: int = 1, max_labels_per_shard: int | None = None,
-               minishard_index_encoding: str = "gzip") -> dict:
-    """A hashed sharding spec sized so one shard's meshes fit the memory target.
-
-    Shard count: enough for the index sizes (CloudVolume's rule), at least
-    ``min_shards``, at most ``max_labels_per_shard`` labels per shard on
-    average, and few enough labels per shard that building a shard (about
-    ``bytes_per_label`` each, times 4 for decoding and LODs) fits ``memory_target``.
-    """
-    from cloudvolume.datasource.precomputed.sharding import compute_shard_params_for_hashed
-
-    shard_bits, minishard_bits, preshift_bits = compute_shard_params_for_hashed(
-        max(num_labels, 1), shard_index_bytes, minishard_index_bytes, max(min_shards, 1))
-    want = 1.0
-    if max_labels_per_shard:
-        want = max(want, num_labels / max_labels_per_shard)
-    want = max(want, num_labels * bytes_per_label * 4 / max(memory_target, 1.0))
-    need_bits = int(np.ceil(np.log2(want))) if want > 1 else 0
-    if need_bits > shard_bits:
-        minishard_bits = max(minishard_bits - (need_bits - shard_bits), 0)
-        shard_bits = need_bits
-    return {
-        "@type": "neuroglancer_uint64_sharded_v1",
-        "preshift_bits": int(preshift_bits),
-        "hash": "murmurhash3_x86_128",
-        "minishard_bits": int(minishard_bits),
-        "shard_bits": int(shard_bits),
-        "minishard_index_encoding": minishard_index_encoding,
-        "data_encoding": "raw",
-    }

@@ -1,6 +1,6 @@
 """The one small interface every queue backend implements.
 
-A backend stores task payloads (JSON strings, see igneous.tasks.Task) and
+A backend stores task payloads (opaque strings: queues never decode them) and
 hands them out under leases: a leased task is invisible to other workers until
 its lease expires, it is deleted (done), failed (retried or dead-lettered) or
 released. Delivery is at-least-once, so tasks must be idempotent.
@@ -11,9 +11,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from igneous.errors import QueueError
-from igneous.tasks import Task
+
+# A task leased this many times without finishing (its worker keeps dying,
+# e.g. out of memory) is dead-lettered even though it never raised.
+MAX_LEASES = 20
+# Payloads per insert statement (and per page when listing).
+INSERT_BATCH = 5000
+
+
+class Payload(Protocol):
+    """Anything that serializes itself to a payload string (igneous.tasks.Task does)."""
+
+    def to_json(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,8 @@ class QueueCounts:
         return self.pending + self.leased
 
 
-def payloads_of(tasks: Iterable[Task | str]) -> Iterable[str]:
+def payloads_of(tasks: Iterable[Payload | str]) -> Iterable[str]:
+    """The payload strings of ``tasks`` (strings pass through untouched)."""
     for t in tasks:
         yield t if isinstance(t, str) else t.to_json()
 
@@ -61,9 +74,13 @@ class TaskQueue(ABC):
     url: str
     supports_stages: bool = False
 
-    @abstractmethod
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
         """Add tasks (streamed, any number); return how many were added."""
+        return self.insert_payloads(payloads_of(tasks), stage=stage)
+
+    @abstractmethod
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
+        """Add payload strings (streamed, any number); return how many were added."""
 
     @abstractmethod
     def lease(self, n: int = 1, *, seconds: float = 600) -> list[Lease]:
@@ -141,5 +158,5 @@ class TaskQueue(ABC):
     def __enter__(self) -> TaskQueue:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

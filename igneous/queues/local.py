@@ -18,18 +18,23 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
+from typing import TypeVar
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.tasks import Task
+from igneous.queues.base import (
+    INSERT_BATCH,
+    MAX_LEASES,
+    DeadLetter,
+    Lease,
+    QueueCounts,
+    TaskQueue,
+)
+
+T = TypeVar("T")
 
 DB_NAME = "queue.sqlite"
-# A task leased this many times without finishing (its worker keeps dying,
-# e.g. out of memory) is dead-lettered even though it never raised.
-MAX_LEASES = 20
-INSERT_BATCH = 5000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -91,7 +96,7 @@ class LocalQueue(TaskQueue):
             raise QueueError(f"cannot open queue database {db}: {e}") from None
 
     # -- helpers ------------------------------------------------------------
-    def _write(self, fn):
+    def _write(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
         """Run ``fn(cursor)`` inside one IMMEDIATE transaction (all or nothing).
 
         A full disk fails the transaction as a whole, rolled back: nothing is
@@ -119,7 +124,7 @@ class LocalQueue(TaskQueue):
             return self._db.execute(sql, args).fetchall()
 
     @staticmethod
-    def _bump(cur, name: str, n: int) -> None:
+    def _bump(cur: sqlite3.Cursor, name: str, n: int) -> None:
         cur.execute(
             "INSERT INTO counters(name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
@@ -127,15 +132,15 @@ class LocalQueue(TaskQueue):
         )
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
         total = 0
-        it = iter(payloads_of(tasks))
+        it = iter(payloads)
         while True:
             batch = [(p, stage) for p in islice(it, INSERT_BATCH)]
             if not batch:
                 return total
 
-            def add(cur, batch=batch):
+            def add(cur: sqlite3.Cursor, batch: list[tuple[str, int]] = batch) -> None:
                 cur.executemany("INSERT INTO tasks(payload, stage) VALUES (?, ?)", batch)
                 self._bump(cur, "inserted", len(batch))
 
@@ -145,7 +150,7 @@ class LocalQueue(TaskQueue):
     def lease(self, n: int = 1, *, seconds: float = 600) -> list[Lease]:
         now = time.time()
 
-        def take(cur):
+        def take(cur: sqlite3.Cursor) -> list[tuple[int, str, int, int]]:
             rows = cur.execute(
                 "UPDATE tasks SET lease_until = ?, leases = leases + 1 WHERE id IN ("
                 " SELECT id FROM tasks WHERE stage = (SELECT MIN(stage) FROM tasks)"
@@ -164,7 +169,7 @@ class LocalQueue(TaskQueue):
         ]
 
     def renew(self, lease: Lease, *, seconds: float) -> bool:
-        def extend(cur):
+        def extend(cur: sqlite3.Cursor) -> bool:
             cur.execute(
                 "UPDATE tasks SET lease_until = ? WHERE id = ? AND leases = ?",
                 (time.time() + seconds, int(lease.handle), lease.token),
@@ -177,7 +182,7 @@ class LocalQueue(TaskQueue):
         if not leases:
             return
 
-        def done(cur):
+        def done(cur: sqlite3.Cursor) -> None:
             cur.executemany("DELETE FROM tasks WHERE id = ?", [(int(x.handle),) for x in leases])
             n = cur.rowcount  # executemany sums rowcounts
             if n > 0:
@@ -192,7 +197,7 @@ class LocalQueue(TaskQueue):
 
         self._write(done)
 
-    def _bury(self, cur, task_id: int, error: str) -> None:
+    def _bury(self, cur: sqlite3.Cursor, task_id: int, error: str) -> None:
         cur.execute(
             "INSERT INTO dead(id, payload, stage, failures, error, died_at) "
             "SELECT id, payload, stage, failures, ?, ? FROM tasks WHERE id = ?",
@@ -201,7 +206,7 @@ class LocalQueue(TaskQueue):
         cur.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 
     def fail(self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0) -> bool:
-        def record(cur):
+        def record(cur: sqlite3.Cursor) -> bool:
             row = cur.execute(
                 "SELECT failures FROM tasks WHERE id = ? AND leases = ?",
                 (int(lease.handle), lease.token),
@@ -231,7 +236,7 @@ class LocalQueue(TaskQueue):
         )
 
     def release_all(self) -> int:
-        def free(cur):
+        def free(cur: sqlite3.Cursor) -> int:
             cur.execute("UPDATE tasks SET lease_until = 0 WHERE lease_until > ?", (time.time(),))
             return cur.rowcount
 
@@ -271,7 +276,7 @@ class LocalQueue(TaskQueue):
         )
 
     def purge(self) -> None:
-        def wipe(cur):
+        def wipe(cur: sqlite3.Cursor) -> None:
             for table in ("tasks", "dead", "counters", "completions", "meta"):
                 cur.execute(f"DELETE FROM {table}")
 
@@ -284,7 +289,7 @@ class LocalQueue(TaskQueue):
 
     def insert_once(self, key: str, stages: Sequence[tuple[int, Iterable[str]]],
                     labels: dict[int, str]) -> bool:
-        def add(cur) -> bool:
+        def add(cur: sqlite3.Cursor) -> bool:
             cur.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, '1')", (key,))
             if cur.rowcount == 0:
                 return False
@@ -311,7 +316,7 @@ class LocalQueue(TaskQueue):
         return [DeadLetter(payload=p, failures=f, error=e or "", stage=s) for p, f, e, s in rows]
 
     def requeue_dead(self) -> int:
-        def revive(cur):
+        def revive(cur: sqlite3.Cursor) -> int:
             cur.execute("INSERT INTO tasks(payload, stage) SELECT payload, stage FROM dead ORDER BY id")
             n = cur.rowcount
             cur.execute("DELETE FROM dead")
@@ -323,7 +328,7 @@ class LocalQueue(TaskQueue):
         return self._read("SELECT COALESCE(MAX(stage) + 1, 0) FROM tasks")[0][0]
 
     def rezero(self) -> None:
-        def reset(cur):
+        def reset(cur: sqlite3.Cursor) -> None:
             cur.execute("DELETE FROM completions")
             cur.execute("UPDATE counters SET value = 0 WHERE name = 'completed'")
             remaining = cur.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]

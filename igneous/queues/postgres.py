@@ -31,9 +31,16 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.queues.local import INSERT_BATCH, MAX_LEASES
-from igneous.tasks import Task
+from igneous.queues.base import (
+    INSERT_BATCH,
+    MAX_LEASES,
+    DeadLetter,
+    Lease,
+    QueueCounts,
+    TaskQueue,
+)
+
+Cursor = Any  # a psycopg cursor (psycopg is imported only when a queue is opened)
 
 T = TypeVar("T")
 DEFAULT_QUEUE = "default"
@@ -146,7 +153,7 @@ class PostgresQueue(TaskQueue):
         self._conn: Any = None
         self._pid = 0
 
-        def setup(cur) -> bool:
+        def setup(cur: Cursor) -> bool:
             cur.execute("SELECT to_regclass('igneous_tasks') IS NOT NULL")
             if cur.fetchone()[0]:
                 cur.execute("SELECT 1 FROM igneous_queues WHERE name = %s", (self.name,))
@@ -166,7 +173,7 @@ class PostgresQueue(TaskQueue):
             raise QueueError(f"no queue {self.name!r} in {self.url} (create one by inserting tasks into it)")
 
     # -- helpers ------------------------------------------------------------
-    def _connection(self):
+    def _connection(self) -> Any:
         import psycopg
 
         # a forked worker must not share its parent's socket: open its own
@@ -203,20 +210,20 @@ class PostgresQueue(TaskQueue):
             raise AssertionError("unreachable")
 
     def _rows(self, sql: str, args: dict | tuple = ()) -> list[tuple]:
-        def read(cur):
+        def read(cur: Cursor) -> list[tuple]:
             cur.execute(sql, args)
             return cur.fetchall()
 
         return self._tx(read)
 
-    def _bump(self, cur, name: str, n: int) -> None:
+    def _bump(self, cur: Cursor, name: str, n: int) -> None:
         cur.execute(
             "INSERT INTO igneous_counters(queue, name, value) VALUES (%s, %s, %s) "
             "ON CONFLICT (queue, name) DO UPDATE SET value = igneous_counters.value + excluded.value",
             (self.name, name, n),
         )
 
-    def _bury(self, cur, task_id: int, error: str) -> None:
+    def _bury(self, cur: Cursor, task_id: int, error: str) -> None:
         cur.execute(
             "INSERT INTO igneous_dead(queue, id, payload, stage, failures, error, died_at) "
             f"SELECT queue, id, payload, stage, failures, %s, {NOW} FROM igneous_tasks WHERE id = %s",
@@ -225,11 +232,11 @@ class PostgresQueue(TaskQueue):
         cur.execute("DELETE FROM igneous_tasks WHERE id = %s", (task_id,))
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
-        def add(cur) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
+        def add(cur: Cursor) -> int:
             n = 0
             with cur.copy("COPY igneous_tasks(queue, payload, stage) FROM STDIN") as copy:
-                for payload in payloads_of(tasks):
+                for payload in payloads:
                     copy.write_row((self.name, payload, stage))
                     n += 1
             if n:
@@ -239,7 +246,7 @@ class PostgresQueue(TaskQueue):
         return self._tx(add, retry=False)
 
     def lease(self, n: int = 1, *, seconds: float = 600) -> list[Lease]:
-        def take(cur):
+        def take(cur: Cursor) -> list[tuple]:
             cur.execute(LEASE_SQL, {"q": self.name, "n": n, "sec": seconds})
             rows = cur.fetchall()
             for tid, _, leases, _ in rows:
@@ -253,7 +260,7 @@ class PostgresQueue(TaskQueue):
         ]
 
     def renew(self, lease: Lease, *, seconds: float) -> bool:
-        def extend(cur) -> bool:
+        def extend(cur: Cursor) -> bool:
             cur.execute(
                 f"UPDATE igneous_tasks SET lease_until = {NOW} + %s WHERE id = %s AND leases = %s",
                 (seconds, int(lease.handle), lease.token),
@@ -266,7 +273,7 @@ class PostgresQueue(TaskQueue):
         if not leases:
             return
 
-        def done(cur) -> None:
+        def done(cur: Cursor) -> None:
             # sorted ids: concurrent deletes lock rows in the same order (no deadlock)
             ids = sorted({int(x.handle) for x in leases})
             cur.execute("DELETE FROM igneous_tasks WHERE id = ANY(%s)", (ids,))
@@ -287,7 +294,7 @@ class PostgresQueue(TaskQueue):
         self._tx(done)
 
     def fail(self, lease: Lease, error: str, *, max_attempts: int, retry_delay: float = 1.0) -> bool:
-        def record(cur) -> bool:
+        def record(cur: Cursor) -> bool:
             cur.execute(
                 f"UPDATE igneous_tasks SET failures = failures + 1, last_error = %s, "
                 f"lease_until = {NOW} + %s WHERE id = %s AND leases = %s RETURNING failures",
@@ -314,7 +321,7 @@ class PostgresQueue(TaskQueue):
         )
 
     def release_all(self) -> int:
-        def free(cur) -> int:
+        def free(cur: Cursor) -> int:
             cur.execute(
                 f"UPDATE igneous_tasks SET lease_until = 0 WHERE queue = %s AND lease_until > {NOW}",
                 (self.name,),
@@ -324,7 +331,7 @@ class PostgresQueue(TaskQueue):
         return self._tx(free)
 
     def counts(self, *, detailed: bool = True) -> QueueCounts:
-        def read(cur) -> QueueCounts:
+        def read(cur: Cursor) -> QueueCounts:
             q = {"q": self.name}
             cur.execute("SELECT name, value FROM igneous_counters WHERE queue = %(q)s", q)
             counters = dict(cur.fetchall())
@@ -359,7 +366,7 @@ class PostgresQueue(TaskQueue):
         return self._tx(read)
 
     def purge(self) -> None:
-        def wipe(cur) -> None:
+        def wipe(cur: Cursor) -> None:
             for table in ("igneous_tasks", "igneous_dead", "igneous_counters", "igneous_completions",
                           "igneous_meta"):
                 cur.execute(f"DELETE FROM {table} WHERE queue = %s", (self.name,))
@@ -370,7 +377,7 @@ class PostgresQueue(TaskQueue):
 
     def insert_once(self, key: str, stages: Sequence[tuple[int, Iterable[str]]],
                     labels: dict[int, str]) -> bool:
-        def add(cur) -> bool:
+        def add(cur: Cursor) -> bool:
             cur.execute("INSERT INTO igneous_meta(queue, key, value) VALUES (%s, %s, '1') "
                         "ON CONFLICT DO NOTHING", (self.name, key))
             if cur.rowcount == 0:
@@ -408,7 +415,7 @@ class PostgresQueue(TaskQueue):
         return [DeadLetter(payload=p, failures=f, error=e or "", stage=s) for p, f, e, s in rows]
 
     def requeue_dead(self) -> int:
-        def revive(cur) -> int:
+        def revive(cur: Cursor) -> int:
             cur.execute(
                 "WITH gone AS (DELETE FROM igneous_dead WHERE queue = %s RETURNING id, payload, stage) "
                 "INSERT INTO igneous_tasks(queue, payload, stage) "
@@ -425,7 +432,7 @@ class PostgresQueue(TaskQueue):
         )[0][0]
 
     def rezero(self) -> None:
-        def reset(cur) -> None:
+        def reset(cur: Cursor) -> None:
             cur.execute("DELETE FROM igneous_completions WHERE queue = %s", (self.name,))
             cur.execute(
                 "UPDATE igneous_counters SET value = 0 WHERE queue = %s AND name = 'completed'",

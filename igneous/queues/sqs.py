@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlparse
 
 import boto3
@@ -37,9 +37,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from igneous.errors import QueueError
-from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue, payloads_of
-from igneous.queues.local import MAX_LEASES
-from igneous.tasks import Task
+from igneous.queues.base import (
+    MAX_LEASES,
+    DeadLetter,
+    Lease,
+    QueueCounts,
+    TaskQueue,
+)
 
 BATCH = 10  # SQS's limit for batch calls and for one receive
 MAX_BATCH_BYTES = 256 * 1024  # the most conservative total size of one send batch
@@ -70,7 +74,7 @@ def _missing(e: Exception) -> bool:
     )
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
@@ -143,6 +147,12 @@ class SQSQueue(TaskQueue):
             return getattr(self._sqs, op)(**kwargs)
         except (BotoCoreError, ClientError) as e:
             raise self._error(e, op, queue) from None
+
+    @overload
+    def _queue_url(self, name: str, *, create: Literal[True]) -> str: ...
+
+    @overload
+    def _queue_url(self, name: str, *, create: bool) -> str | None: ...
 
     def _queue_url(self, name: str, *, create: bool) -> str | None:
         """The URL of queue ``name``; None when it does not exist and ``create`` is False."""
@@ -264,7 +274,7 @@ class SQSQueue(TaskQueue):
             self._delete_handles(url, queue, [m["ReceiptHandle"] for m in messages])
 
     # -- interface ----------------------------------------------------------
-    def insert(self, tasks: Iterable[Task | str], *, stage: int = 0) -> int:
+    def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:
         if stage != 0:
             raise QueueError(
                 f"{self.url} cannot hold stages (asked for stage {stage}); use a local queue "
@@ -272,7 +282,7 @@ class SQSQueue(TaskQueue):
             )
         url = self._queue_url(self.name, create=True)
         total = 0
-        it = iter(payloads_of(tasks))
+        it = iter(payloads)
         while chunk := list(islice(it, 100 * BATCH)):
             for p in chunk:
                 if len(p.encode()) > MAX_BATCH_BYTES:

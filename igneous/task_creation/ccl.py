@@ -7,13 +7,14 @@ step out of order, is refused before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, scale_bounds, vec
+from igneous.grid import as_list, positive_shape, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     check_encoding,
@@ -24,7 +25,18 @@ from igneous.layers import (
 )
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
-from igneous.tasks.ccl import Blocks, check_params, load_params, relabel_summary, save_params
+from igneous.tasks.ccl import (
+    Blocks,
+    ccl_calc_labels,
+    ccl_clean,
+    ccl_faces,
+    ccl_links,
+    ccl_relabel,
+    check_params,
+    load_params,
+    relabel_summary,
+    save_params,
+)
 
 DEFAULT_SHAPE = (512, 512, 512)
 BYTES_PER_VOXEL = 12  # peak per voxel of a faces/relabel task (labels + cc3d), for --memory
@@ -58,16 +70,16 @@ def _validate_first(info: dict, path: str, shape, threshold_gte, threshold_lte, 
                         "selects nothing")
     if dust_threshold is not None and dust_threshold < 0:
         raise UserError(f"--dust must be 0 or more, not {dust_threshold}")
-    validate.int_triple(shape, "shape")
+    positive_shape(shape, "--shape")
 
 
-def _plan(name: str, blocks: Blocks, description: str, **kwargs) -> TaskPlan:
+def _plan(task: Callable[..., Any], blocks: Blocks, description: str, **kwargs) -> TaskPlan:
     common = dict(start=as_list(blocks.start), stop=as_list(blocks.stop),
                   shape=as_list(blocks.shape), **kwargs)
 
     def make():
         for ijk in blocks:
-            yield Task(name, dict(common, index=as_list(ijk)))
+            yield Task.of(task, dict(common, index=as_list(ijk)))
 
     return TaskPlan(make, len(blocks), description)
 
@@ -104,7 +116,7 @@ def create_ccl_face_tasks(cloudpath: str, mip: int = 0, shape: Sequence[int] = D
         params["steps"] = stored.get("steps", ["faces"])
     save_params(cloudpath, info, mip, params)
     blocks = Blocks(start, stop, params["shape"])
-    return _plan("ccl_faces", blocks, "ccl faces", cloudpath=cloudpath, mip=mip,
+    return _plan(ccl_faces, blocks, "ccl faces", cloudpath=cloudpath, mip=mip,
                  threshold_gte=threshold_gte, threshold_lte=threshold_lte,
                  fill_missing=fill_missing, dust_threshold=params["dust_threshold"])
 
@@ -129,7 +141,7 @@ def create_ccl_equivalence_tasks(cloudpath: str, mip: int = 0, shape: Sequence[i
         threshold_lte=threshold_lte, dust_threshold=dust_threshold)
     _record(cloudpath, info, mip, params, "links")
     blocks = Blocks(*params["bounds"], params["shape"])
-    return _plan("ccl_links", blocks, "ccl links", cloudpath=cloudpath, mip=mip)
+    return _plan(ccl_links, blocks, "ccl links", cloudpath=cloudpath, mip=mip)
 
 
 def output_dtype(objects: int, encoding: str) -> str:
@@ -176,7 +188,7 @@ def plan_relabel(src_path: str, dest_path: str, mip: int = 0, shape: Sequence[in
     dtype = output_dtype(objects, encoding)
     check_encoding(encoding, dtype, "segmentation")
     _write_dest_info(dest_path, info, mip, dtype, encoding, chunk)
-    return _plan("ccl_relabel", blocks, "ccl relabel", src_path=src_path, dest_path=dest_path,
+    return _plan(ccl_relabel, blocks, "ccl relabel", src_path=src_path, dest_path=dest_path,
                  mip=mip, threshold_gte=params["threshold_gte"],
                  threshold_lte=params["threshold_lte"], fill_missing=fill_missing,
                  compress=compress)
@@ -220,7 +232,7 @@ def plan_ccl_auto(src_path: str, dest_path: str, mip: int = 0,
     links = create_ccl_equivalence_tasks(src_path, mip, fill_missing=fill_missing)
     relabel = plan_relabel(src_path, dest_path, mip, None, chunk_size, encoding,
                            fill_missing=fill_missing, compress=compress, require_labels=False)
-    stages = [faces, links, [Task("ccl_calc_labels", dict(cloudpath=src_path, mip=mip))], relabel]
+    stages = [faces, links, [Task.of(ccl_calc_labels, dict(cloudpath=src_path, mip=mip))], relabel]
     if clean:
-        stages.append([Task("ccl_clean", dict(cloudpath=src_path, mip=mip))])
+        stages.append([Task.of(ccl_clean, dict(cloudpath=src_path, mip=mip))])
     return stages

@@ -13,8 +13,6 @@ from igneous.tasks import Task
 DEFAULT_MEMORY_TARGET = default_memory_target()
 # gzip level of chunk files: None = by layer type (igneous.chunkio.default_gzip_level)
 COMPRESS_LEVEL = None
-# decode buffers and pooling temporaries on top of the block and its mips
-MEMORY_OVERHEAD = 2.0
 
 
 class TaskPlan:
@@ -63,14 +61,14 @@ def store_large_args(kwargs: dict, cloudpath: str) -> dict:
         data = json.dumps(value, separators=(",", ":")).encode()
         if len(data) <= LARGE_ARG_BYTES:
             continue
-        from cloudfiles import CloudFiles
+        from igneous.storage import join, open_store
 
         name = f"{hashlib.sha256(data).hexdigest()}.json"
-        base = f"{cloudpath.rstrip('/')}/{ARGS_DIR}"
-        cf = CloudFiles(base)
-        if not cf.exists(name):
-            cf.put(name, data, compress=None, cache_control="no-cache")
-        out[key] = {ARG_FILE: f"{base}/{name}"}
+        base = join(cloudpath, ARGS_DIR)
+        store = open_store(base)
+        if not store.exists(name):
+            store.put(name, data, compress=False)
+        out[key] = {ARG_FILE: join(base, name)}
     return out
 
 

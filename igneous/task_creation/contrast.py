@@ -9,11 +9,12 @@ import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, grid, grid_count, positive_shape, scale_bounds, vec
 from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer, require_image
 from igneous.tasks import Task
+from igneous.tasks.contrast import clahe, contrast_normalize, luminance_levels
 
 _check_image = require_image("contrast work (histogram, equalize, clahe)", "u")
 
@@ -37,7 +38,7 @@ def create_luminance_levels_tasks(
     ``shape`` (x, y, z) sets the sampled patch (x, y) and the slab depth (z);
     ``offset`` shifts the region's start (as the original's keyword does).
     """
-    from igneous.task_creation.image import _bounds_box
+    from igneous.task_creation.image import bounds_box
 
     if not 0 < float(coverage_factor) <= 1:
         raise UserError(f"coverage must be in (0, 1], not {coverage_factor}")
@@ -46,14 +47,12 @@ def create_luminance_levels_tasks(
     mip = resolve_mip(layer, mip)
     _check_contrast(layer)
     info = layer.info
-    lo, hi = _bounds_box(bounds, info, bounds_mip, mip)
+    lo, hi = bounds_box(bounds, info, bounds_mip, mip)
     lo = np.maximum(lo, vec(offset))
     if np.any(hi <= lo):
         raise UserError(f"offset {as_list(vec(offset))} lies past the volume's end {as_list(hi)}")
     chunk = vec(info["scales"][mip]["chunk_sizes"][0])
-    column = vec(shape) if shape is not None else chunk
-    if np.any(column <= 0):
-        raise UserError(f"shape must be positive, not {as_list(column)}")
+    column = positive_shape(shape) if shape is not None else chunk
     origin = scale_bounds(info, mip)[0]
     step = vec((hi[0] - lo[0], hi[1] - lo[1], column[2]))
     kwargs = dict(layer_path=layer_path, levels_path=normalize_path(levels_path or layer_path),
@@ -64,22 +63,19 @@ def create_luminance_levels_tasks(
     def make() -> Iterator[Task]:
         for a, b in grid(lo, hi, z_origin, step):
             a, b = np.maximum(a, lo), np.minimum(b, hi)
-            yield Task("luminance_levels", dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
+            yield Task.of(luminance_levels, dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
 
     return TaskPlan(make, grid_count(lo, hi, z_origin, step), f"luminance levels mip {mip}")
 
 
 def _missing_levels(levels_path: str, mip: int, z_range: range) -> list[int]:
-    from cloudfiles import CloudFiles
-
+    from igneous.storage import open_store
     from igneous.tasks.contrast import LEVELS_DIR
 
     prefix = f"{LEVELS_DIR}/{mip}/"
     have = set()
-    for name in CloudFiles(levels_path).list(prefix=prefix):
+    for name in open_store(levels_path).list(prefix=prefix):
         tail = name[len(prefix):]
-        if tail.endswith(".gz"):
-            tail = tail[:-3]
         if tail.isdigit():
             have.add(int(tail))
     return [z for z in z_range if z not in have]
@@ -107,9 +103,9 @@ def create_contrast_normalization_tasks(
             raise UserError(f"{name} {v} is outside the {layer.dtype} range 0..{top}")
     if minval is not None and maxval is not None and int(maxval) <= int(minval):
         raise UserError(f"maxval ({maxval}) must exceed minval ({minval})")
-    from igneous.task_creation.image import _bounds_box
+    from igneous.task_creation.image import bounds_box
 
-    lo, hi = _bounds_box(bounds, layer.info, bounds_mip, mip)
+    lo, hi = bounds_box(bounds, layer.info, bounds_mip, mip)
     missing = _missing_levels(levels_path, mip, range(int(lo[2]), int(hi[2])))
     if missing:
         raise UserError(f"no histogram for z={missing[0]} ({len(missing)} slices lack one) at mip "
@@ -120,7 +116,7 @@ def create_contrast_normalization_tasks(
                   translate=as_list(vec(translate)), fill_missing=bool(fill_missing),
                   compress=compress, minval=None if minval is None else int(minval),
                   maxval=None if maxval is None else int(maxval))
-    return block_plan("contrast_normalize", d, block_step(d, shape), kwargs,
+    return block_plan(contrast_normalize, d, block_step(d, shape), kwargs,
                       f"contrast normalization mip {mip}")
 
 
@@ -156,4 +152,4 @@ def create_clahe_tasks(
         step[2] = depth
     kwargs = dict(clip_limit=float(clip_limit), tile_grid_size=list(grid_xy),
                   fill_missing=bool(fill_missing), compress=compress)
-    return block_plan("clahe", d, step, kwargs, f"clahe mip {d.mip}", full_xy=True)
+    return block_plan(clahe, d, step, kwargs, f"clahe mip {d.mip}", full_xy=True)

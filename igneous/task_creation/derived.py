@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, grid, grid_count, positive_shape, scale_bounds, vec
 from igneous.layers import LayerInfo, check_encoding, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan
 from igneous.tasks import Task
@@ -39,7 +40,7 @@ def derived_layer(src_path: str, dest_path: str, mip: int, *, bounds=None, bound
     """Validate the source (``check`` raises UserError), then create or check
     the destination info: the source's scales up to ``mip``, optionally with a
     new dtype, layer type, channel count, chunk size or encoding."""
-    from igneous.task_creation.image import _bounds_box, _dest_info, prepare_dest
+    from igneous.task_creation.image import bounds_box, dest_info, prepare_dest
 
     src_path, dest_path = normalize_path(src_path), normalize_path(dest_path)
     if src_path.rstrip("/") == dest_path.rstrip("/"):
@@ -48,7 +49,7 @@ def derived_layer(src_path: str, dest_path: str, mip: int, *, bounds=None, bound
     mip = resolve_mip(src, mip)
     if check is not None:
         check(src)
-    lo, hi = _bounds_box(bounds, src.info, bounds_mip, mip)
+    lo, hi = bounds_box(bounds, src.info, bounds_mip, mip)
     info = dict(src.info)
     for key, value in (("data_type", data_type), ("type", layer_type), ("num_channels", num_channels)):
         if value is not None:
@@ -56,7 +57,7 @@ def derived_layer(src_path: str, dest_path: str, mip: int, *, bounds=None, bound
     check_encoding(encoding, info["data_type"], info.get("type", "image"))
     translate = vec(translate if translate is not None else (0, 0, 0))
     keep = (lo, hi) if bounds is not None else scale_bounds(src.info, mip)
-    planned = _dest_info(
+    planned = dest_info(
         info, mip, chunk=vec(chunk_size) if chunk_size is not None else None, encoding=encoding,
         encoding_level=None, translate=translate, bounds_lo=keep[0], bounds_hi=keep[1],
         truncate_scales=True, clean_info=True,
@@ -70,14 +71,14 @@ def block_step(d: Derived, shape=None, *, full_xy: bool = False,
                memory_target: float = DEFAULT_MEMORY_TARGET) -> np.ndarray:
     """Task shape: ``shape`` (checked to be chunk multiples), or a default that
     batches chunks up to the memory target (``full_xy``: whole xy slices)."""
-    from igneous.task_creation.image import _grow_shape
+    from igneous.task_creation.image import grow_shape
 
     info = d.dest.info
     chunk = vec(info["scales"][d.mip]["chunk_sizes"][0])
     if shape is not None:
-        step = vec(shape)
-        if np.any(step <= 0) or np.any(step % chunk):
-            raise UserError(f"shape {as_list(step)} must be a positive multiple of the destination "
+        step = positive_shape(shape)
+        if np.any(step % chunk):
+            raise UserError(f"shape {as_list(step)} must be a multiple of the destination "
                             f"chunk size {as_list(chunk)}")
         return step
     itemsize = max(np.dtype(d.src.info["data_type"]).itemsize, np.dtype(info["data_type"]).itemsize)
@@ -85,10 +86,10 @@ def block_step(d: Derived, shape=None, *, full_xy: bool = False,
     if full_xy:
         extent = -(-(d.hi - d.lo) // chunk) * chunk
         return vec((extent[0], extent[1], chunk[2]))
-    return _grow_shape(chunk, itemsize, channels, memory_target, d.hi - d.lo)
+    return grow_shape(chunk, itemsize, channels, memory_target, d.hi - d.lo)
 
 
-def block_plan(name: str, d: Derived, step, kwargs: dict, description: str,
+def block_plan(task: Callable[..., Any], d: Derived, step, kwargs: dict, description: str,
                extra: Callable[[np.ndarray, np.ndarray], dict] | None = None,
                full_xy: bool = False) -> TaskPlan:
     """One ``name`` task per grid cell of ``step`` over the destination region
@@ -104,7 +105,7 @@ def block_plan(name: str, d: Derived, step, kwargs: dict, description: str,
         for a, b in grid(d.lo, d.hi, origin, step):
             a, b = np.maximum(a, d.lo), np.minimum(b, d.hi)
             more = extra(a, b) if extra is not None else {}
-            yield Task(name, dict(base, offset=as_list(a), shape=as_list(b - a), **more))
+            yield Task.of(task, dict(base, offset=as_list(a), shape=as_list(b - a), **more))
 
     return TaskPlan(make, grid_count(d.lo, d.hi, origin, step), description)
 

@@ -37,12 +37,15 @@ from igneous.scales import (
 )
 from igneous.task_creation.common import COMPRESS_LEVEL, DEFAULT_MEMORY_TARGET, TaskPlan, note
 from igneous.tasks import Task
+from igneous.tasks.delete import delete
+from igneous.tasks.downsample import downsample
 from igneous.tasks.pyramid import resolve_method
+from igneous.tasks.transfer import transfer
 
 MEMORY_TARGET = DEFAULT_MEMORY_TARGET
 
 
-def _bounds_box(bounds, info: dict, bounds_mip: int, mip: int) -> tuple[np.ndarray, np.ndarray]:
+def bounds_box(bounds, info: dict, bounds_mip: int, mip: int) -> tuple[np.ndarray, np.ndarray]:
     """The requested region at ``mip`` (whole layer when ``bounds`` is None)."""
     start, stop = scale_bounds(info, mip)
     if bounds is None:
@@ -69,7 +72,7 @@ def _bbox_corners(bounds) -> tuple[np.ndarray, np.ndarray]:
     return vec(lo), vec(hi)
 
 
-def _factor(factor) -> np.ndarray:
+def factor_vector(factor) -> np.ndarray:
     return vec(validate.factor(factor if factor is not None else (2, 2, 1)))
 
 
@@ -95,7 +98,7 @@ def plan_downsample(
     cv = validate.load_layer(layer_path, mip)
     info = cv.info
     mip = resolve_mip(cv, mip)
-    factor = _factor(factor)
+    factor = factor_vector(factor)
     check_encoding(encoding, cv.dtype, info.get("type", "image"))
     method = resolve_method(method, info.get("type", "image"))
     if num_mips is not None and num_mips < 0:
@@ -115,7 +118,7 @@ def plan_downsample(
         note(f"nothing to downsample: mip {mip} already fits in one chunk")
         return [TaskPlan(lambda: iter(()), 0, "downsample (nothing to do)")]
 
-    _bounds_box(bounds, info, bounds_mip, mip)  # refuse a bad region before writing anything
+    bounds_box(bounds, info, bounds_mip, mip)  # refuse a bad region before writing anything
     cv.update(ensure_scales(info, mip, total, factor, chunks, encoding, encoding_level)[0])
     info = cv.info
 
@@ -148,13 +151,13 @@ def _downsample_pass(info: dict, mip: int, k: int, factor, bounds, bounds_mip: i
                      common: dict) -> TaskPlan:
     top = mip + k
     step = chunk_of(info, top)
-    lo, hi = _bounds_box(bounds, info, bounds_mip, top)
+    lo, hi = bounds_box(bounds, info, bounds_mip, top)
     origin = scale_bounds(info, top)[0]
     scale = factor**k
 
     def make():
         for a, b in grid(lo, hi, origin, step):
-            yield Task("downsample", dict(
+            yield Task.of(downsample, dict(
                 common, mip=mip, num_mips=k, offset=as_list(a * scale), shape=as_list((b - a) * scale),
             ))
 
@@ -192,7 +195,7 @@ def create_downsampling_tasks(
 
 # -- transfer -----------------------------------------------------------------
 
-def _dest_info(src_info: dict, mip: int, *, chunk, encoding, encoding_level, translate,
+def dest_info(src_info: dict, mip: int, *, chunk, encoding, encoding_level, translate,
                bounds_lo, bounds_hi, truncate_scales: bool, clean_info: bool) -> dict:
     info = copy.deepcopy(src_info)
     if truncate_scales:
@@ -279,18 +282,18 @@ def transfer_setup(src_layer_path: str, dest_layer_path: str, *, mip: int, chunk
     src = validate.load_layer(src_path, mip)
     mip = resolve_mip(src, mip)
     info = src.info
-    factor = _factor(factor)
+    factor = factor_vector(factor)
     check_encoding(encoding, src.dtype, info.get("type", "image"))
     method = resolve_method(method, info.get("type", "image"))
     chunk = vec(chunk_size) if chunk_size is not None else vec(info["scales"][mip]["chunk_sizes"][0])
     src_lo, src_hi = scale_bounds(info, mip)
     if bounds is not None:
-        src_lo, src_hi = _bounds_box(bounds, info, bounds_mip, mip)
+        src_lo, src_hi = bounds_box(bounds, info, bounds_mip, mip)
     if dest_voxel_offset is not None:
         translate = vec(dest_voxel_offset) - src_lo
     translate = vec(translate if translate is not None else (0, 0, 0))
     keep_lo, keep_hi = (src_lo, src_hi) if (cutout or bounds is not None) else scale_bounds(info, mip)
-    planned = _dest_info(
+    planned = dest_info(
         info, mip, chunk=chunk, encoding=encoding, encoding_level=encoding_level,
         translate=translate, bounds_lo=keep_lo, bounds_hi=keep_hi,
         truncate_scales=truncate_scales, clean_info=clean_info,
@@ -352,7 +355,7 @@ def create_transfer_tasks(
         top_chunk = vec(dest.info["scales"][mip + num_mips]["chunk_sizes"][0]) if num_mips else dchunk
         step = top_chunk * factor**num_mips
         if num_mips == 0:
-            step = _grow_shape(dchunk, itemsize, channels, memory_target, dest_hi - dest_lo)
+            step = grow_shape(dchunk, itemsize, channels, memory_target, dest_hi - dest_lo)
     else:
         step = vec(shape)
         if np.any(step % dchunk):
@@ -372,15 +375,15 @@ def create_transfer_tasks(
 
     def make():
         for a, b in grid(dest_lo, dest_hi, d_origin, step):
-            yield Task("transfer", dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
+            yield Task.of(transfer, dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
 
     return TaskPlan(make, grid_count(dest_lo, dest_hi, d_origin, step),
                     f"transfer mip {mip} (+{num_mips} downsamples)")
 
 
-def _grow_shape(chunk, itemsize: int, channels: int, memory_target: float, extent) -> np.ndarray:
+def grow_shape(chunk, itemsize: int, channels: int, memory_target: float, extent) -> np.ndarray:
     """Without downsamples, batch several chunks per task (fewer, larger tasks)."""
-    from igneous.task_creation.common import MEMORY_OVERHEAD
+    from igneous.memory import MEMORY_OVERHEAD
 
     step = vec(chunk).copy()
     limit = min(memory_target, 512 * 2**20)
@@ -430,12 +433,12 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
         if np.any(step % chunk_of(info, mip)):
             raise UserError(f"shape {as_list(step)} must be a multiple of the chunk size "
                             f"{as_list(chunk_of(info, mip))} of mip {mip}")
-    lo, hi = _bounds_box(bounds, info, bounds_mip, mip)
+    lo, hi = bounds_box(bounds, info, bounds_mip, mip)
     origin = scale_bounds(info, mip)[0]
 
     def make():
         for a, b in grid(lo, hi, origin, step):
-            yield Task("delete", dict(layer_path=layer_path, mip=mip, offset=as_list(a),
+            yield Task.of(delete, dict(layer_path=layer_path, mip=mip, offset=as_list(a),
                                       shape=as_list(b - a), num_mips=num_mips))
 
     return TaskPlan(make, grid_count(lo, hi, origin, step), f"delete mips {mip}..{top}")

@@ -17,18 +17,21 @@ from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import check_encoding, normalize_path, resolve_mip
+from igneous.memory import MEMORY_OVERHEAD
 from igneous.scales import ensure_scales, new_chunk_sizes, useful_depth
-from igneous.task_creation.common import MEMORY_OVERHEAD, TaskPlan, note
+from igneous.task_creation.common import TaskPlan, note
 from igneous.task_creation.image import (
     MEMORY_TARGET,
-    _bounds_box,
-    _factor,
     block_options,
+    bounds_box,
+    factor_vector,
     prepare_dest,
     transfer_setup,
 )
 from igneous.tasks import Task
+from igneous.tasks.downsample import downsample
 from igneous.tasks.pyramid import resolve_method
+from igneous.tasks.transfer import transfer
 
 
 def _shard_file_compression(compress) -> None:
@@ -73,7 +76,7 @@ def plan_shard_downsample(
     layer = validate.load_layer(layer_path, mip)
     info = layer.info
     mip = resolve_mip(layer, mip)
-    factor = _factor(factor)
+    factor = factor_vector(factor)
     layer_type = info.get("type", "image")
     check_encoding(encoding, layer.dtype, layer_type)
     method = resolve_method(method, layer_type)
@@ -84,7 +87,7 @@ def plan_shard_downsample(
     if total == 0:
         note(f"nothing to downsample: mip {mip} already fits in one chunk")
         return [TaskPlan(lambda: iter(()), 0, "sharded downsample (nothing to do)")]
-    _bounds_box(bounds, info, bounds_mip, mip)
+    bounds_box(bounds, info, bounds_mip, mip)
     new_info, _ = ensure_scales(info, mip, total, factor, chunks, encoding, None)
     # the source block of a shard is prod(factor) times the shard itself
     shard_bytes = memory_target / MEMORY_OVERHEAD / (1 + float(np.prod(factor)))
@@ -107,12 +110,12 @@ def plan_shard_downsample(
     passes = []
     for m in range(mip, mip + total):
         top = m + 1
-        lo, hi = _bounds_box(bounds, info, bounds_mip, top)
+        lo, hi = bounds_box(bounds, info, bounds_mip, top)
         origin, step = scale_bounds(info, top)[0], shard_shape(info, top)
 
         def make(m=m, lo=lo, hi=hi, origin=origin, step=step):
             for a, b in grid(lo, hi, origin, step):
-                yield Task("downsample", dict(options, mip=m, num_mips=1,
+                yield Task.of(downsample, dict(options, mip=m, num_mips=1,
                                               offset=as_list(a * factor), shape=as_list((b - a) * factor)))
 
         passes.append(TaskPlan(make, grid_count(lo, hi, origin, step), f"sharded downsample mip {m} -> {top}"))
@@ -171,6 +174,6 @@ def create_image_shard_transfer_tasks(
 
     def make():
         for a, b in grid(lo, hi, origin, step):
-            yield Task("transfer", dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
+            yield Task.of(transfer, dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
 
     return TaskPlan(make, grid_count(lo, hi, origin, step), f"sharded transfer mip {mip}")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
+from igneous.grid import positive_shape
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
     TaskPlan,
@@ -25,6 +27,12 @@ from igneous.task_creation.common import (
     store_large_args,
 )
 from igneous.tasks import Task
+from igneous.tasks.mesh import mesh_forge
+from igneous.tasks.mesh_convert import mesh_xfer_sharded
+from igneous.tasks.mesh_merge import FRAGMENT, mesh_delete, mesh_manifest, mesh_multires, mesh_xfer
+
+if TYPE_CHECKING:
+    from igneous.storage import Store
 
 # 256^3 tasks: a quarter of the memory of 448^3 with the same meshes (seams are
 # exact), and a 512^3 volume splits into 8 equal tasks instead of 8 lopsided ones
@@ -55,19 +63,21 @@ def _mesh_dir(layer, mesh_dir: str | None) -> str:
 
 
 def _sub_info(layer, sub: str) -> dict | None:
-    from cloudfiles import CloudFiles
+    from igneous.layers import read_sub_info
 
-    return CloudFiles(f"{layer.cloudpath}/{sub}").get_json("info")
+    return read_sub_info(layer.cloudpath, sub)
 
 
 def _put_sub_info(layer, sub: str, info: dict) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.layers import write_sub_info
 
-    CloudFiles(f"{layer.cloudpath}/{sub}").put_json("info", info, cache_control=False)
+    write_sub_info(layer.cloudpath, sub, info)
 
 
-def _check_shape(shape: Sequence[int], name: str = "shape") -> np.ndarray:
-    return np.asarray(validate.int_triple(shape, name), dtype=np.int64)
+def _mesh_store(path: str, sub: str) -> Store:
+    from igneous.storage import join, open_store
+
+    return open_store(join(path, sub))
 
 
 def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = DEFAULT_SHAPE,
@@ -88,8 +98,8 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
     igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
     whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
+    from igneous.formats.spatial_index import enable_index, index_grid
     from igneous.grid import as_list, grid_count, scale_bounds
-    from igneous.spatial_index import enable_index, index_grid
 
     del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
     if encoding != "precomputed":
@@ -103,7 +113,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
         raise UserError(f"fill_holes must be 0 (off), 1, 2 or 3, not {fill_holes}")
     layer, mip = _segmentation(layer_path, mip)
     prep = _prep_options(layer, mip, dust_threshold, fill_holes, dust_global)
-    shape = fit_shape(_check_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
+    shape = fit_shape(positive_shape(shape), memory_target, FORGE_BYTES_PER_VOXEL, what="mesh forge",
                       limit=layer.info["scales"][mip]["size"])
     if np.any(shape > np.array([1023, 1023, 511])):
         note("task shapes above 1023x1023x511 need zmesh's 64-bit mesher and more memory")
@@ -135,7 +145,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
 
     def make() -> Iterator[Task]:
         for lo, hi in index_grid(info, mip, shape):
-            yield Task("mesh", dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
+            yield Task.of(mesh_forge, dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
 
     return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
 
@@ -168,14 +178,9 @@ def prefixes(magnitude: int) -> list[tuple[str, bool]]:
 
 def _fragments_present(layer, sub: str) -> tuple[bool, bool]:
     """(any legacy fragment files, any forge output at all: fragments, .frags or index)."""
-    from cloudfiles import CloudFiles
-
-    from igneous.tasks.mesh_merge import FRAGMENT
-
-    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    cf = _mesh_store(layer.cloudpath, sub)
     frags = forged = False
-    for name in cf.list(flat=True):
-        base = name[:-3] if name.endswith(".gz") else name
+    for base in cf.list(flat=True):
         if FRAGMENT.match(base):
             return True, True
         if base.endswith(".spatial") or base.endswith(".frags"):
@@ -212,7 +217,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task("mesh_manifest", dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
+            yield Task.of(mesh_manifest, dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
                                              exact=exact))
 
     return TaskPlan(make, len(pre), "mesh manifests")
@@ -246,7 +251,7 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task("mesh_multires", dict(kwargs, prefix=p, exact=exact))
+            yield Task.of(mesh_multires, dict(kwargs, prefix=p, exact=exact))
 
     return TaskPlan(make, len(pre), "unsharded multires meshes")
 
@@ -264,26 +269,23 @@ def _check_multires_args(num_lod, vqb, min_chunk_size, level) -> None:
         raise UserError(f"vertex quantization bits must be 10 or 16, not {vqb}")
     if num_lod < 0:
         raise UserError("--nlod must be >= 0")
-    _check_shape(min_chunk_size, "min_chunk_size")
+    positive_shape(min_chunk_size, "min_chunk_size")
     if not 0 <= level <= 10:
         raise UserError("draco compression level must be within 0..10")
 
 
 def _read_index_files(layer, sub: str) -> dict[str, list[int]]:
     """{forge box name: labels} from the forge's spatial index files."""
-    from cloudfiles import CloudFiles
-
-    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
-    names = [n for n in cf.list(flat=True) if n.endswith(".spatial") or n.endswith(".spatial.gz")]
-    names = [n[:-3] if n.endswith(".gz") else n for n in names]
+    cf = _mesh_store(layer.cloudpath, sub)
+    names = [n for n in cf.list(flat=True) if n.endswith(".spatial")]
     out = {}
-    for res in cf.get(names):
-        if res["error"] is not None or res["content"] is None:
-            raise UserError(f"cannot read spatial index file {cf.cloudpath}/{res['path']}")
+    for name, content in cf.get_many(names):
+        if content is None:
+            raise UserError(f"cannot read spatial index file {cf.url}/{name}")
         try:
-            out[res["path"][: -len(".spatial")]] = [int(k) for k in json.loads(res["content"])]
+            out[name[: -len(".spatial")]] = [int(k) for k in json.loads(content)]
         except ValueError:
-            raise UserError(f"spatial index file {cf.cloudpath}/{res['path']} is corrupt; re-run "
+            raise UserError(f"spatial index file {cf.url}/{name} is corrupt; re-run "
                             "forge for that box") from None
     return out
 
@@ -299,9 +301,8 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
                                        max_labels_per_shard: int | None = 1000,
                                        memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
     """Sharded multi-resolution meshes from the ``.frags`` files of ``forge --sharded``."""
-    from cloudfiles import CloudFiles
-
-    from igneous.formats.multires import multires_info, shard_spec
+    from igneous.formats.multires import multires_info
+    from igneous.formats.sharding import hashed_sharding
     from igneous.layers import LayerInfo
 
     del spatial_index_db  # the forge's index files are read directly
@@ -312,7 +313,7 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
     if minishard_index_encoding not in ("gzip", "raw"):
         raise UserError("minishard index encoding must be gzip or raw")
     sub_info = _sub_info(layer, sub) or {}
-    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    cf = _mesh_store(layer.cloudpath, sub)
     names = list(cf.list(flat=True))
     frag_files = {n[: -len(".frags")]: n for n in names if n.endswith(".frags")}
     if any(":0" in n for n in names):  # legacy manifests or fragments live here
@@ -333,23 +334,24 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
             for label in labels:
                 by_label[label].append(frag_files[box])
     total_bytes = sum(int(cf.size(n) or 0) for n in frag_files.values())
-    sharding = shard_spec(len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
-                          memory_target=memory_target, shard_index_bytes=shard_index_bytes,
-                          minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
-                          max_labels_per_shard=max_labels_per_shard,
-                          minishard_index_encoding=minishard_index_encoding)
+    sharding = hashed_sharding(
+        len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
+        memory_target=memory_target, shard_index_bytes=shard_index_bytes,
+        minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
+        max_labels_per_shard=max_labels_per_shard,
+        minishard_index_encoding=minishard_index_encoding, data_encoding="raw")
     mip = int(sub_info.get("mip", 0))
     new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
                              spatial_index=sub_info.get("spatial_index"))
     shards = _write_shard_plan(cf, sharding, by_label)
-    cf.put_json("info", dict(new_info, chunk_size=sub_info.get("chunk_size")), cache_control=False)
+    _put_sub_info(layer, sub, dict(new_info, chunk_size=sub_info.get("chunk_size")))
     kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
                   vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
                   compression_level=int(draco_compression_level), max_error=_error_of(sub))
-    return _shard_tasks("mesh_multires", kwargs, shards)
+    return _shard_tasks(mesh_multires, kwargs, shards)
 
 
-def _write_shard_plan(cf, sharding: dict, by_label: dict[int, list[str]]) -> list[int]:
+def _write_shard_plan(cf: Store, sharding: dict, by_label: dict[int, list[str]]) -> list[int]:
     """Write ``SHARD.labels`` ({label: its input files}) for every shard that
     gets a label under ``sharding``; returns those shard numbers."""
     from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
@@ -358,29 +360,29 @@ def _write_shard_plan(cf, sharding: dict, by_label: dict[int, list[str]]) -> lis
     groups: dict[int, dict[str, list[str]]] = defaultdict(dict)
     for label, files in by_label.items():
         groups[spec.compute_shard_location(label).shard_number][str(label)] = sorted(files)
-    cf.puts(((f"{shard}.labels", json.dumps(g).encode("utf8")) for shard, g in groups.items()),
-            compress=None, cache_control=False, content_type="application/json")
+    cf.put_many(((f"{shard}.labels", json.dumps(g).encode("utf8")) for shard, g in groups.items()),
+                content_type="application/json")
     return sorted(groups)
 
 
-def _shard_tasks(name: str, kwargs: dict, shards: list[int]) -> TaskPlan:
+def _shard_tasks(task: Callable[..., Any], kwargs: dict, shards: list[int]) -> TaskPlan:
     def make() -> Iterator[Task]:
         for shard in shards:
-            yield Task(name, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
+            yield Task.of(task, dict(kwargs, shard=int(shard), labels_file=f"{shard}.labels"))
 
     return TaskPlan(make, len(shards), "sharded multires meshes")
 
 
-def _dir_prefix_plan(name: str, magnitude: int, make_kwargs) -> TaskPlan:
+def _dir_prefix_plan(task: Callable[..., Any], magnitude: int, make_kwargs) -> TaskPlan:
     pre = [str(i).zfill(magnitude) for i in range(10**magnitude)]
 
     def make() -> Iterator[Task]:
         for p in pre:
-            yield Task(name, make_kwargs(p, False))
+            yield Task.of(task, make_kwargs(p, False))
         if magnitude:
-            yield Task(name, make_kwargs("0" * magnitude, True))
+            yield Task.of(task, make_kwargs("0" * magnitude, True))
 
-    return TaskPlan(make, len(pre) + (1 if magnitude else 0), name)
+    return TaskPlan(make, len(pre) + (1 if magnitude else 0), task.__name__)
 
 
 def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None
@@ -392,7 +394,7 @@ def create_mesh_deletion_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
     sub = _mesh_dir(layer, mesh_dir)
     if not 0 <= magnitude <= 6:
         raise UserError("magnitude must be within 0..6")
-    return _dir_prefix_plan("mesh_delete", magnitude, lambda p, rest: dict(
+    return _dir_prefix_plan(mesh_delete, magnitude, lambda p, rest: dict(
         layer_path=layer.cloudpath, mesh_dir=sub, prefix=p, rest=rest))
 
 
@@ -403,9 +405,8 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, m
     ``sharded`` rewrite finished unsharded meshes as sharded multi-resolution
     meshes there (``num_lod`` extra levels of detail; ``mip``: the mip the
     meshes were made from, when their info does not say)."""
-    from cloudfiles import CloudFiles
 
-    from igneous.layers import LayerInfo, normalize_path, read_info, write_info
+    from igneous.layers import LayerInfo, normalize_path, read_info, write_info, write_sub_info
 
     layer = LayerInfo(src)
     sub = _mesh_dir(layer, None)
@@ -432,8 +433,8 @@ def create_xfer_meshes_tasks(src: str, dest: str, mesh_dir: str | None = None, m
     if sharded:
         note(f"{layer.cloudpath}/{sub} is already sharded; copying its files as they are")
     write_info(dest, dest_info)
-    CloudFiles(f"{dest}/{dest_sub}").put_json("info", sub_info, cache_control=False)
-    return _dir_prefix_plan("mesh_xfer", magnitude, lambda p, rest: dict(
+    write_sub_info(dest, dest_sub, sub_info)
+    return _dir_prefix_plan(mesh_xfer, magnitude, lambda p, rest: dict(
         src_dir=f"{layer.cloudpath}/{sub}", dest_dir=f"{dest}/{dest_sub}", prefix=p, rest=rest))
 
 
@@ -442,44 +443,41 @@ def _plan_sharded_xfer(layer, sub: str, sub_info: dict, dest: str, dest_info: di
     """Shards of finished unsharded meshes (legacy or multi-resolution) at DEST."""
     import re
 
-    from cloudfiles import CloudFiles
+    from igneous.formats.multires import multires_info
+    from igneous.formats.sharding import hashed_sharding
+    from igneous.layers import write_sub_info
 
-    from igneous.formats.multires import multires_info, shard_spec
-
-    src_cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    src_cf = _mesh_store(layer.cloudpath, sub)
     names = [n for n in src_cf.list(flat=True) if n != "info"]
     # a legacy manifest or a multires index file marks one finished mesh
     labels = sorted({int(m.group(1)) for n in names if (m := re.fullmatch(r"(\d+)(?::0|\.index)", n))})
     if not labels:
         raise UserError(f"no finished meshes in {layer.cloudpath}/{sub} (no LABEL:0 manifests or "
                         "LABEL.index files); run `igneous mesh merge` first")
-    total = sum(int(v or 0) for v in src_cf.size(names).values())
+    total = sum(src_cf.size(n) or 0 for n in names)
     mip = int(sub_info.get("mip", 0) if mip is None else mip)
     if not 0 <= mip < len(dest_info["scales"]):
         raise UserError(f"mip {mip} does not exist in {dest}")
-    dest_cf = CloudFiles(f"{dest}/{dest_sub}")
-    try:
-        existing = list(dest_cf.list(flat=True))
-    except FileNotFoundError:  # a new local directory
-        existing = []
+    dest_cf = _mesh_store(dest, dest_sub)
+    existing = list(dest_cf.list(flat=True))
     if any(":0" in n for n in existing):
         raise UserError(f"{dest}/{dest_sub} holds unsharded legacy meshes; rewriting its info would "
                         "make them unreadable. Choose another --dir or delete them first")
-    sharding = shard_spec(len(labels), bytes_per_label=total / len(labels),
-                          memory_target=memory_target)
+    sharding = hashed_sharding(len(labels), bytes_per_label=total / len(labels),
+                               memory_target=memory_target, data_encoding="raw")
     shards = _write_shard_plan(dest_cf, sharding, {k: [] for k in labels})
-    dest_cf.put_json("info", multires_info(16, mip=mip, sharding=sharding), cache_control=False)
+    write_sub_info(dest, dest_sub, multires_info(16, mip=mip, sharding=sharding))
     kwargs = dict(src_layer=layer.cloudpath, src_dir=sub, layer_path=dest, mesh_dir=dest_sub,
                   mip=mip, nlod=int(num_lod), min_chunk_size=list(DEFAULT_MIN_CHUNK),
                   max_error=_error_of(sub))
-    return _shard_tasks("mesh_xfer_sharded", kwargs, shards)
+    return _shard_tasks(mesh_xfer_sharded, kwargs, shards)
 
 
 def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448, 448, 448),
                                     mip: int = 0, fill_missing: bool = False,
                                     mesh_dir: str | None = None) -> TaskPlan:
     """(Re)build the mesh spatial index without remeshing."""
-    from igneous.spatial_index import create_spatial_index_tasks
+    from igneous.task_creation.spatial_index import create_spatial_index_tasks
 
     _segmentation(cloudpath, mip)
     return create_spatial_index_tasks(cloudpath, "mesh", mip, shape, fill_missing, mesh_dir)
@@ -487,13 +485,11 @@ def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448,
 
 def clean_mesh_temporaries(layer_path: str, mesh_dir: str | None = None) -> int:
     """Delete the forge's ``.frags`` and the sharded merge's ``.labels`` files."""
-    from cloudfiles import CloudFiles
-
     from igneous.layers import LayerInfo
 
     layer = LayerInfo(layer_path)
     sub = _mesh_dir(layer, mesh_dir)
-    cf = CloudFiles(f"{layer.cloudpath}/{sub}")
+    cf = _mesh_store(layer.cloudpath, sub)
     names = [n for n in cf.list(flat=True) if n.endswith(".frags") or n.endswith(".labels")]
     cf.delete(names)
-    return len(names)
+    return len(names) + cf.remove_leftovers()

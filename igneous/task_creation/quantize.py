@@ -9,6 +9,7 @@ from igneous.errors import UserError
 from igneous.layers import LayerInfo
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer, require_image
+from igneous.tasks.quantize import quantize
 
 
 def create_quantize_tasks(
@@ -41,7 +42,7 @@ def create_quantize_tasks(
                       overwrite_info=overwrite_info)
     kwargs = dict(channel=int(channel), value_range=[lo, hi], fill_missing=bool(fill_missing),
                   compress=compress)
-    return block_plan("quantize", d, block_step(d, shape), kwargs, f"quantize mip {d.mip}")
+    return block_plan(quantize, d, block_step(d, shape), kwargs, f"quantize mip {d.mip}")
 
 
 def _value_range(value_range, dtype: np.dtype) -> tuple[float, float]:

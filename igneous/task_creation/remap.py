@@ -12,6 +12,7 @@ from igneous.errors import UserError
 from igneous.layers import LayerInfo
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer
+from igneous.tasks.remap import remap
 
 
 def load_label_mapping(mapping) -> np.ndarray:
@@ -92,8 +93,7 @@ def create_remap_tasks(
     (n, 2) array or a .json/.npy path). Labels absent from the mapping are
     kept (``preserve_missing_labels``) or set to 0. The destination keeps the
     source dtype unless a target label needs uint64."""
-    from cloudfiles import CloudFiles
-
+    from igneous.storage import open_store
     from igneous.tasks.remap import MAPPING_KEY
 
     pairs = load_label_mapping(mapping)
@@ -112,7 +112,7 @@ def create_remap_tasks(
                       overwrite_info=overwrite_info)
     buf = io.BytesIO()
     np.save(buf, pairs, allow_pickle=False)
-    CloudFiles(d.dest_path).put(MAPPING_KEY, buf.getvalue(), compress=None)
+    open_store(d.dest_path).put(MAPPING_KEY, buf.getvalue())
     kwargs = dict(preserve_missing_labels=bool(preserve_missing_labels),
                   fill_missing=bool(fill_missing), compress=compress)
-    return block_plan("remap", d, block_step(d, shape), kwargs, f"remap mip {d.mip}")
+    return block_plan(remap, d, block_step(d, shape), kwargs, f"remap mip {d.mip}")

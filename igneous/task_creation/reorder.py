@@ -11,6 +11,7 @@ from igneous.grid import scale_bounds
 from igneous.layers import resolve_mip
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer
+from igneous.tasks.reorder import reorder
 
 
 def read_z_mapping(mapping) -> dict[int, int]:
@@ -83,5 +84,5 @@ def create_reordering_tasks(
     def slab(a, b) -> dict:
         return {"sources": sources[int(a[2]) - z0:int(b[2]) - z0]}
 
-    return block_plan("reorder", d, block_step(d, shape), kwargs, f"reorder z at mip {mip}",
+    return block_plan(reorder, d, block_step(d, shape), kwargs, f"reorder z at mip {mip}",
                       extra=slab)

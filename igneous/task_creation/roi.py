@@ -21,7 +21,7 @@ def compute_rois(
     ``z_step`` bundles z-slices (counted at mip 0) so drifting tissue gives
     several tight boxes instead of one large one.
     """
-    from igneous.layers import open_layer
+    from igneous.chunkio import Volume
     from igneous.tasks.roi import find_rois
 
     for name, v in (("max_axial_length", max_axial_length), ("z_step", z_step or 1)):
@@ -41,8 +41,8 @@ def compute_rois(
     # read with no ROIs in effect: old ones would hide tissue outside them
     plain = dict(info, scales=[dict(s) for s in info["scales"]])
     plain["scales"][0].pop("rois", None)
-    cv = open_layer(path, top, fill_missing=True, progress=progress, info=plain)
-    img = np.asarray(cv[:, :, :]).max(axis=3)
+    vol = Volume(path, plain, {"fill_missing": True, "info": plain, "progress": progress})
+    img = vol.read(*vol.bounds(top), top).max(axis=3)
     step = None if not z_step else max(1, int(z_step) // int(factor[2]))
     boxes, pooled = find_rois(img, suppress_faint=suppress_faint_voxels, dust=dust_threshold,
                               max_axial_length=max_axial_length, z_step=step)

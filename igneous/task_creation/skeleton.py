@@ -15,7 +15,17 @@ import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, clip, grid, grid_count, scale_bounds, vec
+from igneous.formats.sharding import hashed_sharding
+from igneous.grid import (
+    as_list,
+    box_name,
+    clip,
+    grid,
+    grid_count,
+    positive_shape,
+    scale_bounds,
+    vec,
+)
 from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
@@ -28,10 +38,16 @@ from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
     TASK_DIR,
-    bbox_name,
     read_meta,
+    skeleton_forge,
     vertex_attributes,
     write_meta,
+)
+from igneous.tasks.skeleton_merge import (
+    skeleton_delete,
+    skeleton_merge,
+    skeleton_shard,
+    skeleton_xfer,
 )
 
 DEFAULT_SHAPE = (256, 256, 256)
@@ -119,7 +135,7 @@ def create_skeletonizing_tasks(
         write_info(cloudpath, info)
     layer = _segmentation(cloudpath, mip)
     mip = resolve_mip(layer, mip)
-    shape = vec(validate.int_triple(shape, "shape"))
+    shape = positive_shape(shape)
     shape = vec(fit_shape(shape, memory_target, FORGE_BYTES_PER_VOXEL, what="skeleton forge",
                           limit=layer.info["scales"][mip]["size"]))
     teasar = check_teasar(DEFAULT_TEASAR if teasar_params is None else teasar_params)
@@ -169,20 +185,19 @@ def create_skeletonizing_tasks(
     def make():
         for a, b in grid(lo, hi, start, shape):
             a, b = clip(a, b, lo, hi)
-            yield Task("skeleton_forge", dict(common, offset=as_list(a), shape=as_list(b - a)))
+            yield Task.of(skeleton_forge, dict(common, offset=as_list(a), shape=as_list(b - a)))
 
     return TaskPlan(make, count, f"skeleton forge mip {mip}")
 
 
 def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_index: bool,
                          cross_sectional_area: bool) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.layers import read_sub_info, write_info
 
     name = url[len(layer.cloudpath) + 1:]
     if layer.info.get("skeletons") != name:
         layer.update(dict(layer.info, skeletons=name))
-    cf = CloudFiles(url)
-    sub = cf.get_json("info") or {}
+    sub = read_sub_info(url) or {}
     sub.update({"@type": "neuroglancer_skeletons",
                 "transform": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],  # vertices are in nm
                 "vertex_attributes": vertex_attributes(cross_sectional_area), "mip": mip})
@@ -190,17 +205,17 @@ def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_in
         sub.pop("sharding", None)
     sub["spatial_index"] = None
     if spatial_index:
-        from igneous.spatial_index import enable_index
+        from igneous.formats.spatial_index import enable_index
 
         enable_index(sub, layer.info["scales"][mip]["resolution"], shape)
-    cf.put_json("info", sub)
+    write_info(url, sub)
 
 
 # -- merge ---------------------------------------------------------------------
 
 def _forge_state(layer_path: str, skel_dir: str | None = None):
     """(layer, skeleton url, forge meta, missing labels) after checking forge finished."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     layer = LayerInfo(layer_path)
     url = skeleton_url(layer, 0, skel_dir)
@@ -208,11 +223,11 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
     if meta is None:
         raise UserError(f"no skeleton fragments in {url}; run `igneous skeleton forge` "
                         "(and execute its tasks) before merging")
-    names = [bbox_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
+    names = [box_name(*clip(a, b, vec(meta["lo"]), vec(meta["hi"])))
              for a, b in grid(meta["lo"], meta["hi"],
                               scale_bounds(layer.info, meta["mip"])[0], meta["shape"])]
-    cf = CloudFiles(url)
-    done = {p.rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".labels")
+    cf = open_store(url)
+    done = {p.rsplit("/", 1)[-1].removesuffix(".labels")
             for p in cf.list(prefix=f"{TASK_DIR}/")}
     unfinished = [n for n in names if n not in done]
     if unfinished:
@@ -225,12 +240,12 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
             present.setdefault(parts[2].removesuffix(".frags"), set()).add(int(parts[1]))
     buckets = meta["buckets"]
     labels, missing = [], []
-    for res in cf.get([f"{TASK_DIR}/{n}.labels" for n in names]):
-        if res["error"] is not None or res["content"] is None:
-            raise UserError(f"cannot read forge marker {res['path']} in {url}")
-        ids = np.frombuffer(res["content"], dtype=np.uint64)
+    for path, content in cf.get_many([f"{TASK_DIR}/{n}.labels" for n in names]):
+        if content is None:
+            raise UserError(f"cannot read forge marker {path} in {url}")
+        ids = np.frombuffer(content, dtype=np.uint64)
         labels.append(ids)
-        name = res["path"].rsplit("/", 1)[-1].removesuffix(".labels")
+        name = path.rsplit("/", 1)[-1].removesuffix(".labels")
         have = np.fromiter(present.get(name, ()), dtype=np.uint64)
         lost = ~np.isin(ids % np.uint64(buckets), have)
         missing.append(ids[lost])
@@ -278,7 +293,7 @@ def _merge_plan(url: str, meta: dict, ntasks: int, lost: np.ndarray, common: dic
         for i in range(ntasks):
             mine = list(range(i, buckets, ntasks))
             skip = [int(x) for x in lost if int(x) % buckets % ntasks == i]
-            yield Task("skeleton_merge", dict(common, skel_dir=url, buckets=mine, skip=skip))
+            yield Task.of(skeleton_merge, dict(common, skel_dir=url, buckets=mine, skip=skip))
 
     return TaskPlan(make, ntasks, description)
 
@@ -306,53 +321,14 @@ def create_unsharded_skeleton_merge_tasks(
 
 
 def _set_sharding(url: str, sharding: dict | None) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.layers import read_sub_info, write_info
 
-    cf = CloudFiles(url)
-    sub = cf.get_json("info") or {}
+    sub = read_sub_info(url) or {}
     if sub.get("sharding") != sharding:
         sub["sharding"] = sharding
         if sharding is None:  # Neuroglancer rejects "sharding": null
             del sub["sharding"]
-        cf.put_json("info", sub)
-
-
-def sharding_spec(num_labels: int, *, shard_index_bytes: int = 2**13,
-                  minishard_index_bytes: int = 2**15, min_shards: int = 1,
-                  max_labels_per_shard: int | None = None, minishard_index_encoding="gzip",
-                  data_encoding="gzip", minishard_bits: int | None = None,
-                  shard_bits: int | None = None, preshift_bits: int | None = None) -> dict:
-    """A ``neuroglancer_uint64_sharded_v1`` spec sized for ``num_labels``;
-    explicitly given bit counts win."""
-    from cloudvolume.datasource.precomputed.sharding import (
-        ShardingSpecification,
-        compute_shard_params_for_hashed,
-    )
-
-    for name, value in (("minishard_index_encoding", minishard_index_encoding),
-                        ("data_encoding", data_encoding)):
-        if value not in (None, "raw", "gzip"):
-            raise UserError(f"{name} must be gzip or raw, not {value!r}")
-    if min(shard_index_bytes, minishard_index_bytes) <= 0 or min_shards < 1:
-        raise UserError("shard/minishard index bytes must be > 0 and min_shards >= 1")
-    if max_labels_per_shard is not None:
-        if max_labels_per_shard < 1:
-            raise UserError("max_labels_per_shard must be >= 1")
-        min_shards = max(min_shards, math.ceil(num_labels / max_labels_per_shard))
-    sb, mb, pb = compute_shard_params_for_hashed(num_labels, shard_index_bytes,
-                                                 minishard_index_bytes, min_shards)
-    sb = sb if shard_bits is None else shard_bits
-    mb = mb if minishard_bits is None else minishard_bits
-    pb = pb if preshift_bits is None else preshift_bits
-    if min(sb, mb, pb) < 0 or sb + mb + pb > 64:
-        raise UserError("shard, minishard and preshift bits must be >= 0 and sum to <= 64")
-    spec = ShardingSpecification(
-        "neuroglancer_uint64_sharded_v1", preshift_bits=pb, hash="murmurhash3_x86_128",
-        minishard_bits=mb, shard_bits=sb,
-        minishard_index_encoding=minishard_index_encoding or "raw",
-        data_encoding=data_encoding or "raw",
-    ).to_dict()
-    return {k: int(v) if k.endswith("_bits") else v for k, v in spec.items()}
+        write_info(url, sub)
 
 
 def plan_sharded_skeleton_merge(
@@ -373,16 +349,16 @@ def plan_sharded_skeleton_merge(
     common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
                            delete_fragments=delete_fragments)
-    spec = sharding_spec(
+    spec = hashed_sharding(
         int(labels.size - np.isin(labels, lost).sum()), shard_index_bytes=shard_index_bytes,
         minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
         max_labels_per_shard=max_labels_per_shard,
         minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
         minishard_bits=minishard_bits, shard_bits=shard_bits, preshift_bits=preshift_bits,
     )
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(url)
+    cf = open_store(url)
     cf.delete(list(cf.list(prefix=f"{FRAG_DIR}/fused")))  # an earlier merge's scratch
     _set_sharding(url, spec)
     fuse_plan = _merge_plan(url, meta, meta["buckets"], lost, dict(common, sharding=spec),
@@ -392,7 +368,7 @@ def plan_sharded_skeleton_merge(
 
     def make():
         for i in range(nshards):
-            yield Task("skeleton_shard", dict(skel_dir=url, shard=format(i, "x").zfill(width),
+            yield Task.of(skeleton_shard, dict(skel_dir=url, shard=format(i, "x").zfill(width),
                                               sharding=spec, expect=len(fuse_plan),
                                               delete_fragments=delete_fragments))
 
@@ -425,42 +401,36 @@ def create_skeleton_deletion_tasks(layer_path: str, magnitude: int = 2,
 
     def make():
         for p in prefixes:
-            yield Task("skeleton_delete", dict(skel_dir=url, prefix=p))
+            yield Task.of(skeleton_delete, dict(skel_dir=url, prefix=p))
         if magnitude:
-            yield Task("skeleton_delete", dict(skel_dir=url, others=True))
+            yield Task.of(skeleton_delete, dict(skel_dir=url, others=True))
 
     return TaskPlan(make, len(prefixes) + (1 if magnitude else 0), "skeleton delete")
 
 
 def clean_fragments(layer_path: str, skel_dir: str | None = None) -> int:
-    """Delete the forge scratch files (``.frags/``); returns how many."""
-    from cloudfiles import CloudFiles
+    """Delete the forge scratch files (``.frags/``) and temporary files killed
+    writers left; returns how many."""
+    from igneous.storage import open_store
 
     url = skeleton_url(LayerInfo(layer_path), 0, skel_dir)
-    cf = CloudFiles(url)
+    cf = open_store(url)
     paths = list(cf.list(prefix=f"{FRAG_DIR}/"))
     cf.delete(paths)
-    return len(paths)
+    return len(paths) + cf.remove_leftovers()
 
 
 def _skeleton_labels(url: str) -> list[int]:
     """Labels of an unsharded skeleton directory (file names that are integers)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    out = []
-    for p in CloudFiles(url).list():
-        name = p.removesuffix(".gz")
-        if "/" not in name and name.isdigit():
-            out.append(int(name))
-    return sorted(out)
+    return sorted(int(name) for name in open_store(url).list(flat=True) if name.isdigit())
 
 
 def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
                                    skel_dir: str | None = None, magnitude: int = 2) -> TaskPlan:
     """Copy SRC's skeletons to DEST (verbatim, or re-encoded into shards)."""
-    from cloudfiles import CloudFiles
-
-    from igneous.layers import read_info, write_info
+    from igneous.layers import read_info, read_sub_info, write_info
 
     if not 0 <= magnitude <= 4:
         raise UserError("magnitude must be between 0 and 4")
@@ -469,7 +439,7 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     if not name:
         raise UserError(f"{layer.cloudpath} has no skeletons in its info")
     src_url = f"{layer.cloudpath}/{name}"
-    sub = CloudFiles(src_url).get_json("info")
+    sub = read_sub_info(src_url)
     if not sub:
         raise UserError(f"{src_url} has no skeleton info; forge and merge first")
     dest = normalize_path(dest)
@@ -478,16 +448,16 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     write_info(dest, dict(dest_info, skeletons=dest_name))
     dest_url = f"{dest}/{dest_name}"
     if not sharded:
-        CloudFiles(dest_url).put_json("info", sub)
+        write_info(dest_url, sub)
         prefixes = [""]
         for _ in range(magnitude):
             prefixes = [p + d for p in prefixes for d in "0123456789abcdef"]
 
         def copies():
             for p in prefixes:
-                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
+                yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, prefix=p))
             if magnitude:
-                yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, others=True))
+                yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, others=True))
 
         return TaskPlan(copies, len(prefixes) + (1 if magnitude else 0), "skeleton copy")
     if sub.get("sharding"):
@@ -495,16 +465,16 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
     from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
     labels = _skeleton_labels(src_url)
-    spec = sharding_spec(len(labels))
+    spec = hashed_sharding(len(labels))
     shard_of = ShardingSpecification.from_dict(spec).compute_shard_location
     groups: dict[str, list[int]] = {}
     for label in labels:
         groups.setdefault(shard_of(label).shard_number, []).append(label)
-    CloudFiles(dest_url).put_json("info", dict(sub, sharding=spec, spatial_index=None))
+    write_info(dest_url, dict(sub, sharding=spec, spatial_index=None))
 
     def shards():
         for labels_of in groups.values():
-            yield Task("skeleton_xfer", dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
+            yield Task.of(skeleton_xfer, dict(src_dir=src_url, dest_dir=dest_url, labels=labels_of,
                                              sharding=spec, src_layer=layer.cloudpath))
 
     return TaskPlan(shards, len(groups), "skeleton xfer (sharded)")
@@ -513,6 +483,6 @@ def create_skeleton_transfer_tasks(src: str, dest: str, sharded: bool = False,
 def create_spatial_index_skeleton_tasks(cloudpath: str, shape=(448, 448, 448), mip: int = 0,
                                         fill_missing: bool = False) -> TaskPlan:
     """(Re)build the skeleton spatial index from the segmentation without reskeletonizing."""
-    from igneous.spatial_index import create_spatial_index_tasks
+    from igneous.task_creation.spatial_index import create_spatial_index_tasks
 
     return create_spatial_index_tasks(cloudpath, "skeleton", mip, shape, fill_missing)

@@ -6,11 +6,18 @@ from collections.abc import Sequence
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
+from igneous.grid import as_list, box_name, grid, grid_count, positive_shape, scale_bounds, vec
 from igneous.layers import normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
 from igneous.tasks import Task
-from igneous.tasks.voxels import COUNTS_DIR, MANIFEST, RESULT, block_name, intmap_bytes, sum_blocks
+from igneous.tasks.voxels import (
+    COUNTS_DIR,
+    MANIFEST,
+    RESULT,
+    count_voxels,
+    intmap_bytes,
+    sum_blocks,
+)
 
 DEFAULT_SHAPE = (256, 256, 256)
 BYTES_PER_VOXEL = 16  # peak per voxel of a counting task (block + unique/counts), for --memory
@@ -31,18 +38,18 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
 
     Starts a new count: earlier per-block files of this mip are deleted.
     """
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     cloudpath, info, mip, key = _open(cloudpath, mip)
     if info.get("num_channels", 1) != 1:
         raise UserError(f"{cloudpath} has {info['num_channels']} channels; voxel counts need one")
     if info["data_type"] not in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"):
         raise UserError(f"{cloudpath} holds {info['data_type']}: voxel counts are per integer label")
-    step = vec(validate.int_triple(shape, "shape"))
+    step = positive_shape(shape)
     start, stop = scale_bounds(info, mip)
     step = vec(fit_shape(step, memory_target, BYTES_PER_VOXEL, what="voxel count",
                          limit=stop - start))
-    cf = CloudFiles(cloudpath)
+    cf = open_store(cloudpath)
     cf.delete(list(cf.list(f"{key}/{COUNTS_DIR}/")))
     cf.put_json(f"{key}/{MANIFEST}", {"shape": as_list(step), "bounds": [as_list(start), as_list(stop)]})
     opts = dict(cloudpath=cloudpath, mip=mip, fill_missing=fill_missing, agglomerate=agglomerate,
@@ -50,7 +57,7 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
 
     def make():
         for lo, hi in grid(start, stop, start, step):
-            yield Task("count_voxels", dict(opts, offset=as_list(lo), shape=as_list(hi - lo)))
+            yield Task.of(count_voxels, dict(opts, offset=as_list(lo), shape=as_list(hi - lo)))
 
     return TaskPlan(make, grid_count(start, stop, start, step), "count voxels")
 
@@ -61,17 +68,17 @@ def accumulate_voxel_counts(cloudpath: str, mip: int = 0, progress: bool = True,
     """Sum the per-block counts into ``KEY/stats/voxel_counts.im`` (a MapBuffer
     IntMap: label -> voxels); also write it to ``additional_output`` locally.
     Returns the number of labels."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     cloudpath, info, mip, key = _open(cloudpath, mip)
-    cf = CloudFiles(cloudpath)
+    cf = open_store(cloudpath)
     manifest = cf.get_json(f"{key}/{MANIFEST}")
     if manifest is None:
         raise UserError(f"no voxel counts of {cloudpath} mip {mip}: run `igneous image voxels count` "
                         "and execute its tasks first")
     start, stop = (vec(b) for b in manifest["bounds"])
     step = vec(manifest["shape"])
-    keys = (f"{key}/{COUNTS_DIR}/{block_name(lo, vec(hi).clip(None, stop))}.npz"
+    keys = (f"{key}/{COUNTS_DIR}/{box_name(lo, vec(hi).clip(None, stop))}.npz"
             for lo, hi in grid(start, stop, start, step))
     labels, counts = sum_blocks(cloudpath, keys, progress=progress)
     data = intmap_bytes(labels, counts)

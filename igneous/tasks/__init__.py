@@ -1,11 +1,13 @@
 """The task model.
 
-A task is a registered name plus JSON keyword arguments::
+A task is a task function's name plus JSON keyword arguments::
 
     {"task": "downsample", "kwargs": {"layer_path": "...", "mip": 0, ...}}
 
-Task functions live in one module per capability. ``TASK_MODULES`` maps each
-task name to the module defining it so a worker imports only what it runs.
+Task functions live in one module per capability and are registered once, in
+``igneous.capabilities`` (which names the module of each, so a worker imports
+only what it runs). A task's name is its function's ``__name__``; planners
+build tasks from the function itself: ``Task.of(downsample, {...})``.
 Tasks must be idempotent (queues deliver at least once) and write whole
 objects, never partial appends.
 """
@@ -18,47 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from igneous.capabilities import TASK_MODULES, task_name
 from igneous.errors import UnknownTaskError, UserError
-
-# task name -> module that registers it (imported lazily by the worker)
-TASK_MODULES: dict[str, str] = {
-    "noop": "igneous.tasks.testing",
-    "touch": "igneous.tasks.testing",
-    "fail": "igneous.tasks.testing",
-    "sleep": "igneous.tasks.testing",
-    "allocate": "igneous.tasks.testing",
-    "crash": "igneous.tasks.testing",
-    "downsample": "igneous.tasks.downsample",
-    "transfer": "igneous.tasks.transfer",
-    "delete": "igneous.tasks.delete",
-    "ccl_faces": "igneous.tasks.ccl",
-    "ccl_links": "igneous.tasks.ccl",
-    "ccl_calc_labels": "igneous.tasks.ccl",
-    "ccl_relabel": "igneous.tasks.ccl",
-    "ccl_clean": "igneous.tasks.ccl",
-    "count_voxels": "igneous.tasks.voxels",
-    "pipeline-step": "igneous.tasks.pipeline",
-    "mesh_xfer_sharded": "igneous.tasks.mesh_convert",
-    "skeleton_forge": "igneous.tasks.skeleton",
-    "skeleton_merge": "igneous.tasks.skeleton_merge",
-    "skeleton_shard": "igneous.tasks.skeleton_merge",
-    "skeleton_delete": "igneous.tasks.skeleton_merge",
-    "skeleton_xfer": "igneous.tasks.skeleton_merge",
-    "luminance_levels": "igneous.tasks.contrast",
-    "contrast_normalize": "igneous.tasks.contrast",
-    "clahe": "igneous.tasks.contrast",
-    "quantize": "igneous.tasks.quantize",
-    "remap": "igneous.tasks.remap",
-    "reorder": "igneous.tasks.reorder",
-    "spatial_index": "igneous.spatial_index",
-    "mesh": "igneous.tasks.mesh",
-    "mesh_manifest": "igneous.tasks.mesh_merge",
-    "mesh_multires": "igneous.tasks.mesh_merge",
-    "mesh_delete": "igneous.tasks.mesh_merge",
-    "mesh_xfer": "igneous.tasks.mesh_merge",
-}
-
-_REGISTRY: dict[str, Callable[..., Any]] = {}
 
 # A keyword too large for a queue message (a long label list) is stored as a
 # file by the planner (igneous.task_creation.common.store_large_args) and the
@@ -66,37 +29,35 @@ _REGISTRY: dict[str, Callable[..., Any]] = {}
 ARG_FILE = "$igneous-arg-file"
 
 
-def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: make ``fn`` runnable by name from a queue."""
-
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name not in TASK_MODULES:
-            raise RuntimeError(f"task {name!r} must be listed in igneous.tasks.TASK_MODULES")
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
-
-
 def lookup(name: str) -> Callable[..., Any]:
-    """The function registered under ``name``, importing its module on demand."""
-    if name not in _REGISTRY:
-        module = TASK_MODULES.get(name)
-        if module is None:
-            known = ", ".join(sorted(TASK_MODULES))
-            raise UnknownTaskError(f"unknown task {name!r} (known tasks: {known})")
-        importlib.import_module(module)
-        if name not in _REGISTRY:
-            raise UnknownTaskError(f"module {module} does not register task {name!r}")
-    return _REGISTRY[name]
+    """The task function called ``name`` (or an earlier version's name for
+    it), importing its module on demand."""
+    name = task_name(name)
+    module = TASK_MODULES.get(name)
+    if module is None:
+        known = ", ".join(sorted(TASK_MODULES))
+        raise UnknownTaskError(f"unknown task {name!r} (known tasks: {known})")
+    fn = getattr(importlib.import_module(module), name, None)
+    if not callable(fn):
+        raise UnknownTaskError(f"module {module} does not define task {name!r}")
+    return fn
 
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: a registered task name and its keyword arguments."""
+    """One unit of work: a task function's name and its keyword arguments."""
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any], kwargs: dict[str, Any] | None = None) -> Task:
+        """The task that runs ``fn(**kwargs)``; ``fn`` must be registered in
+        igneous.capabilities under its own name."""
+        if TASK_MODULES.get(fn.__name__) != fn.__module__:
+            raise RuntimeError(f"{fn.__module__}.{fn.__name__} is not a registered task "
+                               "(add it to igneous.capabilities)")
+        return cls(fn.__name__, dict(kwargs or {}))
 
     def to_json(self) -> str:
         return json.dumps({"task": self.name, "kwargs": self.kwargs}, separators=(",", ":"))
@@ -112,7 +73,7 @@ class Task:
         kwargs = obj.get("kwargs", {})
         if not isinstance(kwargs, dict):
             raise UserError("malformed task: kwargs must be a JSON object")
-        return cls(obj["task"], kwargs)
+        return cls(task_name(obj["task"]), kwargs)
 
     def __call__(self) -> Any:
         fn = lookup(self.name)
@@ -126,11 +87,11 @@ def load_arg(value: Any) -> Any:
     """A keyword value, read from storage when the payload carries a pointer."""
     if not (isinstance(value, dict) and set(value) == {ARG_FILE}):
         return value
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     url = str(value[ARG_FILE])
     base, _, name = url.rpartition("/")
-    data = CloudFiles(base).get(name)
+    data = open_store(base).get(name)
     if data is None:
         raise FileNotFoundError(f"task argument file {url} is missing (planned, then deleted?)")
     return json.loads(data)

@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import Vec, as_list, vec
-from igneous.tasks import register
+from igneous.grid import Coords, Vec, as_list, cell_index, clip, grid_cells, vec
 from igneous.tasks.voxels import encode_arrays, get_arrays, iter_arrays, put_arrays
 
 STEPS = ("faces", "links", "calc-labels")
@@ -49,7 +48,7 @@ class Blocks:
 
     def __init__(self, start: Sequence[int], stop: Sequence[int], shape: Sequence[int]):
         self.start, self.stop, self.shape = vec(start), vec(stop), vec(shape)
-        self.counts = -np.floor_divide(-(self.stop - self.start), self.shape)
+        self.counts = grid_cells(self.start, self.stop, self.start, self.shape)[1]
         # linear index = i + nx * (j + ny * k): x fastest, as igneous.grid.grid yields
         self.strides = np.array([1, self.counts[0], self.counts[0] * self.counts[1]], np.int64)
 
@@ -58,17 +57,14 @@ class Blocks:
 
     def __iter__(self) -> Iterator[Vec]:
         for t in range(len(self)):
-            yield self.ijk(t)
-
-    def ijk(self, t: int) -> Vec:
-        return (t // self.strides) % self.counts
+            yield cell_index(t, self.counts)
 
     def box(self, ijk: Sequence[int]) -> tuple[Vec, Vec]:
         lo = self.start + vec(ijk) * self.shape
-        return lo, np.minimum(lo + self.shape, self.stop)
+        return clip(lo, lo + self.shape, self.start, self.stop)
 
     @staticmethod
-    def name(ijk: Sequence[int]) -> str:
+    def name(ijk: Coords) -> str:
         return "-".join(str(int(x)) for x in ijk)
 
 
@@ -76,7 +72,7 @@ def scratch_dir(info: dict, mip: int) -> str:
     return f"{info['scales'][mip]['key']}/ccl"
 
 
-def _key(info: dict, mip: int, kind: str, ijk: Sequence[int]) -> str:
+def _key(info: dict, mip: int, kind: str, ijk: Coords) -> str:
     return f"{scratch_dir(info, mip)}/{kind}/{Blocks.name(ijk)}.npz"
 
 
@@ -94,15 +90,15 @@ def _need(cloudpath: str, key: str, step: str, missing: str) -> dict[str, np.nda
 
 def load_params(cloudpath: str, info: dict, mip: int) -> dict | None:
     """The parameters stored by the first step, or None."""
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    return Files(cloudpath).get_json(f"{scratch_dir(info, mip)}/params.json")
+    return open_store(cloudpath).get_json(f"{scratch_dir(info, mip)}/params.json")
 
 
 def save_params(cloudpath: str, info: dict, mip: int, params: dict) -> None:
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    Files(cloudpath).put_json(f"{scratch_dir(info, mip)}/params.json", params)
+    open_store(cloudpath).put_json(f"{scratch_dir(info, mip)}/params.json", params)
 
 
 def check_params(stored: dict | None, given: dict[str, Any], *, step: str, needs: str | None) -> dict:
@@ -125,7 +121,8 @@ def check_params(stored: dict | None, given: dict[str, Any], *, step: str, needs
 
 # -- labeling one block ---------------------------------------------------------
 
-def binarize(img: np.ndarray, threshold_gte, threshold_lte) -> np.ndarray:
+def binarize(img: np.ndarray, threshold_gte: float | None,
+             threshold_lte: float | None) -> np.ndarray:
     """``img`` itself, or the mask gte <= img <= lte when a threshold is given."""
     if threshold_gte is None and threshold_lte is None:
         return img
@@ -148,23 +145,23 @@ def components(img: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _plane(a: np.ndarray, axis: int, i: int) -> np.ndarray:
-    index = [slice(None)] * a.ndim
+    index: list[slice | int] = [slice(None)] * a.ndim
     index[axis] = i  # basic indexing: a view (np.take copies the whole array first)
     return np.ascontiguousarray(a[tuple(index)])
 
 
-def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool, thresholds) -> tuple[dict, np.ndarray]:
+def _read(cloudpath: str, mip: int, lo: Vec, hi: Vec, fill_missing: bool,
+          thresholds: tuple[float | None, float | None]) -> tuple[dict, np.ndarray]:
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import read_block
 
     cv = open_volume(cloudpath, mip, fill_missing=fill_missing)
     return cv.info, binarize(read_block(cv, lo, hi, mip)[..., 0], *thresholds)
 
 
-@register("ccl_faces")
 def ccl_faces(cloudpath: str, mip: int, start: Sequence[int], stop: Sequence[int],
-              shape: Sequence[int], index: Sequence[int], threshold_gte=None,
-              threshold_lte=None, fill_missing: bool = False, dust_threshold: int = 0) -> None:
+              shape: Sequence[int], index: Sequence[int], threshold_gte: float | None = None,
+              threshold_lte: float | None = None, fill_missing: bool = False, dust_threshold: int = 0) -> None:
     """Step 1 for one block: labels and values on its faces, and component
     sizes when there is dust to remove."""
     lo, hi = Blocks(start, stop, shape).box(index)
@@ -199,7 +196,6 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unique(np.stack([a, b], axis=1).astype(np.uint64), axis=0)
 
 
-@register("ccl_links")
 def ccl_links(cloudpath: str, mip: int, start: Sequence[int], stop: Sequence[int],
               shape: Sequence[int], index: Sequence[int]) -> None:
     """Step 2 for one block: equivalences with its three lower neighbours."""
@@ -260,14 +256,15 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     """
     from tqdm import tqdm
 
-    from igneous.files import Files
     from igneous.layers import load_layer, normalize_path
+    from igneous.storage import open_store
 
     cloudpath = normalize_path(cloudpath)
     info = load_layer(cloudpath, mip).info
     params = check_params(load_params(cloudpath, info, mip), {"shape": shape},
                           step="calc-labels", needs="links")
-    blocks = Blocks(*params["bounds"], params["shape"])
+    start, stop = params["bounds"]
+    blocks = Blocks(start, stop, params["shape"])
     dust = int(params["dust_threshold"] or 0)
 
     def stream(kind: str, step: str, what: str) -> Iterator[dict]:
@@ -307,13 +304,14 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
     if dust > 0 and nsets:
         for t, size in enumerate(sizes()):
             s = block_nodes(t)
+            assert size is not None  # (dust > 0)
             np.add.at(set_size, sets[s], size[nodes[s] - offsets[t]].astype(np.uint64))
 
     total = int(counts.sum())
     dtype = np.uint32 if total < 2**32 else np.uint64
     set_id = np.zeros(nsets, dtype)
     next_id = 0
-    files = Files(cloudpath)
+    files = open_store(cloudpath)
     pending: list[tuple[str, bytes]] = []
     for t, (ijk, size) in enumerate(zip(blocks, sizes())):
         n = int(counts[t])
@@ -343,25 +341,23 @@ def create_relabeling(cloudpath: str, mip: int = 0, shape: Sequence[int] | None 
 
 
 def relabel_summary(cloudpath: str, info: dict, mip: int) -> dict | None:
-    from igneous.files import Files
+    from igneous.storage import open_store
 
-    return Files(cloudpath).get_json(f"{scratch_dir(info, mip)}/relabel/summary.json")
+    return open_store(cloudpath).get_json(f"{scratch_dir(info, mip)}/relabel/summary.json")
 
 
-@register("ccl_calc_labels")
 def ccl_calc_labels(cloudpath: str, mip: int) -> None:
     """Step 3 as a queued task (one per run), for ``ccl auto``."""
     create_relabeling(cloudpath, mip)
 
 
-@register("ccl_relabel")
 def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
                 stop: Sequence[int], shape: Sequence[int], index: Sequence[int],
-                threshold_gte=None, threshold_lte=None, fill_missing: bool = False,
-                compress: str | None = "gzip") -> None:
+                threshold_gte: float | None = None, threshold_lte: float | None = None,
+                fill_missing: bool = False, compress: str | None = "gzip") -> None:
     """Step 4 for one block: write its final labels into ``dest_path`` (scale 0)."""
+    from igneous.blockio import write_region
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import write_region
 
     lo, hi = Blocks(start, stop, shape).box(index)
     info, img = _read(src_path, mip, lo, hi, fill_missing, (threshold_gte, threshold_lte))
@@ -383,19 +379,18 @@ def ccl_relabel(src_path: str, dest_path: str, mip: int, start: Sequence[int],
 
 
 def clean_intermediate_files(cloudpath: str, mip: int = 0) -> int:
-    """Delete the scratch files of a CCL run; returns how many were deleted."""
-    from cloudfiles import CloudFiles
-
+    """Delete the scratch files of a CCL run, and temporary files killed
+    writers left in the layer; returns how many were deleted."""
     from igneous.layers import load_layer, normalize_path
+    from igneous.storage import open_store
 
     cloudpath = normalize_path(cloudpath)
     info = load_layer(cloudpath, mip).info
-    cf = CloudFiles(cloudpath)
-    keys = list(cf.list(scratch_dir(info, mip) + "/"))
-    cf.delete(keys)
-    return len(keys)
+    store = open_store(cloudpath)
+    keys = list(store.list(scratch_dir(info, mip) + "/"))
+    store.delete(keys)
+    return len(keys) + store.remove_leftovers()
 
 
-@register("ccl_clean")
 def ccl_clean(cloudpath: str, mip: int) -> None:
     clean_intermediate_files(cloudpath, mip)

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from igneous.blockio import map_block
 from igneous.grid import vec
-from igneous.tasks import register
-from igneous.tasks.pyramid import map_block
 
 LEVELS_DIR = "levels"
 
@@ -34,16 +33,16 @@ def sample_columns(n_columns: int, coverage: float, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_columns, size=k, replace=False))
 
 
-@register("luminance_levels")
 def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequence[int],
                      shape: Sequence[int], coverage: float, column: Sequence[int],
                      fill_missing: bool = False) -> None:
     """Histogram each z-slice of the slab ``[offset, offset + shape)`` from a
     random ``coverage`` fraction of its xy columns (``column``-sized)."""
-    from cloudfiles import CloudFiles
+    import json
 
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import read_block
+    from igneous.storage import open_store
 
     cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     lo, size, col = vec(offset), vec(shape), vec(column)
@@ -59,13 +58,13 @@ def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequen
             hist[z] += np.bincount(img[:, :, z].ravel(), minlength=bins)
     patch = [int(col[0]), int(col[1]), 1]
     files = [
-        (levels_key(mip, int(lo[2]) + z), {
+        (levels_key(mip, int(lo[2]) + z), json.dumps({
             "levels": hist[z].tolist(), "patch_size": patch, "num_patches": int(len(picked)),
             "coverage_ratio": float(len(picked) / (counts[0] * counts[1])),
-        })
+        }).encode())
         for z in range(size[2])
     ]
-    CloudFiles(levels_path).put_jsons(files, compress="gzip")
+    open_store(levels_path).put_many(files, compress="gzip", content_type="application/json")
 
 
 def clip_bounds(levels: np.ndarray, clip_fraction: float) -> tuple[int, int]:
@@ -91,7 +90,6 @@ def stretch(img: np.ndarray, lo: int, hi: int, maxval: int) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, maxval).astype(img.dtype)
 
 
-@register("contrast_normalize")
 def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int,
                        offset: Sequence[int], shape: Sequence[int], clip_fraction: float = 0.01,
                        translate: Sequence[int] = (0, 0, 0), minval: int | None = None,
@@ -99,11 +97,14 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
                        compress: str | None = "gzip") -> None:
     """Stretch each z-slice of one block by the bounds its histogram gives
     (``minval`` / ``maxval`` override them)."""
-    from cloudfiles import CloudFiles
+    import json
+
+    from igneous.storage import open_store
 
     def normalize(img: np.ndarray, origin: np.ndarray) -> np.ndarray:
         keys = [levels_key(mip, int(origin[2]) + z) for z in range(img.shape[2])]
-        found = CloudFiles(levels_path).get_json(keys)
+        found = [None if data is None else json.loads(data)
+                 for _, data in open_store(levels_path).get_many(keys)]
         top = np.iinfo(img.dtype).max
         out = np.empty_like(img)
         for z, (key, levels) in enumerate(zip(keys, found)):
@@ -119,7 +120,8 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
               fill_missing=fill_missing, compress=compress)
 
 
-def _tile_maps(img: np.ndarray, grid: tuple[int, int], clip_limit: float, maxval: int):
+def _tile_maps(img: np.ndarray, grid: tuple[int, int], clip_limit: float,
+               maxval: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Per-tile value maps, shape (gx, gy, maxval + 1), and the tile size."""
     gx, gy = grid
     tile = (-(-img.shape[0] // gx), -(-img.shape[1] // gy))
@@ -166,14 +168,13 @@ def clahe_slice(img: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np
     return np.clip(np.rint(out), 0, maxval).astype(img.dtype)
 
 
-@register("clahe")
 def clahe(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
           clip_limit: float = 40.0, tile_grid_size: Sequence[int] = (8, 8),
           fill_missing: bool = False, compress: str | None = "gzip") -> None:
     """CLAHE of each whole xy slice in one z slab."""
     grid = (int(tile_grid_size[0]), int(tile_grid_size[1]))
 
-    def each_slice(img: np.ndarray, _origin) -> np.ndarray:
+    def each_slice(img: np.ndarray, _origin: object) -> np.ndarray:
         out = np.empty_like(img)
         for c in range(img.shape[3]):
             for z in range(img.shape[2]):

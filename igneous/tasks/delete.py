@@ -6,27 +6,23 @@ from collections.abc import Sequence
 
 from igneous.errors import UserError
 from igneous.grid import clip, is_empty, mip_factor, scale_bounds, vec
-from igneous.layers import open_layer
-from igneous.tasks import register
 
 
-@register("delete")
 def delete(layer_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
            num_mips: int = 0) -> None:
     """Delete ``[offset, offset + shape)`` of ``mip`` and the matching region of
     the next ``num_mips`` mips (chunks wholly inside the region)."""
-    from cloudvolume import Bbox
+    from igneous.blockio import open_volume
 
-    cv = open_layer(layer_path, mip)
-    top = min(len(cv.info["scales"]) - 1, mip + num_mips)
+    vol = open_volume(layer_path, mip)
+    top = min(len(vol.info["scales"]) - 1, mip + num_mips)
     lo, hi = vec(offset), vec(offset) + vec(shape)
     for m in range(mip, top + 1):
-        if cv.info["scales"][m].get("sharding"):
-            raise UserError(f"mip {m} of {cv.cloudpath} is sharded; delete its shard files instead")
-        f = mip_factor(cv.info, mip, m)
-        start, stop = scale_bounds(cv.info, m)
+        if vol.info["scales"][m].get("sharding"):
+            raise UserError(f"mip {m} of {vol.cloudpath} is sharded; delete its shard files instead")
+        f = mip_factor(vol.info, mip, m)
+        start, stop = scale_bounds(vol.info, m)
         a, b = clip(lo // f, -((-hi) // f), start, stop)
         if is_empty(a, b):
             continue
-        cv.mip = m
-        cv.delete(Bbox(a, b))
+        vol.delete(a, b, m)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from igneous.blockio import open_pair
 from igneous.grid import vec
-from igneous.tasks import register
-from igneous.tasks.pyramid import build_pyramid, open_pair
+from igneous.tasks.pyramid import build_pyramid
 
 
-@register("downsample")
 def downsample(
     layer_path: str,
     mip: int,

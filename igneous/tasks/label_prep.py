@@ -43,10 +43,10 @@ def counts_key(info: dict, mip: int) -> str:
 
 def load_counts_index(layer_path: str, info: dict, mip: int) -> np.ndarray:
     """The (N, 2) uint64 index (label, count) of the layer's voxel counts."""
-    from igneous.files import Files
+    from igneous.storage import open_store
 
     key = counts_key(info, mip)
-    data = Files(layer_path).get(key)
+    data = open_store(layer_path).get(key)
     if data is None:
         raise UserError(f"{layer_path}/{key} does not exist: --dust-global needs the global voxel "
                         f"counts; run `igneous image voxels count {layer_path} --mip {mip}` and "

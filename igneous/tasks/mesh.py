@@ -23,18 +23,18 @@ Outputs, into the mesh directory:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from igneous.grid import scale_bounds, vec
-from igneous.tasks import register
+from igneous.grid import Coords, Floats, box_name, vec
+
+if TYPE_CHECKING:
+    from igneous.blockio import BlockVolume
 
 
-def box_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
-
-
-def filter_labels(labels: np.ndarray, *, object_ids=None, exclude_object_ids=None,
+def filter_labels(labels: np.ndarray, *, object_ids: Sequence[int] | None = None,
+                  exclude_object_ids: Sequence[int] | None = None,
                   dust_threshold: int | None = None) -> np.ndarray:
     """Zero out labels not asked for, excluded, or with fewer voxels than the dust threshold."""
     import fastremap
@@ -107,7 +107,7 @@ def split_small_components(num_vertices: int, faces: np.ndarray, min_faces: int
     return faces[~small], faces[small]
 
 
-def mesh_labels(labels: np.ndarray, origin: Sequence[int], resolution: Sequence[float], *,
+def mesh_labels(labels: np.ndarray, origin: Coords, resolution: Floats, *,
                 simplification_factor: int, max_simplification_error: float) -> dict[int, tuple]:
     """{label: (vertices, faces)} in physical units; ``origin`` = global voxel of labels[0,0,0]."""
     import zmesh
@@ -130,12 +130,14 @@ def mesh_labels(labels: np.ndarray, origin: Sequence[int], resolution: Sequence[
     return out
 
 
-def read_task_labels(cv, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop: np.ndarray,
+def read_task_labels(vol: BlockVolume, mip: int, lo: np.ndarray, hi: np.ndarray,
                      closed_dataset_edges: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(labels padded with background on dataset sides, their global origin, read box high end)."""
+    from igneous.blockio import read_block
+
+    start, stop = vol.bounds(mip)
     read_hi = np.minimum(hi + 1, stop)
-    labels = cv[lo[0]:read_hi[0], lo[1]:read_hi[1], lo[2]:read_hi[2]]
-    labels = np.asfortranarray(np.asarray(labels)[..., 0])
+    labels = read_block(vol, lo, read_hi, mip)[..., 0]
     origin = lo.copy()
     if closed_dataset_edges:
         low = (lo <= start).astype(int)
@@ -146,8 +148,7 @@ def read_task_labels(cv, lo: np.ndarray, hi: np.ndarray, start: np.ndarray, stop
     return labels, origin, read_hi
 
 
-@register("mesh")
-def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], mesh_dir: str,
+def mesh_forge(layer_path: str, mip: int, lo: Coords, hi: Coords, mesh_dir: str,
               simplification_factor: int = 100, max_simplification_error: float = 40,
               dust_threshold: int | None = None, object_ids: list[int] | None = None,
               exclude_object_ids: list[int] | None = None, fill_missing: bool = False,
@@ -158,30 +159,28 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
 
     ``dust_global``: ``dust_threshold`` applies to whole-volume voxel counts;
     ``fill_holes`` 1-3: fill background holes first (igneous.tasks.label_prep)."""
-    from cloudfiles import CloudFiles
-
+    from igneous.blockio import open_volume
     from igneous.formats.multires import mesh_to_precomputed
-    from igneous.layers import open_layer
-    from igneous.spatial_index import index_filename, label_boxes, write_index
+    from igneous.formats.spatial_index import index_filename, label_boxes, write_index
+    from igneous.storage import open_store
     from igneous.tasks import label_prep
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
-    start, stop = scale_bounds(cv.info, mip)
+    vol = open_volume(layer_path, mip, fill_missing=fill_missing)
     lo, hi = vec(lo), vec(hi)
-    labels, origin, read_hi = read_task_labels(cv, lo, hi, start, stop, closed_dataset_edges)
+    labels, origin, read_hi = read_task_labels(vol, mip, lo, hi, closed_dataset_edges)
     if dust_global and dust_threshold:
-        index = label_prep.load_counts_index(layer_path, cv.info, mip)
+        index = label_prep.load_counts_index(layer_path, vol.info, mip)
         labels = label_prep.remove_global_dust(labels, index, dust_threshold)
         dust_threshold = None
     labels = filter_labels(labels, object_ids=object_ids, exclude_object_ids=exclude_object_ids,
                            dust_threshold=dust_threshold)
     labels = label_prep.fill_holes(labels, fill_holes)
-    res = np.asarray(cv.resolution, dtype=np.float64)
+    res = vol.resolution(mip)
     meshes = mesh_labels(labels, origin, res,
                          simplification_factor=simplification_factor if simplification_factor else 0,
                          max_simplification_error=max_simplification_error)
-    dir_path = f"{cv.cloudpath}/{mesh_dir}"
-    cf = CloudFiles(dir_path)
+    dir_path = f"{vol.cloudpath}/{mesh_dir}"
+    cf = open_store(dir_path)
     name = box_name(lo, hi)
     compress = None if compress in (None, "none", False) else compress
     if sharded:
@@ -190,11 +189,12 @@ def mesh_task(layer_path: str, mip: int, lo: Sequence[int], hi: Sequence[int], m
         blobs = {label: mesh_to_precomputed(v, f) for label, (v, f) in meshes.items()}
         # named like the task's index file, which lists the labels inside
         stem = index_filename(lo, hi, res)[: -len(".spatial")]
-        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes(), compress=None, cache_control=False)
+        cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes())
     else:
-        cf.puts(((f"{label}:0:{name}", mesh_to_precomputed(v, f)) for label, (v, f) in meshes.items()),
-                compress=compress, compression_level=GZIP_LEVEL if compress == "gzip" else None,
-                cache_control=False, content_type="application/octet-stream")
+        cf.put_many(((f"{label}:0:{name}", mesh_to_precomputed(v, f))
+                     for label, (v, f) in meshes.items()),
+                    compress=compress, level=GZIP_LEVEL if compress == "gzip" else None,
+                    content_type="application/octet-stream")
     if spatial_index:
         inner = labels[tuple(slice(int(a), int(a) + int(b - c))
                              for a, b, c in zip(lo - origin, read_hi, lo))]

@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from igneous.errors import UserError
-from igneous.tasks import register
 
 
 def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[int, list]:
     """{label: meshes} of finished unsharded meshes (every label must exist)."""
-    from cloudfiles import CloudFiles
-
+    from igneous.storage import join, open_store
     from igneous.tasks.mesh_merge import read_meshes
 
-    cf = CloudFiles(f"{src_layer}/{src_dir}")
+    cf = open_store(join(src_layer, src_dir))
     out: dict[int, list] = {}
     multires: list[int] = []
     for label in labels:
@@ -32,11 +30,10 @@ def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[i
         names = manifest.get("fragments", [])
         out[label] = list(read_meshes(cf, names).values())
     if multires:
-        from cloudvolume import CloudVolume
+        from igneous.blockio import open_volume
 
-        cv = CloudVolume(src_layer, mesh_dir=src_dir, progress=False)
         try:
-            got = cv.mesh.get(multires, lod=0, concat=True)
+            got = open_volume(src_layer, mesh_dir=src_dir).meshes(multires)
         except Exception as e:  # noqa: BLE001 - any failure names the source
             raise UserError(f"cannot read meshes {multires[:5]} from {src_layer}/{src_dir}: {e}") from None
         for label in multires:
@@ -47,20 +44,18 @@ def source_meshes(src_layer: str, src_dir: str, labels: Sequence[int]) -> dict[i
     return out
 
 
-@register("mesh_xfer_sharded")
 def mesh_xfer_sharded(src_layer: str, src_dir: str, layer_path: str, mesh_dir: str, mip: int,
                       nlod: int, shard: int, labels_file: str, vqb: int = 16,
-                      min_chunk_size=(256, 256, 256), compression_level: int = 7,
+                      min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                       max_error: float = 40) -> int:
     """Write one shard of ``layer_path/mesh_dir`` from the labels its plan lists."""
-    from cloudfiles import CloudFiles
-
     from igneous.layers import LayerInfo
-    from igneous.tasks.mesh_merge import _multires_opts, shard_plan, write_shard
+    from igneous.storage import join, open_store
+    from igneous.tasks.mesh_merge import multires_options, shard_plan, write_shard
 
-    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    cf = open_store(join(layer_path, mesh_dir))
     plan = shard_plan(cf, labels_file, "xfer --sharded")
-    opts = _multires_opts(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
+    opts = multires_options(LayerInfo(layer_path).info, mip, nlod, vqb, min_chunk_size,
                           compression_level, max_error)
     pieces = source_meshes(src_layer, src_dir, sorted(int(k) for k in plan))
     return write_shard(cf, pieces, opts)

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.tasks import register
+
+if TYPE_CHECKING:
+    from igneous.storage import Store
 
 FRAGMENT = re.compile(r"^(\d+):0:(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 
 
-def list_fragments(cf, prefix: str, exact: bool) -> dict[int, list[str]]:
+def list_fragments(cf: Store, prefix: str, exact: bool) -> dict[int, list[str]]:
     """{label: sorted fragment names} for the labels a prefix task owns."""
     out: dict[int, list[str]] = defaultdict(list)
     for name in cf.list(prefix=f"{prefix}:" if exact else prefix, flat=True):
@@ -36,38 +39,34 @@ def list_fragments(cf, prefix: str, exact: bool) -> dict[int, list[str]]:
     return {k: sorted(set(v)) for k, v in out.items()}
 
 
-def read_meshes(cf, names: Iterable[str]) -> dict[str, object]:
+def read_meshes(cf: Store, names: Iterable[str]) -> dict[str, object]:
     """Decode fragment files; any unreadable or corrupt file is a clear error."""
     from igneous.formats.multires import mesh_from_precomputed
 
     names = list(names)
     out = {}
-    for res in cf.get(names, raw=False):
-        name = res["path"]
-        if res["error"] is not None or res["content"] is None:
-            raise UserError(f"mesh fragment {cf.cloudpath}/{name} is unreadable "
-                            f"({res['error'] or 'missing'}); re-run forge for that box")
+    for name, content in cf.get_many(names):
+        if content is None:
+            raise UserError(f"mesh fragment {cf.url}/{name} is missing; re-run forge for that box")
         try:
-            out[name] = mesh_from_precomputed(res["content"])
+            out[name] = mesh_from_precomputed(content)
         except ValueError as e:
-            raise UserError(f"mesh fragment {cf.cloudpath}/{name} is corrupt ({e}); delete it "
+            raise UserError(f"mesh fragment {cf.url}/{name} is corrupt ({e}); delete it "
                             "and re-run forge for that box") from None
     return out
 
 
-@register("mesh_manifest")
-def mesh_manifest_task(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
+def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
     """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
     import json
 
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    cf = open_store(f"{layer_path}/{mesh_dir}")
     frags = list_fragments(cf, prefix, exact)
     read_meshes(cf, (n for names in frags.values() for n in names))  # validate first
-    cf.puts(((f"{label}:0", json.dumps({"fragments": names}).encode("utf8"))
-             for label, names in frags.items()),
-            content_type="application/json", compress=None, cache_control=False)
+    cf.put_many(((f"{label}:0", json.dumps({"fragments": names}).encode("utf8"))
+                 for label, names in frags.items()), content_type="application/json")
     return len(frags)
 
 
@@ -81,8 +80,9 @@ def _encode_label(meshes: list, opts: dict) -> tuple[bytes, bytes] | None:
     return encode_multires(v, f, **opts)
 
 
-def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, compression_level: int,
-                   max_error: float) -> dict:
+def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size: Sequence[int],
+                     compression_level: int,
+                     max_error: float) -> dict:
     scale = info["scales"][mip]
     res = np.asarray(scale["resolution"], dtype=np.float64)
     return dict(nlod=int(nlod), vqb=int(vqb), compression_level=int(compression_level),
@@ -92,20 +92,18 @@ def _multires_opts(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size, co
                 max_error=float(max_error))
 
 
-@register("mesh_multires")
-def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
-                  min_chunk_size=(256, 256, 256), compression_level: int = 7,
+def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
+                  min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
                   shard: int | None = None, labels_file: str | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
     ``LABEL``) or for one shard (sharded: reads the ``.frags`` listed in ``labels_file``)."""
-    from cloudfiles import CloudFiles
-
     from igneous.layers import LayerInfo
+    from igneous.storage import open_store
 
     info = LayerInfo(layer_path).info
-    opts = _multires_opts(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
-    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    opts = multires_options(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
+    cf = open_store(f"{layer_path}/{mesh_dir}")
     if shard is None:
         frags = list_fragments(cf, prefix or "", exact)
         meshes = read_meshes(cf, (n for names in frags.values() for n in names))
@@ -114,20 +112,22 @@ def multires_task(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
             enc = _encode_label([meshes[n] for n in names], opts)
             if enc is not None:
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
-        cf.puts(outputs, compress=None, cache_control=False, content_type="application/octet-stream")
+        cf.put_many(outputs, content_type="application/octet-stream")
         return len(outputs) // 2
+    if labels_file is None:
+        raise ValueError("a sharded mesh_multires task needs labels_file")
     return _build_shard(cf, labels_file, opts)
 
 
-def shard_plan(cf, labels_file: str, command: str) -> dict[str, list[str]]:
+def shard_plan(cf: Store, labels_file: str, command: str) -> dict[str, list[str]]:
     """{label: input files} of one shard, as its planner wrote it."""
     plan = cf.get_json(labels_file)
     if plan is None:
-        raise UserError(f"{cf.cloudpath}/{labels_file} is missing; re-run `igneous mesh {command}`")
+        raise UserError(f"{cf.url}/{labels_file} is missing; re-run `igneous mesh {command}`")
     return plan
 
 
-def _build_shard(cf, labels_file: str, opts: dict) -> int:
+def _build_shard(cf: Store, labels_file: str, opts: dict) -> int:
     """Assemble one shard file from the forge's ``.frags`` files."""
     from mapbuffer import MapBuffer
 
@@ -142,7 +142,7 @@ def _build_shard(cf, labels_file: str, opts: dict) -> int:
     for name, labels in sorted(by_file.items()):
         blob = cf.get(name)
         if blob is None:
-            raise UserError(f"mesh fragment file {cf.cloudpath}/{name} is missing; re-run forge")
+            raise UserError(f"mesh fragment file {cf.url}/{name} is missing; re-run forge")
         wanted = set(labels)
         try:
             # items(), not get(): MapBuffer's lookup overflows on ids >= 2**63
@@ -150,12 +150,12 @@ def _build_shard(cf, labels_file: str, opts: dict) -> int:
                 if int(key) in wanted:
                     pieces[int(key)].append(mesh_from_precomputed(raw))
         except ValueError as e:
-            raise UserError(f"mesh fragment file {cf.cloudpath}/{name} is corrupt ({e}); "
+            raise UserError(f"mesh fragment file {cf.url}/{name} is corrupt ({e}); "
                             "delete it and re-run forge for that box") from None
     return write_shard(cf, pieces, opts)
 
 
-def write_shard(cf, pieces: dict[int, list], opts: dict) -> int:
+def write_shard(cf: Store, pieces: dict[int, list], opts: dict) -> int:
     """Encode the multi-resolution mesh of each label of ``pieces`` ({label:
     meshes}, all in one shard of the directory ``cf``) and write that shard;
     returns how many labels it holds."""
@@ -175,17 +175,16 @@ def write_shard(cf, pieces: dict[int, list], opts: dict) -> int:
     if not data:
         return 0
     files = synthesize_shard_files(spec, data, data_offset=offsets)
-    cf.puts(files.items(), compress=None, cache_control=False, content_type="application/octet-stream")
+    cf.put_many(files.items(), content_type="application/octet-stream")
     return len(data)
 
 
-@register("mesh_delete")
-def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
+def mesh_delete(layer_path: str, mesh_dir: str, prefix: str, rest: bool = False) -> int:
     """Delete mesh files starting with ``prefix`` (``rest``: every file not starting
     with ``len(prefix)`` digits, i.e. the ones no prefix task owns)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(f"{layer_path}/{mesh_dir}")
+    cf = open_store(f"{layer_path}/{mesh_dir}")
     if rest:
         n = len(prefix)
         names = [x for x in cf.list(flat=True) if not (len(x) >= n and x[:n].isdigit())]
@@ -195,16 +194,15 @@ def mesh_delete_task(layer_path: str, mesh_dir: str, prefix: str, rest: bool = F
     return len(names)
 
 
-@register("mesh_xfer")
-def mesh_xfer_task(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
+def mesh_xfer(src_dir: str, dest_dir: str, prefix: str, rest: bool = False) -> int:
     """Copy mesh files starting with ``prefix`` from one mesh directory to another."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(src_dir)
+    cf = open_store(src_dir)
     if rest:
         n = len(prefix)
         names = [x for x in cf.list(flat=True) if not (len(x) >= n and x[:n].isdigit()) and x != "info"]
     else:
         names = list(cf.list(prefix=prefix, flat=True))
-    cf.transfer_to(dest_dir, paths=names)
+    cf.copy_to(open_store(dest_dir), names)
     return len(names)

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from igneous.tasks import register
-from igneous.tasks.pyramid import map_block
+from igneous.blockio import map_block
 
 
 def quantize_values(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -18,7 +17,6 @@ def quantize_values(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-@register("quantize")
 def quantize(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
              channel: int = 0, value_range: Sequence[float] = (0.0, 1.0),
              fill_missing: bool = False, compress: str | None = "gzip") -> None:

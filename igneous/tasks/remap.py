@@ -13,17 +13,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from igneous.tasks import register
-from igneous.tasks.pyramid import map_block
+from igneous.blockio import map_block
 
 MAPPING_KEY = "remap/mapping.npy"
 
 
 def load_mapping(dest_path: str, key: str = MAPPING_KEY) -> np.ndarray:
     """The (n, 2) uint64 pairs stored with the destination layer."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    raw = CloudFiles(dest_path).get(key)
+    raw = open_store(dest_path).get(key)
     if raw is None:
         raise FileNotFoundError(f"{dest_path}/{key} is missing; plan the remap again")
     return np.load(io.BytesIO(raw), allow_pickle=False)
@@ -44,7 +43,6 @@ def apply_mapping(labels: np.ndarray, pairs: np.ndarray, preserve_missing_labels
     return out.reshape(labels.shape, order="F" if labels.flags.f_contiguous else "C")
 
 
-@register("remap")
 def remap(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
           preserve_missing_labels: bool = True, fill_missing: bool = False,
           compress: str | None = "gzip", mapping_key: str = MAPPING_KEY) -> None:

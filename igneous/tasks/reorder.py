@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from igneous.grid import vec
-from igneous.tasks import register
 
 
 def runs(sources: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -24,13 +23,12 @@ def runs(sources: Sequence[int]) -> list[tuple[int, int, int]]:
     return out
 
 
-@register("reorder")
 def reorder(src_path: str, dest_path: str, mip: int, offset: Sequence[int], shape: Sequence[int],
             sources: Sequence[int], fill_missing: bool = False, compress: str | None = "gzip",
             delete_black_uploads: bool = False, background_color: int = 0) -> None:
     """``sources[i]`` is the source z of destination slice ``offset.z + i``."""
+    from igneous.blockio import read_block, write_region
     from igneous.chunkio import open_volume
-    from igneous.tasks.pyramid import read_block, write_region
 
     src = open_volume(src_path, mip, fill_missing=fill_missing)
     dest = open_volume(dest_path, mip, compress=compress, delete_black_uploads=delete_black_uploads,

@@ -23,12 +23,12 @@ can tell branches made by a seam from the others (it resets them to 0).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from igneous.grid import Vec, scale_bounds, vec
-from igneous.tasks import register
+from igneous.grid import Vec, box_name, scale_bounds, vec
 
 FRAG_DIR = ".frags"
 FORGE_META = f"{FRAG_DIR}/forge.json"
@@ -43,11 +43,6 @@ BASE_ATTRIBUTES = [
 AREA_ATTRIBUTE = {"id": "cross_sectional_area", "data_type": "float32", "num_components": 1}
 
 
-def bbox_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    """``x0-x1_y0-y1_z0-z1`` in voxels: names a block's scratch files."""
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
-
-
 def bucket_dir(bucket: int) -> str:
     return f"{FRAG_DIR}/{int(bucket):05d}/"
 
@@ -60,7 +55,7 @@ def vertex_attributes(cross_sectional_area: bool) -> list[dict]:
     return BASE_ATTRIBUTES + ([AREA_ATTRIBUTE] if cross_sectional_area else [])
 
 
-def encode_skeletons(skels: dict[int, object]) -> bytes:
+def encode_skeletons(skels: dict[int, Any]) -> bytes:
     """label -> Skeleton as one gzip MapBuffer of precomputed skeleton bytes."""
     from mapbuffer import MapBuffer
 
@@ -68,7 +63,7 @@ def encode_skeletons(skels: dict[int, object]) -> bytes:
                      compress="gzip").tobytes()
 
 
-def decode_skeletons(buf: bytes, attributes: list[dict]):
+def decode_skeletons(buf: bytes, attributes: list[dict]) -> Iterator[tuple[int, Any]]:
     """Inverse of ``encode_skeletons``: yields (label, Skeleton)."""
     from cloudvolume import Skeleton
     from mapbuffer import MapBuffer
@@ -80,9 +75,9 @@ def decode_skeletons(buf: bytes, attributes: list[dict]):
 
 def read_meta(skel_url: str) -> dict | None:
     """The forge parameters, or None when forge never ran here."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    return CloudFiles(skel_url).get_json(FORGE_META)
+    return open_store(skel_url).get_json(FORGE_META)
 
 
 def shared_faces(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> list[tuple[int, int]]:
@@ -96,7 +91,7 @@ def shared_faces(lo: Vec, hi: Vec, start: Vec, stop: Vec) -> list[tuple[int, int
     return faces
 
 
-def mark_seam_vertices(skel, res: np.ndarray, faces: list[tuple[int, int]]) -> None:
+def mark_seam_vertices(skel: Any, res: np.ndarray, faces: list[tuple[int, int]]) -> None:
     """Set ``vertex_types`` to SEAM on the vertices (block voxel coordinates
     times ``res``) lying on one of the shared ``faces``."""
     vox = np.round(skel.vertices / res).astype(np.int64)
@@ -141,7 +136,6 @@ def remove_local_dust(labels: np.ndarray, threshold: int, faces: list[tuple[int,
     return np.where(small[cc], 0, labels).astype(labels.dtype, copy=False)
 
 
-@register("skeleton_forge")
 def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[int],
                    shape: Sequence[int], teasar_params: dict, buckets: int,
                    object_ids: Sequence[int] | None = None, mask_ids: Sequence[int] | None = None,
@@ -157,12 +151,11 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     volume are skipped, by the layer's voxel counts, instead of local dust)."""
     import fastremap
     import kimimaro
-    from cloudfiles import CloudFiles
 
-    from igneous.layers import open_layer
-    from igneous.tasks.pyramid import read_block
+    from igneous.blockio import open_volume, read_block
+    from igneous.storage import open_store
 
-    cv = open_layer(layer_path, mip, fill_missing=fill_missing)
+    cv = open_volume(layer_path, mip, fill_missing=fill_missing)
     start, stop = scale_bounds(cv.info, mip)
     lo, core_hi = vec(offset), vec(offset) + vec(shape)
     hi = np.minimum(core_hi + 1, stop)
@@ -201,16 +194,16 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
         skel.vertices += shift
         skel.extra_attributes = attributes  # fixed order: the decoder relies on it
 
-    cf = CloudFiles(skel_dir)
+    cf = open_store(skel_dir)
     cf.put_json(BALL_FILE, invalidation_ball(teasar_params))  # the same from every block
-    name = bbox_name(lo, core_hi)
+    name = box_name(lo, core_hi)
     grouped: dict[int, dict] = {}
     for label, skel in skels.items():
         grouped.setdefault(bucket_of(label, buckets), {})[label] = skel
-    cf.puts([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
-             for b, group in grouped.items()], compress=None)
+    cf.put_many([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
+                 for b, group in grouped.items()])
     if spatial_index:
-        from igneous.spatial_index import label_boxes, write_index
+        from igneous.formats.spatial_index import label_boxes, write_index
 
         boxes = label_boxes(labels, lo)
         write_index(skel_dir, lo, core_hi, cv.info["scales"][mip]["resolution"],
@@ -221,7 +214,7 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
 
 
 def write_meta(skel_url: str, meta: dict) -> None:
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    CloudFiles(skel_url).put(FORGE_META, json.dumps(meta).encode("utf8"), compress=None,
+    open_store(skel_url).put(FORGE_META, json.dumps(meta).encode("utf8"),
                              content_type="application/json")

@@ -13,11 +13,12 @@ one shard, never by the whole volume:
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from igneous.tasks import register
+from igneous.errors import UserError
 from igneous.tasks.skeleton import (
     BALL_FILE,
     FRAG_DIR,
@@ -27,13 +28,17 @@ from igneous.tasks.skeleton import (
     encode_skeletons,
 )
 
+if TYPE_CHECKING:
+    from igneous.storage import Store
+
 FUSED_DIR = f"{FRAG_DIR}/fused"
 DONE_DIR = f"{FRAG_DIR}/fused-done"
 
 
 def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
-         tick_threshold: float, max_cable_length: float | None, crop_box=None,
-         ball: dict | None = None):
+         tick_threshold: float, max_cable_length: float | None,
+         crop_box: Sequence[Sequence[float]] | None = None,
+         ball: dict | None = None) -> Any:
     """One skeleton from a label's fragments, or None when it is dust or too long.
 
     Vertices are snapped to the voxel grid so the copies of a seam vertex made
@@ -72,7 +77,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     return skel
 
 
-def open_lone_cycles(skel):
+def open_lone_cycles(skel: Any) -> Any:
     """Cut one edge of every component that is nothing but a cycle.
 
     kimimaro's ``remove_loops`` (5.8) drops every edge of such a component,
@@ -112,7 +117,7 @@ def _branch(nbrs: list[list[int]], deg: np.ndarray, alive: np.ndarray, end: int)
             return path
 
 
-def prune_seam_spurs(skel, scale: float, const: float):
+def prune_seam_spurs(skel: Any, scale: float, const: float) -> Any:
     """Remove the branches a block seam made that TEASAR on the whole volume
     would not have traced.
 
@@ -182,20 +187,26 @@ def prune_seam_spurs(skel, scale: float, const: float):
     return out.consolidate()
 
 
-def _gather(cf, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
+def _fetch(cf: Store, paths: list[str]) -> Iterator[bytes]:
+    """The content of each of ``paths`` (just listed: a missing one is an error)."""
+    for path, data in cf.get_many(paths):
+        if data is None:
+            raise UserError(f"{cf.url}/{path} vanished while it was read; is another merge "
+                            "deleting fragments? re-run this task")
+        yield data
+
+
+def _gather(cf: Store, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
     """label -> fragments of one bucket, and the files they came from."""
     paths = list(cf.list(prefix=bucket_dir(bucket)))
     frags: dict[int, list] = {}
-    for res in cf.get(paths):
-        if res["error"] is not None:
-            raise res["error"]
-        for label, skel in decode_skeletons(res["content"], attributes):
+    for data in _fetch(cf, paths):
+        for label, skel in decode_skeletons(data, attributes):
             if label not in skip:
                 frags.setdefault(label, []).append(skel)
     return frags, paths
 
 
-@register("skeleton_merge")
 def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[float],
                    vertex_attributes: list[dict], dust_threshold: float = 1000,
                    tick_threshold: float = 0, max_cable_length: float | None = None,
@@ -203,9 +214,9 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
                    delete_fragments: bool = False, sharding: dict | None = None) -> None:
     """Fuse every label of ``buckets``; write skeletons (or, with ``sharding``,
     per-shard intermediate files for ``skeleton_shard``)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(skel_dir)
+    cf = open_store(skel_dir)
     spec = None
     if sharding is not None:
         from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
@@ -225,22 +236,21 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
             if skel is not None:
                 fused[label] = skel
         if spec is None:
-            cf.puts([(str(label), s.to_precomputed()) for label, s in fused.items()],
-                    compress="gzip")
+            cf.put_many([(str(label), s.to_precomputed()) for label, s in fused.items()],
+                        compress="gzip")
         else:
             by_shard: dict[str, dict] = {}
             for label, s in fused.items():
                 shard = spec.compute_shard_location(label).shard_number
                 by_shard.setdefault(shard, {})[label] = s
-            cf.puts([(f"{FUSED_DIR}/{shard}/{int(bucket):05d}.fused", encode_skeletons(group))
-                     for shard, group in by_shard.items()], compress=None)
+            cf.put_many([(f"{FUSED_DIR}/{shard}/{int(bucket):05d}.fused", encode_skeletons(group))
+                         for shard, group in by_shard.items()])
         if delete_fragments:
             cf.delete(paths)
     if spec is not None:  # tells the shard stage this task's output is complete
-        cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"", compress=None)
+        cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"")
 
 
-@register("skeleton_shard")
 def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
                    delete_fragments: bool = False) -> None:
     """Write one shard file from the fused skeletons filed under it.
@@ -248,14 +258,15 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     Refuses (the queue retries later) until all ``expect`` fuse tasks are
     done, so a shard is never written from part of its labels.
     """
-    from cloudfiles import CloudFiles
     from cloudvolume.datasource.precomputed.sharding import (
         ShardingSpecification,
         synthesize_shard_files,
     )
     from mapbuffer import MapBuffer
 
-    cf = CloudFiles(skel_dir)
+    from igneous.storage import open_store
+
+    cf = open_store(skel_dir)
     done = len(list(cf.list(prefix=f"{DONE_DIR}/")))
     if done < expect:
         raise RuntimeError(f"only {done} of {expect} skeleton fuse tasks have finished; "
@@ -264,25 +275,22 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     if not paths:
         return
     data: dict[int, bytes] = {}
-    for res in cf.get(paths):
-        if res["error"] is not None:
-            raise res["error"]
-        for label, raw in MapBuffer(res["content"]).items():
+    for content in _fetch(cf, paths):
+        for label, raw in MapBuffer(content).items():
             data[int(label)] = bytes(raw)
     spec = ShardingSpecification.from_dict(sharding)
     files = synthesize_shard_files(spec, data)
-    cf.puts(list(files.items()), compress=None, content_type="application/octet-stream")
+    cf.put_many(files.items(), content_type="application/octet-stream")
     if delete_fragments:
         cf.delete(paths)
 
 
-@register("skeleton_delete")
 def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> None:
     """Delete the files of a skeleton directory starting with ``prefix``
     (``others``: every file not starting with a hex digit, e.g. info, scratch)."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
-    cf = CloudFiles(skel_dir)
+    cf = open_store(skel_dir)
     if others:
         paths = [p for p in cf.list() if p[:1].lower() not in "0123456789abcdef"]
     else:
@@ -290,31 +298,30 @@ def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> No
     cf.delete(paths)
 
 
-@register("skeleton_xfer")
 def skeleton_xfer(src_dir: str, dest_dir: str, prefix: str = "", others: bool = False,
                   labels: Sequence[int] | None = None, sharding: dict | None = None,
                   src_layer: str | None = None) -> None:
     """Copy skeleton files starting with ``prefix`` verbatim, or (``labels`` +
     ``sharding``) read those skeletons from ``src_layer`` and write their shard."""
-    from cloudfiles import CloudFiles
+    from igneous.storage import open_store
 
     if labels is None:
-        src = CloudFiles(src_dir)
+        src = open_store(src_dir)
         names = src.list() if others else src.list(prefix=prefix)
         paths = [p for p in names if not p.startswith(FRAG_DIR)
                  and (not others or p[:1].lower() not in "0123456789abcdef")]
-        src.transfer_to(dest_dir, paths=paths)
+        src.copy_to(open_store(dest_dir), paths)
         return
     from cloudvolume.datasource.precomputed.sharding import (
         ShardingSpecification,
         synthesize_shard_files,
     )
 
-    from igneous.layers import open_layer
+    from igneous.blockio import open_volume
 
-    cv = open_layer(src_layer)
-    skels = cv.skeleton.get([int(x) for x in labels])
+    if src_layer is None:
+        raise ValueError("skeleton_xfer with labels needs src_layer")
+    skels = open_volume(src_layer).skeletons(labels)
     data = {int(s.id): s.to_precomputed() for s in skels}
     files = synthesize_shard_files(ShardingSpecification.from_dict(sharding), data)
-    CloudFiles(dest_dir).puts(list(files.items()), compress=None,
-                              content_type="application/octet-stream")
+    open_store(dest_dir).put_many(files.items(), content_type="application/octet-stream")

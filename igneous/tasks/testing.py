@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 import time
 
-from igneous.tasks import register
 
-
-@register("noop")
 def noop() -> None:
     """Do nothing (measures queue overhead)."""
 
 
-@register("touch")
 def touch(path: str) -> None:
     """Create an empty marker file atomically (idempotent)."""
     tmp = f"{path}.tmp.{os.getpid()}"
@@ -22,7 +18,6 @@ def touch(path: str) -> None:
     os.replace(tmp, path)
 
 
-@register("sleep")
 def sleep(seconds: float, path: str | None = None) -> None:
     """Sleep, then optionally write a marker: a stand-in for a long task."""
     time.sleep(seconds)
@@ -30,7 +25,6 @@ def sleep(seconds: float, path: str | None = None) -> None:
         touch(path)
 
 
-@register("allocate")
 def allocate(nbytes: int, path: str | None = None) -> None:
     """Touch ``nbytes`` of memory (a task that can exhaust a worker's memory)."""
     import numpy as np
@@ -41,7 +35,6 @@ def allocate(nbytes: int, path: str | None = None) -> None:
         touch(path)
 
 
-@register("crash")
 def crash() -> None:
     """Kill this worker process outright, as the OOM killer would."""
     import signal
@@ -49,7 +42,6 @@ def crash() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@register("fail")
 def fail(message: str = "this task always fails") -> None:
     """Always raise: a poison task."""
     raise RuntimeError(message)

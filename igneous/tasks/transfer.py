@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from igneous.blockio import open_pair
 from igneous.grid import vec
-from igneous.tasks import register
-from igneous.tasks.pyramid import build_pyramid, open_pair
+from igneous.tasks.pyramid import build_pyramid
 
 
-@register("transfer")
 def transfer(
     src_path: str,
     dest_path: str,

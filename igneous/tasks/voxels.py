@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.grid import vec
-from igneous.tasks import register
+from igneous.grid import box_name, vec
+from igneous.storage import open_store
 
 STATS_DIR = "stats"
 COUNTS_DIR = f"{STATS_DIR}/voxel_counts"
@@ -25,27 +25,21 @@ RESULT = f"{STATS_DIR}/voxel_counts.im"
 MERGE_BATCH = 64
 
 
-def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", **arrays: np.ndarray) -> None:
+def put_arrays(cloudpath: str, key: str, compress: str | None = "gzip", /,
+               **arrays: np.ndarray) -> None:
     """Write named arrays as one whole .npz object."""
-    _files(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
-
-
-def _files(cloudpath: str):
-    from igneous.files import Files
-    from igneous.layers import normalize_path
-
-    return Files(normalize_path(cloudpath))
+    open_store(cloudpath).put(key, encode_arrays(**arrays), compress=compress)
 
 
 def encode_arrays(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
     return buf.getvalue()
 
 
 def get_arrays(cloudpath: str, key: str) -> dict[str, np.ndarray] | None:
     """The arrays of one .npz object, or None when it does not exist."""
-    return _decode(_files(cloudpath).get(key))
+    return _decode(open_store(cloudpath).get(key))
 
 
 def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
@@ -55,16 +49,11 @@ def _decode(data: bytes | None) -> dict[str, np.ndarray] | None:
         return {k: f[k] for k in f.files}
 
 
-def iter_arrays(cloudpath: str, keys: Iterable[str], batch: int = 256) -> Iterator[tuple[str, dict | None]]:
-    """(key, arrays or None) for each key, in order; each batch is fetched
-    concurrently, so streaming thousands of small remote files stays quick."""
-    for key, data in _files(cloudpath).get_many(keys, batch):
+def iter_arrays(cloudpath: str, keys: Iterable[str]) -> Iterator[tuple[str, dict | None]]:
+    """(key, arrays or None) for each key, in order; remote keys are fetched
+    concurrently a batch at a time, so thousands of small files stream quickly."""
+    for key, data in open_store(cloudpath).get_many(keys):
         yield key, _decode(data)
-
-
-def block_name(lo: Sequence[int], hi: Sequence[int]) -> str:
-    """x0-x1_y0-y1_z0-z1, the usual bounding-box file name."""
-    return "_".join(f"{int(a)}-{int(b)}" for a, b in zip(lo, hi))
 
 
 def merge_counts(labels: Sequence[np.ndarray], counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -100,16 +89,15 @@ def intmap_bytes(labels: np.ndarray, values: np.ndarray) -> bytes:
     return header + pairs.astype("<u8").tobytes("C")
 
 
-@register("count_voxels")
 def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequence[int],
                  fill_missing: bool = False, agglomerate: bool = False,
                  timestamp: int | None = None) -> None:
     """Count the voxels of each label in ``[offset, offset + shape)`` (clipped to the volume)."""
     import fastremap
 
+    from igneous.blockio import read_block
     from igneous.chunkio import open_volume
     from igneous.grid import clip, scale_bounds
-    from igneous.tasks.pyramid import read_block
 
     cv = open_volume(cloudpath, mip, fill_missing=fill_missing, agglomerate=agglomerate,
                      timestamp=timestamp)
@@ -118,7 +106,7 @@ def count_voxels(cloudpath: str, mip: int, offset: Sequence[int], shape: Sequenc
     img = read_block(cv, lo, hi, mip)
     labels, counts = fastremap.unique(img, return_counts=True)
     key = cv.info["scales"][mip]["key"]
-    put_arrays(cloudpath, f"{key}/{COUNTS_DIR}/{block_name(lo, hi)}.npz",
+    put_arrays(cloudpath, f"{key}/{COUNTS_DIR}/{box_name(lo, hi)}.npz",
                labels=labels.astype(np.uint64), counts=counts.astype(np.uint64))
 
 

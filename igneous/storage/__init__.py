@@ -1,0 +1,58 @@
+"""One storage contract for every read and write of the package.
+
+``open_store(path)`` gives the ``Store`` for a path: ``LocalStore`` for
+file:// and plain paths, ``MemoryStore`` for mem://, ``CloudStore``
+(cloud-files) for s3://, gs://, http(s):// and the rest. See
+docs/storage.md for the contract, compression variants, atomic local writes
+and the request / byte accounting (``totals()``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from igneous.storage.accounting import Counts, Meter, totals
+from igneous.storage.base import Store, Stored, check_key
+
+__all__ = ["Counts", "Meter", "Store", "Stored", "check_key", "is_plain", "join",
+           "normalize_url", "open_store", "totals"]
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# protocols whose paths hold plain objects (not zarr://, n5://, graphene://, ... sources)
+_PLAIN = re.compile(r"^(file|gs|s3|https?|mem|matrix|tigerdata)://")
+
+
+def is_plain(url: str) -> bool:
+    """Is ``url`` (normalized) a place of plain objects a Store can serve?"""
+    return bool(_PLAIN.match(url))
+
+
+def normalize_url(path: str) -> str:
+    """A bare local path becomes file://ABSOLUTE; precomputed:// prefixes are dropped."""
+    if path.startswith("precomputed://"):
+        path = path[len("precomputed://"):]
+    if not _SCHEME.match(path):
+        return "file://" + os.path.abspath(os.path.expanduser(path))
+    return path
+
+
+def join(url: str, *parts: str) -> str:
+    """``url/part/...`` with single slashes."""
+    return "/".join([url.rstrip("/"), *(p.strip("/") for p in parts if p.strip("/"))])
+
+
+def open_store(path: str) -> Store:
+    """The Store for ``path`` (a layer path, a directory inside one, ...)."""
+    url = normalize_url(path)
+    if url.startswith("file://"):
+        from igneous.storage.local import LocalStore
+
+        return LocalStore(url)
+    if url.startswith("mem://"):
+        from igneous.storage.memory import MemoryStore
+
+        return MemoryStore(url)
+    from igneous.storage.cloud import CloudStore
+
+    return CloudStore(url)

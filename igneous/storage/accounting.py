@@ -1,0 +1,74 @@
+"""Request and byte accounting for every store.
+
+Each store counts its requests by billing class (read, write, list, delete:
+what cloud providers charge for) and the bytes moved (as stored, i.e. after
+compression), both on its own ``Meter`` and on the process-wide ``TOTAL``.
+A caller measures a piece of work by differencing two snapshots::
+
+    before = storage.totals()
+    run_task()
+    used = storage.totals() - before   # a Counts
+
+CloudVolume's own IO (sharded scales, mesh / skeleton read-back) is not
+seen here: it does not go through a Store.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Requests by billing class and bytes moved (``bytes_in``: read from storage)."""
+
+    reads: int = 0
+    writes: int = 0
+    lists: int = 0
+    deletes: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def requests(self) -> int:
+        return self.reads + self.writes + self.lists + self.deletes
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Meter:
+    """Thread-safe running Counts; ``parent`` (if any) gets every addition too."""
+
+    def __init__(self, parent: Meter | None = None):
+        self._lock = threading.Lock()
+        self._counts = Counts()
+        self.parent = parent
+
+    def add(self, *, reads: int = 0, writes: int = 0, lists: int = 0, deletes: int = 0,
+            bytes_in: int = 0, bytes_out: int = 0) -> None:
+        delta = Counts(reads, writes, lists, deletes, bytes_in, bytes_out)
+        with self._lock:
+            self._counts = self._counts + delta
+        if self.parent is not None:
+            self.parent.add(reads=reads, writes=writes, lists=lists, deletes=deletes,
+                            bytes_in=bytes_in, bytes_out=bytes_out)
+
+    def snapshot(self) -> Counts:
+        with self._lock:
+            return self._counts
+
+
+TOTAL = Meter()
+
+
+def totals() -> Counts:
+    """Everything every store in this process has done so far."""
+    return TOTAL.snapshot()

@@ -1,0 +1,122 @@
+"""``CloudStore``: s3://, gs://, http(s):// and the other cloud-files protocols.
+
+cloud-files stays the client (credentials, retries, connection pools,
+concurrency); this class only adds the contract's rules on top of it.
+Objects move raw (``raw=True``): compression is done and undone with
+igneous.storage.compression, so the bytes counted are the bytes stored, and
+the method travels as the object's Content-Encoding. Many keys are fetched
+or sent concurrently, ``BATCH`` at a time, which bounds the bytes held.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from igneous.storage import compression
+from igneous.storage.base import Store, Stored, as_keys, check_key, check_write_key
+
+BATCH = 64  # objects per concurrent request batch
+LIST_PAGE = 1000  # keys per list request (S3 and GCS page size)
+
+
+class CloudStore(Store):
+    """Objects below a cloud-files path."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self._cf: Any = None
+
+    @property
+    def cloudfiles(self) -> Any:
+        """The cloud-files client (imported on first use)."""
+        if self._cf is None:
+            from cloudfiles import CloudFiles
+
+            self._cf = CloudFiles(self.url, progress=False)
+        return self._cf
+
+    # -- reading ---------------------------------------------------------------
+
+    def fetch(self, keys: list[str]) -> dict[str, Stored | None]:
+        """{key: stored object or None} for one batch, fetched concurrently."""
+        for key in keys:
+            check_key(key)
+        results = self.cloudfiles.get(keys, raw=True, return_dict=False, progress=False)
+        out: dict[str, Stored | None] = {}
+        received = 0
+        for res in results:
+            if res.get("error") is not None:
+                raise res["error"]
+            content = res.get("content")
+            if content is None:
+                out[res["path"]] = None
+                continue
+            received += len(content)
+            out[res["path"]] = Stored(bytes(content), encoding_method(res.get("compress")))
+        self.meter.add(reads=len(keys), bytes_in=received)
+        return out
+
+    def get_stored_many(self, keys: Iterable[str]) -> Iterator[tuple[str, Stored | None]]:
+        it = iter(keys)
+        while part := list(itertools.islice(it, BATCH)):
+            got = self.fetch(part)
+            for key in part:
+                yield key, got.get(key)
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes | None:
+        check_key(key)
+        res = self.cloudfiles.get([{"path": key, "start": start, "end": stop}], raw=True,
+                                  return_dict=False, progress=False)[0]
+        if res.get("error") is not None:
+            raise res["error"]
+        data = res.get("content")
+        self.meter.add(reads=1, bytes_in=len(data or b""))
+        return None if data is None else bytes(data)
+
+    def stat(self, key: str) -> tuple[int, str | None] | None:
+        # metadata requests only: size first (cloud-files' GCS head() of a missing
+        # object fails and is retried with back-off), then the encoding. Also what
+        # exists() uses: cloud-files' own exists() batches through GCS's batch
+        # endpoint, which the emulator lacks.
+        self.meter.add(reads=1)
+        size = self.cloudfiles.size(check_key(key))
+        if size is None:
+            return None
+        self.meter.add(reads=1)
+        head = self.cloudfiles.head(key) or {}
+        return int(size), encoding_method(head.get("Content-Encoding"))
+
+    def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
+        self.meter.add(lists=1)
+        for n, key in enumerate(self.cloudfiles.list(prefix=prefix, flat=flat), start=1):
+            if n % LIST_PAGE == 0:
+                self.meter.add(lists=1)
+            if not key.endswith("/"):  # flat listings name subdirectories too
+                yield key
+
+    # -- writing ---------------------------------------------------------------
+
+    def put_stored_many(self, items: Iterable[tuple[str, Stored]], *,
+                        content_type: str | None = None, cache_control: str | None = None) -> None:
+        it = iter(items)
+        while batch := list(itertools.islice(it, BATCH)):
+            files = [{"path": check_write_key(key), "content": stored.data,
+                      "compress": stored.compression} for key, stored in batch]
+            self.cloudfiles.puts(files, raw=True, content_type=content_type,
+                                 cache_control=cache_control, progress=False)
+            self.meter.add(writes=len(batch), bytes_out=sum(len(s.data) for _, s in batch))
+
+    def delete(self, keys: str | Iterable[str]) -> None:
+        keys = [check_key(k) for k in as_keys(keys)]
+        if keys:
+            self.cloudfiles.delete(keys, progress=False)
+            self.meter.add(deletes=len(keys))
+
+
+def encoding_method(encoding: str | None) -> str | None:
+    """cloud-files' / HTTP's Content-Encoding name as a compression method."""
+    if not encoding or encoding in ("identity", "none"):
+        return None
+    return compression.method(encoding)

@@ -9,10 +9,11 @@ decoded and copied into the output one at a time (so peak memory is the
 output plus one chunk), and written atomically on local disk
 (igneous.storage). raw, compressed_segmentation, compresso and crackle are
 decoded here; other encodings (jpeg, png, fpzip, ...) through
-``cloudvolume.chunks``, imported only then. Anything else (sharded scales,
-zarr / N5 / graphene sources, writes that cut chunks, mesh and skeleton
-read-back) goes to a CloudVolume opened on demand, inside ``Volume``, with
-the same options. igneous.blockio has the block operations tasks use
+``cloudvolume.chunks``, imported only then. An OME-Zarr layer opens as a
+``ZarrVolume`` (igneous.zarrio, tensorstore). Anything else (sharded scales,
+N5 / graphene sources, writes that cut chunks, mesh and skeleton read-back)
+goes to a CloudVolume opened on demand, inside ``Volume``, with the same
+options. igneous.blockio has the block operations tasks use
 (read_block, write_region, map_block) and the ``BlockVolume`` protocol.
 
 Chunk files follow the precomputed spec: ``KEY/x0-x1_y0-y1_z0-z1`` on the
@@ -229,12 +230,16 @@ class Volume:
 
     def skeletons(self, labels: Sequence[int]) -> list:
         """The skeletons of ``labels`` (osteoid Skeletons)."""
-        return list(self.cloudvolume(0).skeleton.get([int(x) for x in labels]))
+        return list(self.objects_reader().skeleton.get([int(x) for x in labels]))
 
     def meshes(self, labels: Sequence[int]) -> Any:
         """{label: mesh} of ``labels`` at their finest level of detail (the
         mesh directory is the ``mesh_dir`` option, else the info's)."""
-        return self.cloudvolume(0).mesh.get([int(x) for x in labels], lod=0, concat=True)
+        return self.objects_reader().mesh.get([int(x) for x in labels], lod=0, concat=True)
+
+    def objects_reader(self) -> Any:
+        """The CloudVolume that reads this layer's meshes and skeletons back."""
+        return self.cloudvolume(0)
 
     # -- chunks ----------------------------------------------------------------
 
@@ -339,4 +344,8 @@ def open_volume(path: str, mip: int = 0, **options: Any) -> Volume:
     path = normalize_path(path)
     layer = LayerInfo(path)
     check_mip(layer, mip)
+    if "zarr" in layer.info:  # an OME-Zarr layer
+        from igneous.zarrio import ZarrVolume
+
+        return ZarrVolume(path, layer.info, options)
     return Volume(path, layer.info, options)

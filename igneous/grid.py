@@ -109,21 +109,46 @@ def cell_index(t: int, counts: Vec) -> Vec:
     return (t // strides) % counts
 
 
-def grid(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
-         step: Sequence[int] | Vec) -> Iterator[tuple[Vec, Vec]]:
+class Grid:
+    """The cells of a grid anchored at ``origin`` with ``step`` that touch
+    [start, stop), numbered x fastest; any cell or run of cells can be made
+    from its index alone (workers expand big plans piecewise from this)."""
+
+    def __init__(self, start: Coords, stop: Coords, origin: Coords, step: Coords):
+        self.start, self.stop, self.origin, self.step = vec(start), vec(stop), vec(origin), vec(step)
+        if np.any(self.step <= 0):
+            raise ValueError(f"grid step must be positive, not {as_list(self.step)}")
+        self.first, self.counts = grid_cells(start, stop, origin, step)
+
+    def __len__(self) -> int:
+        return int(np.prod(self.counts))
+
+    def __iter__(self) -> Iterator[tuple[Vec, Vec]]:
+        return self.cells()
+
+    def cells(self, begin: int = 0, end: int | None = None) -> Iterator[tuple[Vec, Vec]]:
+        """(lo, hi) of cells ``begin .. end - 1`` (unclipped)."""
+        end = len(self) if end is None else min(end, len(self))
+        for t in range(max(begin, 0), end):
+            lo = self.first + self.step * cell_index(t, self.counts)
+            yield lo, lo + self.step
+
+    def to_json(self) -> list[list[int]]:
+        return [as_list(self.start), as_list(self.stop), as_list(self.origin), as_list(self.step)]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Sequence[int]]) -> Grid:
+        start, stop, origin, step = (vec(x) for x in data)
+        return cls(start, stop, origin, step)
+
+
+def grid(start: Coords, stop: Coords, origin: Coords, step: Coords) -> Iterator[tuple[Vec, Vec]]:
     """Cells of a grid anchored at ``origin`` with ``step`` that touch [start, stop)."""
-    first, counts = grid_cells(start, stop, origin, step)
-    step = vec(step)
-    for iz in range(int(counts[2])):
-        for iy in range(int(counts[1])):
-            for ix in range(int(counts[0])):
-                lo = first + step * np.array([ix, iy, iz])
-                yield lo, lo + step
+    return Grid(start, stop, origin, step).cells()
 
 
-def grid_count(start: Sequence[int] | Vec, stop: Sequence[int] | Vec, origin: Sequence[int] | Vec,
-               step: Sequence[int] | Vec) -> int:
-    return int(np.prod(grid_cells(start, stop, origin, step)[1]))
+def grid_count(start: Coords, stop: Coords, origin: Coords, step: Coords) -> int:
+    return len(Grid(start, stop, origin, step))
 
 
 def clip(lo: Coords, hi: Coords, start: Coords, stop: Coords) -> tuple[Vec, Vec]:

@@ -24,7 +24,8 @@ KNOWN_ENCODINGS = {"raw"} | SEGMENTATION_ENCODINGS | IMAGE_ONLY_ENCODINGS
 
 
 def normalize_path(path: str) -> str:
-    """A bare local path becomes file://ABSOLUTE; precomputed:// prefixes are dropped."""
+    """A bare local path becomes file://ABSOLUTE; precomputed:// and zarr://
+    (zarr2://, zarr3://) prefixes are dropped (igneous.storage.normalize_url)."""
     return normalize_url(path)
 
 
@@ -76,18 +77,34 @@ class LayerInfo:
     """A layer's info file without CloudVolume: what planners need, cheaply.
 
     Precomputed layers on any storage are read and written as plain JSON
-    through the storage contract (atomically on local disk); other sources
-    (zarr://, n5://, graphene://, ...) go through CloudVolume, which
-    synthesizes their info.
+    through the storage contract (atomically on local disk); an OME-Zarr
+    group (a ``.zarr`` path, or a path with no info file but zarr metadata)
+    is described as an info by igneous.zarrio; other sources (n5://,
+    graphene://, ...) go through CloudVolume, which synthesizes their info.
     """
 
     def __init__(self, path: str):
         self.cloudpath = normalize_path(path)
         with layer_errors(self.cloudpath):
-            self.info = self._read()
+            self.info = self._read_any()
         if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
                 or not self.info["scales"] or "data_type" not in self.info:
             raise UserError(f"malformed info file at {self.cloudpath}: it needs 'data_type' and 'scales'")
+
+    def _read_any(self) -> dict:
+        """A precomputed info file, else an OME-Zarr group described as one."""
+        from igneous import zarrio
+        from igneous.formats.omezarr import looks_like_zarr
+
+        if looks_like_zarr(self.cloudpath):
+            return zarrio.read_info(self.cloudpath)
+        try:
+            return self._read()
+        except Exception as e:
+            err = e if isinstance(e, UserError) else _classify(e, self.cloudpath)
+            if "no layer at" not in str(err) or not is_plain(self.cloudpath):
+                raise
+        return zarrio.read_info(self.cloudpath)
 
     def _read(self) -> dict:
         if not is_plain(self.cloudpath):
@@ -126,8 +143,22 @@ INFO_CACHE_CONTROL = "no-cache"
 
 def write_info(path: str, info: dict) -> None:
     """Write a layer's (or a mesh / skeleton directory's) info file: JSON,
-    atomically on local disk, never cached stale by a CDN or browser."""
+    atomically on local disk, never cached stale by a CDN or browser. A layer
+    info with a ``zarr`` layout, or any layer info for a ``.zarr`` path, is
+    written as OME-Zarr metadata instead (igneous.zarrio; a new one unsharded
+    zarr v3); the mesh and skeleton directories beside an OME-Zarr stay JSON."""
     path = normalize_path(path)
+    if "scales" in info:
+        from igneous.formats.omezarr import layout_for, looks_like_zarr
+
+        if "zarr" not in info and looks_like_zarr(path):  # a new layer named NAME.zarr
+            info = layout_for(info, 3, sharded=False)
+        if "zarr" in info:
+            from igneous import zarrio
+
+            with layer_errors(path):
+                zarrio.write_info(path, info)
+            return
     if not is_plain(path):
         from cloudvolume import CloudVolume
 

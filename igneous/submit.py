@@ -13,12 +13,13 @@ through here.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
 from igneous.errors import UserError
 from igneous.queues import DeadLetter, TaskQueue, open_queue
+from igneous.queues.base import payloads_of
 from igneous.tasks import Task
 from igneous.worker import WorkerOptions, WorkerResult, run_local, run_workers
 
@@ -33,16 +34,17 @@ def as_stages(result: Any) -> list[Plan]:
 
 
 class _Counted:
-    """Payloads of a plan, counted as the queue consumes them."""
+    """Payloads of a plan as ``q`` holds them (a big grid plan as expansion
+    tasks, igneous.queues.base.payloads_of), counted as the queue consumes them."""
 
-    def __init__(self, plan: Iterable[Task | str]):
-        self.plan = plan
+    def __init__(self, plan: Iterable[Task | str], q: TaskQueue):
+        self.plan, self.chained = plan, q.supports_pipelines
         self.n = 0
 
     def __iter__(self) -> Iterator[str]:
-        for t in self.plan:
+        for payload in payloads_of(self.plan, chained=self.chained):
             self.n += 1
-            yield t if isinstance(t, str) else t.to_json()
+            yield payload
 
 
 def insert_stages(q: TaskQueue, stages: Sequence[Iterable[Task | str]], *,
@@ -61,7 +63,7 @@ def insert_stages(q: TaskQueue, stages: Sequence[Iterable[Task | str]], *,
                         "or run the steps one at a time")
     if first is None:
         first = q.next_stage()
-    groups = [(first + i * stride, _Counted(plan)) for i, plan in enumerate(stages)]
+    groups = [(first + i * stride, _Counted(plan, q)) for i, plan in enumerate(stages)]
     if key is None:
         return sum(q.insert(payloads, stage=stage) for stage, payloads in groups)
     if not q.insert_once(key, groups, labels or {}):
@@ -76,7 +78,12 @@ def submit(stages: Sequence[Plan], queue: str | None, *, parallel: int = 1,
     if queue:
         with open_queue(queue, create=True) as q:
             total = insert_stages(q, stages) or 0
-            _say(f"Inserted {total} {what} into {q.url}. Run: igneous execute {q.url}")
+            planned = sum(len(p) for p in stages if isinstance(p, Sized))
+            if planned > total:  # big plans go in as expansion tasks (GridPlan)
+                _say(f"Inserted {total} tasks into {q.url}: workers expand them into "
+                     f"{planned:,} {what}. Run: igneous execute {q.url}")
+            else:
+                _say(f"Inserted {total} {what} into {q.url}. Run: igneous execute {q.url}")
         return total
     n = run_local(stages, parallel=parallel)
     _say(f"Executed {n} {what}.")

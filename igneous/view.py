@@ -265,7 +265,7 @@ def build_state(layers: Sequence[Layer], base_url: str, pos: Sequence[float] | N
         state.projection_scale = extent * 1.5
     three_d = False
     for layer in layers:
-        source = f"precomputed://{base_url}/{layer.mount}"
+        source = layer_source(layer, base_url)
         if layer.kind == "segmentation":
             state.layers[layer.name] = neuroglancer.SegmentationLayer(source=source,
                                                                       segments=layer.segments)
@@ -274,6 +274,22 @@ def build_state(layers: Sequence[Layer], base_url: str, pos: Sequence[float] | N
             state.layers[layer.name] = neuroglancer.ImageLayer(source=source)
     state.layout = "4panel" if three_d else "xy"
     return state
+
+
+def layer_source(layer: Layer, base_url: str) -> str | list[str]:
+    """Neuroglancer data source(s) of a served layer: precomputed, or an
+    OME-Zarr (``zarr2://`` / ``zarr3://``) plus the Precomputed mesh and
+    skeleton directories written beside it (a zarr source has none of its own)."""
+    url = f"{base_url}/{layer.mount}"
+    zarr = layer.info.get("zarr")
+    if zarr is None:
+        return f"precomputed://{url}"
+    sources = [f"zarr{int(zarr['version'])}://{url}"]
+    for key in ("mesh", "skeletons"):
+        sub = layer.subdirectory(key)
+        if sub is not None:
+            sources.append(f"precomputed://{url}/{sub}")
+    return sources
 
 
 class LayerView:

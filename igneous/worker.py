@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from igneous.errors import UserError
 from igneous.queues import Lease, TaskQueue, open_queue
-from igneous.tasks import Task, run_payload
+from igneous.tasks import EXPAND_TASK, Task, run_payload
 
 MAX_BATCH = 64
 QUICK_TASK_SEC = 0.05
@@ -240,7 +240,10 @@ def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: Worker
     try:
         task = Task.from_json(lease.payload)
         with _Deadline(opts.task_timeout):
-            task()
+            if task.name == EXPAND_TASK:
+                _expand(queue, lease, task)
+            else:
+                task()
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - a task may raise anything; record it
@@ -274,6 +277,20 @@ def describe(task: Task | None) -> str:
     if where is None:
         where = task.kwargs.get("label") or task.kwargs.get("prefix") or task.kwargs.get("step")
     return f"{task.name}@{where}" if where is not None else task.name
+def _expand(queue: TaskQueue, lease: Lease, task: Task) -> None:
+    """Insert the real tasks an expansion task stands for, into its stage.
+
+    Where the queue can insert under a key once (local, PostgreSQL), a worker
+    killed between inserting and deleting the expansion task cannot insert its
+    tasks twice; elsewhere (SQS) that crash costs one range run twice."""
+    from igneous.task_creation.common import expand
+
+    payloads = [t.to_json() for t in expand(**task.kwargs)]  # refuses a foreign plan
+    if queue.supports_pipelines:
+        key = f"expand:{task.kwargs['plan']['id']}:{task.kwargs['begin']}"
+        queue.insert_once(key, [(lease.stage, payloads)], {})
+    else:
+        queue.insert(payloads, stage=lease.stage)
 
 
 def _worker_process(spec: str, opts: WorkerOptions, results) -> None:

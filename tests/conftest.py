@@ -28,6 +28,8 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,14 +71,20 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory) -> str:
-    """Start ``moto_server`` on a free 127.0.0.1 port; yield its endpoint URL."""
-    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+@contextmanager
+def running_moto(log: Path) -> Iterator[str]:
+    """``moto_server`` on a free 127.0.0.1 port, stopped by PID on exit (bench/ uses it too)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     with background_server(argv, f"http://127.0.0.1:{port}", _answers, log, "moto_server") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory) -> Iterator[str]:
+    """Start ``moto_server`` on a free 127.0.0.1 port; yield its endpoint URL."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto_server.log") as url:
         yield url
 
 

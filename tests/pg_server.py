@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -73,9 +74,9 @@ def _wait_ready(dsn: str, proc: subprocess.Popen, log: str, timeout: float = 60)
         except psycopg.OperationalError as e:
             if proc.poll() is not None:
                 with open(log) as f:
-                    pytest.fail(f"postgres exited with {proc.returncode}: {f.read()[-2000:]}")
+                    raise RuntimeError(f"postgres exited with {proc.returncode}: {f.read()[-2000:]}") from None
             if time.monotonic() > deadline:
-                pytest.fail(f"postgres did not accept connections within {timeout} s: {e}")
+                raise RuntimeError(f"postgres did not accept connections within {timeout} s: {e}") from None
             time.sleep(0.1)
 
 
@@ -89,14 +90,9 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """Start a throw-away PostgreSQL server; yield ``postgresql://...`` for an empty database."""
-    pytest.importorskip("psycopg", reason="psycopg is not installed")
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, postgres) not found; apt-get install postgresql")
-    user = _server_user()
+@contextmanager
+def running_postgres(bindir: str, user: pwd.struct_passwd | None) -> Iterator[str]:
+    """A throw-away server on 127.0.0.1 (stopped by PID on exit): its database DSN."""
     # not under pytest's tmp dir: that is private to us, and the server may run as another user
     root = tempfile.mkdtemp(prefix="igneous-pg-")
     data, log = os.path.join(root, "data"), os.path.join(root, "server.log")
@@ -110,7 +106,7 @@ def pg_server() -> Iterator[str]:
             capture_output=True, text=True, cwd=root, **_as(user),
         )
         if init.returncode != 0:
-            pytest.fail(f"initdb failed ({init.returncode}): {init.stderr[-2000:]}")
+            raise RuntimeError(f"initdb failed ({init.returncode}): {init.stderr[-2000:]}")
         from tests.conftest import free_port  # here, not at the top: conftest imports us
 
         port = free_port()
@@ -133,3 +129,18 @@ def pg_server() -> Iterator[str]:
         if proc is not None:
             _stop(proc)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """Start a throw-away PostgreSQL server; yield ``postgresql://...`` for an empty database."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, postgres) not found; apt-get install postgresql")
+    user = _server_user()
+    try:
+        with running_postgres(bindir, user) as dsn:
+            yield dsn
+    except RuntimeError as e:
+        pytest.fail(str(e))

@@ -19,8 +19,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "igneous"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("igneous", "igneous.errors", "igneous.grid", "igneous.memory",
               "igneous.capabilities")),
-    ("storage", ("igneous.storage", "igneous.chunkio", "igneous.blockio", "igneous.layers",
-                 "igneous.formats", "igneous.scales", "igneous.skeleton_swc")),
+    ("storage", ("igneous.storage", "igneous.chunkio", "igneous.blockio", "igneous.zarrio",
+                 "igneous.layers", "igneous.formats", "igneous.scales", "igneous.skeleton_swc")),
     ("tasks", ("igneous.tasks",)),
     ("task_creation", ("igneous.task_creation", "igneous.design", "igneous.sample",
                        "igneous.validate")),

@@ -1,6 +1,7 @@
-"""Transfer from the non-precomputed sources CloudVolume reads: zarr (v2,
-blosc) and N5 (gzip). The source files are written here by hand from numpy
-arrays, so the check does not rest on CloudVolume's own writers."""
+"""Transfer from non-precomputed sources: OME-Zarr 0.4 (zarr v2, blosc; read
+by igneous.zarrio through tensorstore, more in tests/test_omezarr.py) and N5
+(gzip; read through CloudVolume). The source files are written here by hand
+from numpy arrays, so the check does not rest on any library's writer."""
 
 from __future__ import annotations
 

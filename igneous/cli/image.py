@@ -90,7 +90,7 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
     When more mips are asked for than one task can make (memory, or an odd
     voxel_offset), the work is split into passes queued as ordered stages.
     """
-    from igneous.layers import normalize_path, parse_triple
+    from igneous.layers import LayerInfo, normalize_path, parse_triple
     from igneous.task_creation.image import plan_downsample
 
     layer = normalize_path(layer)
@@ -102,7 +102,8 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
         fill_missing=fill_missing, method=method, memory_target=memory, agglomerate=agglomerate,
         timestamp=timestamp,
     )
-    if sharded:
+    # an OME-Zarr's new levels are sharded like its base level (docs/omezarr.md)
+    if sharded and "zarr" not in LayerInfo(layer).info:
         from igneous.task_creation.image_shards import plan_shard_downsample
 
         passes = plan_shard_downsample(layer, mip, num_mips or 1, **common)
@@ -132,6 +133,8 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
 @click.option("--overwrite-info", is_flag=True,
               help="Replace an existing destination info file that does not match.")
 @click.option("--sharded", is_flag=True, help="Write a sharded destination.")
+@click.option("--shard-shape", default=None,
+              help="OME-Zarr destination: shard shape in voxels (whole chunks), e.g. 256,256,256.")
 @click.option("--use-https-src", is_flag=True,
               help="Read a public gs:// or s3:// SRC anonymously over https (no credentials).")
 @click.option("--no-src-update", is_flag=True,
@@ -141,16 +144,18 @@ def downsample(ctx, layer, queue, mip, num_mips, chunk_size, preserve_chunk_size
 @click.pass_context
 def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_offset, downsample,
          max_mips, preserve_chunk_size, cutout, clean_info, truncate_scales, overwrite_info, sharded,
-         use_https_src, no_src_update,
+         shard_shape, use_https_src, no_src_update,
          xrange, yrange, zrange, bounds_mip, fill_missing, encoding, encoding_level, compress, compress_level,
          delete_bg, bg_color, sparse, method, volumetric, factor, memory, agglomerate, timestamp):
     """Copy SRC to DEST: rechunk, re-encode, translate, cut out; downsamples too."""
+    from igneous.formats.omezarr import requested_version
     from igneous.layers import https_path, normalize_path, parse_triple
     from igneous.task_creation.image import create_transfer_tasks
 
     src = https_path(src) if use_https_src else normalize_path(src)
     region = bounds_option_value(xrange, yrange, zrange, src, bounds_mip)
-    if sharded:
+    zarr_dest = requested_version(dest) is not None  # OME-Zarr shards its arrays itself
+    if sharded and not zarr_dest:
         from igneous.task_creation.image_shards import (
             create_image_shard_transfer_tasks,
             plan_shard_downsample,
@@ -189,6 +194,7 @@ def xfer(ctx, src, dest, queue, mip, chunk_size, shape, translate, dest_voxel_of
         memory_target=memory, max_mips=max_mips, clean_info=clean_info,
         truncate_scales=truncate_scales, cutout=cutout, encoding_level=encoding_level,
         method=method, overwrite_info=overwrite_info,
+        sharded=sharded, shard_shape=parse_triple(shard_shape, "--shard-shape"),
     )
     enqueue_or_run(ctx, queue, [plan], what="transfer tasks")
 

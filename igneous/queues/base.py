@@ -62,9 +62,15 @@ class QueueCounts:
         return self.pending + self.leased
 
 
-def payloads_of(tasks: Iterable[Payload | str]) -> Iterable[str]:
-    """The payload strings of ``tasks`` (strings pass through untouched)."""
-    for t in tasks:
+def payloads_of(tasks: Iterable[Payload | str], *, chained: bool = False) -> Iterable[str]:
+    """The payload strings of ``tasks`` (strings pass through untouched).
+
+    A big grid plan (igneous.task_creation.common.GridPlan) offers a
+    ``queued_form``: expansion tasks that workers turn into its real tasks;
+    ``chained`` where the queue inserts under a key once (``insert_once``),
+    so an expansion may leave the rest of its range to a successor."""
+    queued_form = getattr(tasks, "queued_form", None)
+    for t in queued_form(chained=chained) if queued_form is not None else tasks:
         yield t if isinstance(t, str) else t.to_json()
 
 
@@ -76,7 +82,8 @@ class TaskQueue(ABC):
 
     def insert(self, tasks: Iterable[Payload | str], *, stage: int = 0) -> int:
         """Add tasks (streamed, any number); return how many were added."""
-        return self.insert_payloads(payloads_of(tasks), stage=stage)
+        return self.insert_payloads(payloads_of(tasks, chained=self.supports_pipelines),
+                                    stage=stage)
 
     @abstractmethod
     def insert_payloads(self, payloads: Iterable[str], *, stage: int = 0) -> int:

@@ -15,12 +15,16 @@ import re
 from igneous.storage.accounting import Counts, Meter, totals
 from igneous.storage.base import Store, Stored, check_key
 
-__all__ = ["Counts", "Meter", "Store", "Stored", "check_key", "is_plain", "join",
+__all__ = ["ZARR_PREFIXES", "Counts", "Meter", "Store", "Stored", "check_key", "is_plain", "join",
            "normalize_url", "open_store", "totals"]
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # protocols whose paths hold plain objects (not zarr://, n5://, graphene://, ... sources)
 _PLAIN = re.compile(r"^(file|gs|s3|https?|mem|matrix|tigerdata)://")
+# zarr path prefixes as Neuroglancer spells them, and the zarr version each
+# names (None: found from what is stored; igneous.formats.omezarr). A zarr is
+# plain objects, read by igneous.zarrio, so the prefix is only a name.
+ZARR_PREFIXES: dict[str, int | None] = {"zarr://": None, "zarr2://": 2, "zarr3://": 3}
 
 
 def is_plain(url: str) -> bool:
@@ -29,9 +33,14 @@ def is_plain(url: str) -> bool:
 
 
 def normalize_url(path: str) -> str:
-    """A bare local path becomes file://ABSOLUTE; precomputed:// prefixes are dropped."""
-    if path.startswith("precomputed://"):
-        path = path[len("precomputed://"):]
+    """A bare local path becomes file://ABSOLUTE; precomputed:// and zarr://
+    (zarr2://, zarr3://) prefixes are dropped: a layer's format is found from
+    what is stored there (igneous.layers), a new one's from the name it was
+    given (igneous.formats.omezarr.requested_version)."""
+    for prefix in ("precomputed://", *ZARR_PREFIXES):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+            break
     if not _SCHEME.match(path):
         return "file://" + os.path.abspath(os.path.expanduser(path))
     return path

@@ -14,7 +14,7 @@ import numpy as np
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, positive_shape, scale_bounds, vec
+from igneous.grid import Grid, as_list, positive_shape, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     check_encoding,
@@ -23,7 +23,13 @@ from igneous.layers import (
     resolve_mip,
     write_info,
 )
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    GridPlan,
+    TaskPlan,
+    fit_shape,
+    index_cell,
+)
 from igneous.tasks import Task
 from igneous.tasks.ccl import (
     Blocks,
@@ -77,11 +83,9 @@ def _plan(task: Callable[..., Any], blocks: Blocks, description: str, **kwargs) 
     common = dict(start=as_list(blocks.start), stop=as_list(blocks.stop),
                   shape=as_list(blocks.shape), **kwargs)
 
-    def make():
-        for ijk in blocks:
-            yield Task.of(task, dict(common, index=as_list(ijk)))
-
-    return TaskPlan(make, len(blocks), description)
+    grid = Grid(blocks.start, blocks.stop, blocks.start, blocks.shape)
+    return GridPlan(index_cell, grid, common, description, task=task.__name__,
+                    origin=as_list(blocks.start), step=as_list(blocks.shape))
 
 
 def _record(cloudpath: str, info: dict, mip: int, params: dict, step: str) -> None:

@@ -10,11 +10,13 @@ import numpy as np
 from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import (
+    Grid,
     aligned_depth,
     as_list,
     grid,
     grid_count,
     mip_factor,
+    pyramid_bytes,
     scale_bounds,
     vec,
 )
@@ -28,14 +30,24 @@ from igneous.layers import (
     resolve_mip,
     write_info,
 )
+from igneous.memory import MEMORY_OVERHEAD
 from igneous.scales import (
     ensure_scales,
     memory_depth,
     new_chunk_sizes,
+    scale_key,
     set_encoding,
     useful_depth,
 )
-from igneous.task_creation.common import COMPRESS_LEVEL, DEFAULT_MEMORY_TARGET, TaskPlan, note
+from igneous.task_creation.common import (
+    COMPRESS_LEVEL,
+    DEFAULT_MEMORY_TARGET,
+    GridPlan,
+    TaskPlan,
+    box_cell,
+    grow_step,
+    note,
+)
 from igneous.tasks import Task
 from igneous.tasks.delete import delete
 from igneous.tasks.downsample import downsample
@@ -139,7 +151,8 @@ def plan_downsample(
                             f"floor(offset / factor) of mip {pos}; fix the info file")
         top_chunk = chunk_of(info, pos + min(k, remaining))
         k = min(k, max(1, memory_depth(top_chunk, factor, itemsize, channels, memory_target, k)))
-        passes.append(_downsample_pass(info, pos, k, factor, bounds, bounds_mip, common))
+        passes.append(_downsample_pass(info, pos, k, factor, bounds, bounds_mip, common,
+                                       itemsize * channels, memory_target))
         pos += k
     if len(passes) > 1:
         note(f"downsample split into {len(passes)} passes (mips per pass limited by memory or "
@@ -148,20 +161,21 @@ def plan_downsample(
 
 
 def _downsample_pass(info: dict, mip: int, k: int, factor, bounds, bounds_mip: int,
-                     common: dict) -> TaskPlan:
+                     common: dict, bytes_per_voxel: int, memory_target: float) -> TaskPlan:
     top = mip + k
-    step = chunk_of(info, top)
     lo, hi = bounds_box(bounds, info, bounds_mip, top)
     origin = scale_bounds(info, top)[0]
     scale = factor**k
+    itemsize = 1  # bytes_per_voxel already holds itemsize * channels
 
-    def make():
-        for a, b in grid(lo, hi, origin, step):
-            yield Task.of(downsample, dict(
-                common, mip=mip, num_mips=k, offset=as_list(a * scale), shape=as_list((b - a) * scale),
-            ))
+    def need(step):
+        return pyramid_bytes(step * scale, itemsize, bytes_per_voxel, factor, k) * MEMORY_OVERHEAD
 
-    return TaskPlan(make, grid_count(lo, hi, origin, step), f"downsample mip {mip} -> {top}")
+    # tasks on the top mip's chunk grid, grown to fill the memory target
+    step = grow_step(chunk_of(info, top), need, memory_target, start=lo, stop=hi, origin=origin,
+                     voxel_scale=float(np.prod(scale)))
+    return GridPlan(box_cell, Grid(lo, hi, origin, step), dict(common, mip=mip, num_mips=k),
+                    f"downsample mip {mip} -> {top}", task=downsample.__name__, scale=as_list(scale))
 
 
 def create_downsampling_tasks(
@@ -198,6 +212,9 @@ def create_downsampling_tasks(
 def dest_info(src_info: dict, mip: int, *, chunk, encoding, encoding_level, translate,
                bounds_lo, bounds_hi, truncate_scales: bool, clean_info: bool) -> dict:
     info = copy.deepcopy(src_info)
+    if info.pop("zarr", None) is not None:  # an OME-Zarr source; a zarr destination gets its own
+        for scale in info["scales"]:
+            scale["key"] = scale_key(scale["resolution"])
     if truncate_scales:
         info["scales"] = info["scales"][: mip + 1]
     base = info["scales"][mip]
@@ -285,7 +302,9 @@ def transfer_setup(src_layer_path: str, dest_layer_path: str, *, mip: int, chunk
     factor = factor_vector(factor)
     check_encoding(encoding, src.dtype, info.get("type", "image"))
     method = resolve_method(method, info.get("type", "image"))
-    chunk = vec(chunk_size) if chunk_size is not None else vec(info["scales"][mip]["chunk_sizes"][0])
+    chunk = vec(chunk_size) if chunk_size is not None else vec(
+        info["zarr"]["levels"][mip]["chunks"] if "zarr" in info  # an OME-Zarr's chunk, not shard
+        else info["scales"][mip]["chunk_sizes"][0])
     src_lo, src_hi = scale_bounds(info, mip)
     if bounds is not None:
         src_lo, src_hi = bounds_box(bounds, info, bounds_mip, mip)
@@ -312,9 +331,15 @@ def create_transfer_tasks(
     no_src_update: bool = True, truncate_scales: bool = True, cutout: bool = False,
     bounds_mip: int = 0, encoding_level: int | None = None, method: str = "auto",
     overwrite_info: bool = False, compress_level: int | None = COMPRESS_LEVEL,
+    sharded: bool = False, shard_shape=None,
 ) -> TaskPlan:
     """Copy ``src`` (at ``mip``) into ``dest`` with new chunking / encoding /
-    position, writing up to ``max_mips`` downsamples in the same pass."""
+    position, writing up to ``max_mips`` downsamples in the same pass.
+    ``dest`` may name an OME-Zarr (a ``.zarr`` path or a ``zarr://``,
+    ``zarr2://``, ``zarr3://`` prefix); ``sharded`` / ``shard_shape`` then
+    shard its zarr v3 arrays (each task writes whole shards)."""
+    from igneous.zarrio import destination_info
+
     shape = validate.int_triple(shape, "shape")
     memory_target = validate.memory_target(memory_target)
     setup = transfer_setup(
@@ -326,6 +351,8 @@ def create_transfer_tasks(
     src_path, dest_path, mip, info = setup.src_path, setup.dest_path, setup.mip, setup.info
     factor, translate, chunk, planned = setup.factor, setup.translate, setup.chunk, setup.planned
     dest_lo, dest_hi = setup.dest_lo, setup.dest_hi
+    planned = destination_info(dest_layer_path, planned, sharded=sharded, shard_shape=shard_shape,
+                               shard_bytes=min(128 * 2**20, memory_target / 8), encoding=encoding)
     dest = prepare_dest(dest_path, planned, mip, overwrite_info)
     itemsize, channels = setup.dtype.itemsize, int(info.get("num_channels", 1))
     d_origin = scale_bounds(dest.info, mip)[0]
@@ -356,6 +383,11 @@ def create_transfer_tasks(
         step = top_chunk * factor**num_mips
         if num_mips == 0:
             step = grow_shape(dchunk, itemsize, channels, memory_target, dest_hi - dest_lo)
+
+        def need(trial):
+            return pyramid_bytes(trial, itemsize, channels, factor, num_mips) * MEMORY_OVERHEAD
+
+        step = grow_step(step, need, memory_target, start=dest_lo, stop=dest_hi, origin=d_origin)
     else:
         step = vec(shape)
         if np.any(step % dchunk):
@@ -373,18 +405,12 @@ def create_transfer_tasks(
         num_mips=num_mips,
     )
 
-    def make():
-        for a, b in grid(dest_lo, dest_hi, d_origin, step):
-            yield Task.of(transfer, dict(kwargs, offset=as_list(a), shape=as_list(b - a)))
-
-    return TaskPlan(make, grid_count(dest_lo, dest_hi, d_origin, step),
-                    f"transfer mip {mip} (+{num_mips} downsamples)")
+    return GridPlan(box_cell, Grid(dest_lo, dest_hi, d_origin, step), kwargs,
+                    f"transfer mip {mip} (+{num_mips} downsamples)", task=transfer.__name__)
 
 
 def grow_shape(chunk, itemsize: int, channels: int, memory_target: float, extent) -> np.ndarray:
     """Without downsamples, batch several chunks per task (fewer, larger tasks)."""
-    from igneous.memory import MEMORY_OVERHEAD
-
     step = vec(chunk).copy()
     limit = min(memory_target, 512 * 2**20)
     for axis in (0, 1, 0, 1, 0, 1):
@@ -421,6 +447,9 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
     layer_path = normalize_path(layer_path)
     shape = validate.int_triple(shape, "shape")
     cv = validate.load_layer(layer_path, mip)
+    if "zarr" in cv.info:
+        raise UserError(f"{layer_path} is an OME-Zarr; image rm deletes precomputed chunks only "
+                        "(remove a level's array directory and its multiscales entry instead)")
     mip = resolve_mip(cv, mip)
     info = cv.info
     top = min(len(info["scales"]) - 1, mip + max(0, num_mips))

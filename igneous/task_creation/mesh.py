@@ -21,7 +21,9 @@ from igneous.errors import UserError
 from igneous.grid import positive_shape
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
+    GridPlan,
     TaskPlan,
+    bounds_cell,
     fit_shape,
     note,
     store_large_args,
@@ -98,8 +100,8 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
     igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
     whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
-    from igneous.formats.spatial_index import enable_index, index_grid
-    from igneous.grid import as_list, grid_count, scale_bounds
+    from igneous.formats.spatial_index import enable_index
+    from igneous.grid import Grid, as_list, scale_bounds
 
     del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
     if encoding != "precomputed":
@@ -142,12 +144,10 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                   compress=compress, **prep)
     kwargs = store_large_args(kwargs, layer.cloudpath)
     start, stop = scale_bounds(info, mip)
-
-    def make() -> Iterator[Task]:
-        for lo, hi in index_grid(info, mip, shape):
-            yield Task.of(mesh_forge, dict(kwargs, lo=as_list(lo), hi=as_list(hi)))
-
-    return TaskPlan(make, grid_count(start, stop, start, shape), "mesh forge")
+    # the spatial index's grid (igneous.formats.spatial_index.index_grid):
+    # anchored at the voxel offset, cells clipped to the bounds
+    return GridPlan(bounds_cell, Grid(start, stop, start, shape), kwargs, "mesh forge",
+                    task=mesh_forge.__name__, clip=[as_list(start), as_list(stop)])
 
 
 def _prep_options(layer, mip: int, dust_threshold, fill_holes: int, dust_global: bool) -> dict:

@@ -17,6 +17,7 @@ from igneous import validate
 from igneous.errors import UserError
 from igneous.formats.sharding import hashed_sharding
 from igneous.grid import (
+    Grid,
     as_list,
     box_name,
     clip,
@@ -29,7 +30,9 @@ from igneous.grid import (
 from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
+    GridPlan,
     TaskPlan,
+    box_cell,
     fit_shape,
     note,
     store_large_args,
@@ -182,12 +185,8 @@ def create_skeletonizing_tasks(
         common["dust_global"] = True
     common = store_large_args(common, cloudpath)
 
-    def make():
-        for a, b in grid(lo, hi, start, shape):
-            a, b = clip(a, b, lo, hi)
-            yield Task.of(skeleton_forge, dict(common, offset=as_list(a), shape=as_list(b - a)))
-
-    return TaskPlan(make, count, f"skeleton forge mip {mip}")
+    return GridPlan(box_cell, Grid(lo, hi, start, shape), common, f"skeleton forge mip {mip}",
+                    task=skeleton_forge.__name__, clip=[as_list(lo), as_list(hi)])
 
 
 def _write_skeleton_info(layer: LayerInfo, url: str, mip: int, shape, spatial_index: bool,

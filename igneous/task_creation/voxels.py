@@ -6,10 +6,23 @@ from collections.abc import Sequence
 
 from igneous import validate
 from igneous.errors import UserError
-from igneous.grid import as_list, box_name, grid, grid_count, positive_shape, scale_bounds, vec
+from igneous.grid import (
+    Grid,
+    as_list,
+    box_name,
+    grid,
+    positive_shape,
+    scale_bounds,
+    vec,
+)
 from igneous.layers import normalize_path, resolve_mip
-from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan, fit_shape
-from igneous.tasks import Task
+from igneous.task_creation.common import (
+    DEFAULT_MEMORY_TARGET,
+    GridPlan,
+    TaskPlan,
+    box_cell,
+    fit_shape,
+)
 from igneous.tasks.voxels import (
     COUNTS_DIR,
     MANIFEST,
@@ -55,11 +68,8 @@ def create_voxel_counting_tasks(cloudpath: str, mip: int = 0, fill_missing: bool
     opts = dict(cloudpath=cloudpath, mip=mip, fill_missing=fill_missing, agglomerate=agglomerate,
                 timestamp=timestamp)
 
-    def make():
-        for lo, hi in grid(start, stop, start, step):
-            yield Task.of(count_voxels, dict(opts, offset=as_list(lo), shape=as_list(hi - lo)))
-
-    return TaskPlan(make, grid_count(start, stop, start, step), "count voxels")
+    return GridPlan(box_cell, Grid(start, stop, start, step), opts, "count voxels",
+                    task=count_voxels.__name__)
 
 
 def accumulate_voxel_counts(cloudpath: str, mip: int = 0, progress: bool = True,

@@ -43,6 +43,11 @@ def lookup(name: str) -> Callable[..., Any]:
     return fn
 
 
+# An expansion task stands for a run of a big plan's tasks; the worker runs it
+# itself (igneous.worker), inserting those tasks (igneous.task_creation.common.expand).
+EXPAND_TASK = "expand"
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of work: a task function's name and its keyword arguments."""

@@ -138,8 +138,8 @@ def check_info(info: Any, path: str) -> None:
         raise UserError(f"malformed {where}: it is not a JSON object")
     dtype = info.get("data_type")
     if dtype not in DTYPES:
-        raise UserError(f"malformed {where}: data_type {dtype!r} is not one of "
-                        f"{', '.join(sorted(DTYPES))}")
+        raise UserError(f"{where}: data_type {dtype!r} cannot be stored in a precomputed layer "
+                        f"(one of {', '.join(sorted(DTYPES))})")
     channels = _integer(info.get("num_channels", 1))
     if channels is None or channels < 1:
         raise UserError(f"malformed {where}: num_channels must be an integer >= 1, "

@@ -154,7 +154,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("view", commands=(("igneous.cli.view:view", ""),)),
     Capability(
         "testing",  # tasks for measuring and testing queues and workers
-        tasks={"igneous.tasks.testing": ("noop", "touch", "sleep", "fail")},
+        tasks={"igneous.tasks.testing": ("noop", "touch", "sleep", "fail", "allocate",
+                                           "crash")},
     ),
 )
 

@@ -21,6 +21,9 @@ def mips_in_shape(shape, chunk, factor) -> int:
 
 def shape_memory(info: dict, mip: int, shape, factor) -> tuple[int, int]:
     """(bytes, downsamples) for one task of ``shape`` at ``mip``."""
+    from igneous import validate
+
+    shape, factor = validate.int_triple(shape, "shape"), validate.factor(factor)
     itemsize = np.dtype(info["data_type"]).itemsize
     channels = int(info.get("num_channels", 1))
     k = mips_in_shape(shape, chunk_size(info, mip), factor)
@@ -30,8 +33,10 @@ def shape_memory(info: dict, mip: int, shape, factor) -> tuple[int, int]:
 def best_shape(info: dict, mip: int, memory: float, factor, max_mips: int = 32) -> tuple:
     """(shape, downsamples, bytes) of the largest chunk * factor^k under ``memory``
     (bytes of the image and its mips, as the reference's calculator reports)."""
+    from igneous import validate
     from igneous.scales import memory_depth
 
+    memory, factor = validate.memory_target(memory), validate.factor(factor)
     chunk, factor = chunk_size(info, mip), vec(factor)
     itemsize = np.dtype(info["data_type"]).itemsize
     channels = int(info.get("num_channels", 1))

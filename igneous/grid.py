@@ -29,10 +29,14 @@ def vec(x: Sequence[int] | np.ndarray) -> Vec:
 
 def positive_shape(shape: Sequence[int] | np.ndarray, name: str = "shape") -> Vec:
     """``shape`` as three positive integers, or a UserError naming the option."""
-    arr = np.asarray(shape, dtype=np.int64).reshape(-1)
-    if arr.shape != (3,) or np.any(arr <= 0):
-        raise UserError(f"{name} must be three positive integers, not {arr.tolist()}")
-    return arr
+    try:
+        raw = np.asarray(shape, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be three positive integers, not {shape!r}") from None
+    if raw.shape != (3,) or not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)) \
+            or np.any(raw <= 0):
+        raise UserError(f"{name} must be three positive integers, not {raw.tolist()}")
+    return raw.astype(np.int64)
 
 
 def scale_box(offset0: Sequence[int], size0: Sequence[int], factor: Sequence[int]) -> tuple[Vec, Vec]:

@@ -54,6 +54,8 @@ def parse_memory(value: str | float | int) -> int:
         if not m:
             raise UserError(f"memory size {value!r} not understood; write e.g. 4e9, 3.5G or 512MiB")
         number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UserError(f"memory size {value!r} must be a finite size like 4e9 or 3.5G")
     size = int(number * _UNITS[unit])
     if size <= 0:
         raise UserError(f"memory size {value!r} must be positive")

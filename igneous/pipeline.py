@@ -206,6 +206,12 @@ def _bind(kind: str, planner: str, options: dict, current, base: Path, path: str
                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if missing:
         raise UserError(f"{path}:{where.step(n)}: step {kind!r} is missing option {missing[0]!r}")
+    from igneous.validate import option_problem
+
+    for key, value in options.items():
+        problem = option_problem(key, value, params[key].default, params[key].annotation)
+        if problem:
+            raise UserError(f"{path}:{where.key(n, key)}: step {kind!r}: {problem}")
     return options.get("dest_layer_path", current)
 
 

@@ -53,11 +53,15 @@ def create_layer(dest: str, data: np.ndarray, *, resolution=(1, 1, 1), offset=(0
                  chunk_size=(64, 64, 64), layer_type: str | None = None, encoding: str = "raw",
                  compress: str | None = "gzip", encoding_level: int | None = None) -> str:
     """Write ``data`` as a new single-scale layer; return its path."""
+    from igneous import validate
     from igneous.blockio import write_region
     from igneous.chunkio import open_volume
     from igneous.layers import write_info
     from igneous.scales import new_layer_info, set_encoding
 
+    resolution = validate.positive_numbers(resolution, "resolution")
+    chunk_size = validate.int_triple(chunk_size, "chunk_size")
+    offset = validate.int_triple(offset, "offset", positive=False)
     if data.ndim not in (3, 4):
         raise UserError(f"expected a 3D or 4D (x,y,z[,c]) array, got shape {data.shape}")
     if data.dtype == bool:

@@ -7,6 +7,11 @@ task moves to the dead-letter list. Quick tasks are leased in growing batches
 (one transaction serves many tasks); slow ones one at a time so work spreads
 evenly. SIGINT/SIGTERM: the current task finishes, the rest of the batch is
 released, the worker exits; a second signal abandons the current task too.
+
+A task that runs past ``task_timeout`` seconds is interrupted (SIGALRM) and
+counts as a failed attempt, so a task that hangs is dead-lettered after
+``max_attempts`` like one that raises; a task that kills its worker (the OOM
+killer, a segfault) is dead-lettered by the queue after too many leases.
 """
 
 from __future__ import annotations
@@ -45,6 +50,46 @@ class WorkerOptions:
     retry_delay: float = 1.0
     quiet: bool = False
     region: str | None = None
+    task_timeout: float | None = None  # seconds one task may run (None: no limit)
+
+    def __post_init__(self) -> None:
+        if not self.lease_sec > 0:
+            raise UserError(f"--lease-sec must be positive, not {self.lease_sec}")
+        if self.max_attempts < 1:
+            raise UserError(f"--max-attempts must be at least 1, not {self.max_attempts}")
+        if self.num_tasks is not None and self.num_tasks < 0:
+            raise UserError(f"--num-tasks must be >= 0, not {self.num_tasks}")
+        if self.task_timeout is not None and not self.task_timeout > 0:
+            raise UserError(f"--task-timeout must be positive, not {self.task_timeout}")
+
+
+class TaskTimeout(Exception):
+    """A task ran longer than ``WorkerOptions.task_timeout``."""
+
+
+class _Deadline:
+    """Interrupts the running task with TaskTimeout after ``seconds`` (SIGALRM;
+    main thread only, elsewhere no limit). Blocking C calls are interrupted when
+    they return to Python."""
+
+    def __init__(self, seconds: float | None):
+        on_main = threading.current_thread() is threading.main_thread()
+        self.seconds = seconds if on_main and hasattr(signal, "setitimer") else None
+        self._previous = None
+
+    def _expire(self, signum, frame) -> None:
+        raise TaskTimeout(f"ran longer than the task timeout of {self.seconds:g} s")
+
+    def __enter__(self) -> _Deadline:
+        if self.seconds:
+            self._previous = signal.signal(signal.SIGALRM, self._expire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
 
 
 @dataclass
@@ -191,24 +236,26 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
 
 
 def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: WorkerResult) -> bool:
+    task = None
     try:
         task = Task.from_json(lease.payload)
-        if task.name == EXPAND_TASK:
-            _expand(queue, lease, task)
-        else:
-            task()
+        with _Deadline(opts.task_timeout):
+            if task.name == EXPAND_TASK:
+                _expand(queue, lease, task)
+            else:
+                task()
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - a task may raise anything; record it
         result.failed += 1
-        error = f"{type(e).__name__}: {e}"
+        error = one_line(f"{type(e).__name__}: {e}")
         # a malformed or unknown task can never succeed: dead-letter it at once
         attempts = 1 if isinstance(e, UserError) else opts.max_attempts
         dead = queue.fail(lease, error, max_attempts=attempts, retry_delay=opts.retry_delay)
         result.dead += int(dead)
         if not opts.quiet:
             what = "dead-lettered" if dead else f"will retry (attempt {lease.attempt})"
-            print(f"igneous: task failed, {what}: {error}", file=sys.stderr)
+            print(f"igneous: task {describe(task)} failed, {what}: {error}", file=sys.stderr)
             if not isinstance(e, UserError) and os.environ.get("IGNEOUS_TRACEBACK"):
                 traceback.print_exc()
         return False
@@ -216,6 +263,20 @@ def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: Worker
     return True
 
 
+def one_line(text: str, limit: int = 2000) -> str:
+    """An error message as one line of bounded length (queues store it)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def describe(task: Task | None) -> str:
+    """Which task: its name and the block it works on, e.g. ``transfer@[0, 0, 0]``."""
+    if task is None:
+        return "(unreadable)"
+    where = task.kwargs.get("offset")
+    if where is None:
+        where = task.kwargs.get("label") or task.kwargs.get("prefix") or task.kwargs.get("step")
+    return f"{task.name}@{where}" if where is not None else task.name
 def _expand(queue: TaskQueue, lease: Lease, task: Task) -> None:
     """Insert the real tasks an expansion task stands for, into its stage.
 

@@ -51,6 +51,16 @@ AWS_ENV_CLEARED = (
 )
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """``slow`` tests run only with IGNEOUS_SLOW=1 or when ``-m`` names them."""
+    if os.environ.get("IGNEOUS_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow storm: set IGNEOUS_SLOW=1 or pass -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/moto-api/", timeout=1):

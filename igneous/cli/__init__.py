@@ -16,13 +16,19 @@ from igneous.errors import UserError
 
 
 class IgneousGroup(click.Group):
-    """Turns user errors into one line on stderr (exit 2) instead of a traceback."""
+    """Turns user errors into one line on stderr instead of a traceback (exit 1),
+    and option errors into one line too (exit 2), naming where to find help."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except UserError as e:
-            raise click.ClickException(str(e)) from None
+        except UserError as e:  # one line, whatever a library put in the message
+            raise click.ClickException(" ".join(str(e).split())) from None
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "igneous"
+            one_line = click.ClickException(f"{e.format_message()} (see `{where} --help`)")
+            one_line.exit_code = e.exit_code
+            raise one_line from None
 
 
 @click.group(cls=IgneousGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -22,6 +22,9 @@ from igneous.cli.options import parallel_count
 @click.option("-n", "--num-tasks", default=None, type=int, help="Stop after executing this many tasks.")
 @click.option("--max-attempts", default=3, show_default=True, type=int,
               help="Failures before a task is moved to the dead-letter list.")
+@click.option("--task-timeout", default=None, type=float,
+              help="Seconds one task may run; a task past it fails (and is retried, then "
+              "dead-lettered) instead of holding its worker forever. Default: no limit.")
 @click.option("--aws-region", default=None, envvar="AWS_DEFAULT_REGION",
               help="Region of an sqs:// queue (default: $AWS_DEFAULT_REGION).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or task messages.")
@@ -30,7 +33,7 @@ from igneous.cli.options import parallel_count
               "counts completed tasks (`igneous queue status`).")
 @click.pass_context
 def execute(ctx, queue, parallel, exit_on_empty, lease_sec, min_sec, num_tasks, max_attempts,
-            aws_region, quiet, tally):
+            task_timeout, aws_region, quiet, tally):
     """Lease and run tasks from QUEUE (a directory, fq://DIR, sqs://NAME or postgresql://...).
 
     Failed tasks are retried up to --max-attempts times, then dead-lettered
@@ -46,7 +49,7 @@ def execute(ctx, queue, parallel, exit_on_empty, lease_sec, min_sec, num_tasks, 
     n = parallel_count(parallel) if parallel is not None else ctx.obj["parallel"]
     opts = WorkerOptions(
         lease_sec=lease_sec, min_sec=min_sec, num_tasks=num_tasks, exit_on_empty=exit_on_empty,
-        max_attempts=max_attempts, quiet=quiet, region=aws_region,
+        max_attempts=max_attempts, quiet=quiet, region=aws_region, task_timeout=task_timeout,
     )
     result = run_workers(queue, opts, parallel=n)
     if not quiet:

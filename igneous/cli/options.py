@@ -11,7 +11,8 @@ import click
 def parallel_count(value: int) -> int:
     """``-p 0`` means every core."""
     if value < 0:
-        raise click.BadParameter("must be 0 (all cores) or a positive count")
+        raise click.BadParameter("must be 0 (all cores) or a positive count",
+                                 param_hint="-p/--parallel")
     return value or (os.cpu_count() or 1)
 
 
@@ -50,9 +51,16 @@ def memory_option(f):
     )(f)
 
 
+def _checked_queue(ctx, param, value):
+    """Refuse a queue that cannot work before the planner writes anything."""
+    from igneous.queues import check_queue_spec
+
+    return check_queue_spec(value)
+
+
 def queue_option(f):
     return click.option(
-        "--queue", default=None,
+        "--queue", default=None, callback=_checked_queue,
         help="Queue to put tasks in (directory, fq://DIR, sqs://NAME, postgresql://...). "
         "Omit to run now with -p.",
     )(f)

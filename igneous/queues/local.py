@@ -97,16 +97,26 @@ class LocalQueue(TaskQueue):
 
     # -- helpers ------------------------------------------------------------
     def _write(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
-        """Run ``fn(cursor)`` inside one IMMEDIATE transaction."""
+        """Run ``fn(cursor)`` inside one IMMEDIATE transaction (all or nothing).
+
+        A full disk fails the transaction as a whole, rolled back: nothing is
+        lost or half-recorded, and the error says what to do."""
         with self._lock:
             cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(cur)
-            except BaseException:
-                cur.execute("ROLLBACK")
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(cur)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        cur.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as e:
+                if "full" in str(e) or "I/O" in str(e):
+                    raise QueueError(f"queue database {self.path}/{DB_NAME}: {e}; free space on "
+                                     "its disk and run the command again (nothing was lost)") from None
                 raise
-            cur.execute("COMMIT")
             return result
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:

@@ -284,6 +284,12 @@ class SQSQueue(TaskQueue):
         total = 0
         it = iter(payloads)
         while chunk := list(islice(it, 100 * BATCH)):
+            for p in chunk:
+                if len(p.encode()) > MAX_BATCH_BYTES:
+                    raise QueueError(
+                        f"a task of {len(p.encode())} bytes is over SQS's 256 KB message limit "
+                        f"({p[:80]}...); use a local or PostgreSQL queue, or store its large "
+                        "arguments (igneous.task_creation.common.store_large_args)")
             entries = [{"Id": str(i), "MessageBody": p} for i, p in enumerate(chunk)]
             self._send(url, self.name, entries)
             total += len(chunk)

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import Grid, as_list, positive_shape, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
 from igneous.layers import (
     check_encoding,
-    load_layer,
     normalize_path,
     read_info,
     resolve_mip,
@@ -52,7 +52,7 @@ CCL_ENCODINGS = ("compresso", "compressed_segmentation", "crackle", "raw")
 
 def _open(cloudpath: str, mip: int) -> tuple[str, dict, int]:
     cloudpath = normalize_path(cloudpath)
-    layer = load_layer(cloudpath, mip)
+    layer = validate.load_layer(cloudpath, mip)
     return cloudpath, layer.info, resolve_mip(layer, mip)
 
 
@@ -60,6 +60,9 @@ def _validate_first(info: dict, path: str, shape, threshold_gte, threshold_lte, 
     if info.get("num_channels", 1) != 1:
         raise UserError(f"{path} has {info['num_channels']} channels; CCL needs a single channel")
     thresholded = threshold_gte is not None or threshold_lte is not None
+    for name, t in (("--threshold-gte", threshold_gte), ("--threshold-lte", threshold_lte)):
+        if t is not None and not np.isfinite(float(t)):
+            raise UserError(f"{name} must be a finite number, not {t}")
     if thresholded and info.get("type") == "segmentation":
         raise UserError(
             f"{path} is a segmentation: its labels are compared for equality, so "

@@ -40,6 +40,41 @@ class TaskPlan:
         return f"TaskPlan({self.description!r}, {self._length} tasks)"
 
 
+# a keyword whose JSON is larger than this is stored beside the layer instead of
+# in every payload (SQS messages are limited to 256 KB; a queue of a million
+# tasks should not carry the same label list a million times)
+LARGE_ARG_BYTES = 16 * 1024
+ARGS_DIR = "igneous_task_args"
+
+
+def store_large_args(kwargs: dict, cloudpath: str) -> dict:
+    """``kwargs`` with each large value written once to
+    ``CLOUDPATH/igneous_task_args/SHA256.json`` (content-addressed, so
+    planning twice writes the same file) and replaced by a pointer the worker
+    follows (``igneous.tasks.load_arg``)."""
+    import hashlib
+    import json
+
+    from igneous.tasks import ARG_FILE
+
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            continue
+        data = json.dumps(value, separators=(",", ":")).encode()
+        if len(data) <= LARGE_ARG_BYTES:
+            continue
+        from igneous.storage import join, open_store
+
+        name = f"{hashlib.sha256(data).hexdigest()}.json"
+        base = join(cloudpath, ARGS_DIR)
+        store = open_store(base)
+        if not store.exists(name):
+            store.put(name, data, compress=False)
+        out[key] = {ARG_FILE: join(base, name)}
+    return out
+
+
 # A plan with more tasks than this goes into a queue as expansion tasks, each
 # of which a worker turns into up to FANOUT_CELLS real tasks: planning a
 # petavoxel volume then inserts hundreds of small payloads, not millions.
@@ -209,6 +244,9 @@ def fit_shape(shape, memory_target: float, bytes_per_voxel: float, *, what: str,
     a multiple of any power-of-two chunk size that divided it."""
     import numpy as np
 
+    from igneous import validate
+
+    memory_target = validate.memory_target(memory_target)
     given = np.asarray(shape, dtype=np.int64)
     start = given if limit is None else np.minimum(given, np.asarray(limit, dtype=np.int64))
     out = start.copy()

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, positive_shape, scale_bounds, vec
-from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
+from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer, require_image
 from igneous.tasks import Task
@@ -20,6 +21,7 @@ _check_image = require_image("contrast work (histogram, equalize, clahe)", "u")
 
 def _check_contrast(layer: LayerInfo) -> None:
     _check_image(layer)
+    validate.single_channel(layer.info, layer.cloudpath, "contrast correction")
     if layer.dtype not in (np.uint8, np.uint16):
         raise UserError(f"contrast work needs uint8 or uint16 images; {layer.cloudpath} is "
                         f"{layer.dtype} (quantize it to uint8 first)")
@@ -41,7 +43,7 @@ def create_luminance_levels_tasks(
     if not 0 < float(coverage_factor) <= 1:
         raise UserError(f"coverage must be in (0, 1], not {coverage_factor}")
     layer_path = normalize_path(layer_path)
-    layer = load_layer(layer_path, mip)
+    layer = validate.load_layer(layer_path, mip)
     mip = resolve_mip(layer, mip)
     _check_contrast(layer)
     info = layer.info
@@ -92,7 +94,7 @@ def create_contrast_normalization_tasks(
         raise UserError(f"clip fraction must be in [0, 0.5), not {clip_fraction}")
     src_path = normalize_path(src_path)
     levels_path = normalize_path(levels_path or src_path)
-    layer = load_layer(src_path, mip)
+    layer = validate.load_layer(src_path, mip)
     mip = resolve_mip(layer, mip)
     _check_contrast(layer)
     top = int(np.iinfo(layer.dtype).max)

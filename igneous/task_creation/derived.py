@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, positive_shape, scale_bounds, vec
-from igneous.layers import LayerInfo, check_encoding, load_layer, normalize_path, resolve_mip
+from igneous.layers import LayerInfo, check_encoding, normalize_path, resolve_mip
 from igneous.task_creation.common import DEFAULT_MEMORY_TARGET, TaskPlan
 from igneous.tasks import Task
 
@@ -44,7 +45,7 @@ def derived_layer(src_path: str, dest_path: str, mip: int, *, bounds=None, bound
     src_path, dest_path = normalize_path(src_path), normalize_path(dest_path)
     if src_path.rstrip("/") == dest_path.rstrip("/"):
         raise UserError("source and destination are the same layer; give a new destination")
-    src = load_layer(src_path, mip)
+    src = validate.load_layer(src_path, mip)
     mip = resolve_mip(src, mip)
     if check is not None:
         check(src)

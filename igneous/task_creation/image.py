@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import (
     Grid,
@@ -24,7 +25,6 @@ from igneous.layers import (
     KNOWN_ENCODINGS,
     LayerInfo,
     check_encoding,
-    load_layer,
     normalize_path,
     read_info,
     resolve_mip,
@@ -85,10 +85,7 @@ def _bbox_corners(bounds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def factor_vector(factor) -> np.ndarray:
-    f = vec(factor if factor is not None else (2, 2, 1))
-    if np.any(f < 1) or np.all(f == 1):
-        raise UserError(f"factor must be positive integers with at least one > 1, not {as_list(f)}")
-    return f
+    return vec(validate.factor(factor if factor is not None else (2, 2, 1)))
 
 
 # -- downsample ---------------------------------------------------------------
@@ -108,7 +105,9 @@ def plan_downsample(
     mip of the previous one and must run after it (queue stages).
     """
     layer_path = normalize_path(layer_path)
-    cv = load_layer(layer_path, mip)
+    chunk_size = validate.int_triple(chunk_size, "chunk_size")
+    memory_target = validate.memory_target(memory_target)
+    cv = validate.load_layer(layer_path, mip)
     info = cv.info
     mip = resolve_mip(cv, mip)
     factor = factor_vector(factor)
@@ -294,7 +293,10 @@ def transfer_setup(src_layer_path: str, dest_layer_path: str, *, mip: int, chunk
     src_path, dest_path = normalize_path(src_layer_path), normalize_path(dest_layer_path)
     if src_path.rstrip("/") == dest_path.rstrip("/"):
         raise UserError("source and destination are the same layer; use image downsample instead")
-    src = load_layer(src_path, mip)
+    chunk_size = validate.int_triple(chunk_size, "chunk_size")
+    translate = validate.int_triple(translate, "translate", positive=False)
+    dest_voxel_offset = validate.int_triple(dest_voxel_offset, "dest_voxel_offset", positive=False)
+    src = validate.load_layer(src_path, mip)
     mip = resolve_mip(src, mip)
     info = src.info
     factor = factor_vector(factor)
@@ -338,6 +340,8 @@ def create_transfer_tasks(
     shard its zarr v3 arrays (each task writes whole shards)."""
     from igneous.zarrio import destination_info
 
+    shape = validate.int_triple(shape, "shape")
+    memory_target = validate.memory_target(memory_target)
     setup = transfer_setup(
         src_layer_path, dest_layer_path, mip=mip, chunk_size=chunk_size, encoding=encoding,
         encoding_level=encoding_level, factor=factor, method=method, bounds=bounds,
@@ -441,7 +445,8 @@ def create_deletion_tasks(layer_path: str, mip: int = 0, num_mips: int = 5, shap
                           bounds=None, bounds_mip: int = 0) -> TaskPlan:
     """Tasks deleting the chunks of ``mip .. mip+num_mips`` over ``bounds``."""
     layer_path = normalize_path(layer_path)
-    cv = load_layer(layer_path, mip)
+    shape = validate.int_triple(shape, "shape")
+    cv = validate.load_layer(layer_path, mip)
     if "zarr" in cv.info:
         raise UserError(f"{layer_path} is an OME-Zarr; image rm deletes precomputed chunks only "
                         "(remove a level's array directory and its multiscales entry instead)")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import as_list, grid, grid_count, scale_bounds, vec
 from igneous.grid import chunk_size as chunk_of
-from igneous.layers import check_encoding, load_layer, normalize_path, resolve_mip
+from igneous.layers import check_encoding, normalize_path, resolve_mip
 from igneous.memory import MEMORY_OVERHEAD
 from igneous.scales import ensure_scales, new_chunk_sizes, useful_depth
 from igneous.task_creation.common import TaskPlan, note
@@ -70,7 +71,9 @@ def plan_shard_downsample(
 ) -> list[TaskPlan]:
     """Passes making sharded mips ``mip+1 .. mip+num_mips``, one mip per pass."""
     layer_path = normalize_path(layer_path)
-    layer = load_layer(layer_path, mip)
+    chunk_size = validate.int_triple(chunk_size, "chunk_size")
+    memory_target = validate.memory_target(memory_target)
+    layer = validate.load_layer(layer_path, mip)
     info = layer.info
     mip = resolve_mip(layer, mip)
     factor = factor_vector(factor)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import positive_shape
 from igneous.task_creation.common import (
@@ -25,6 +26,7 @@ from igneous.task_creation.common import (
     bounds_cell,
     fit_shape,
     note,
+    store_large_args,
 )
 from igneous.tasks import Task
 from igneous.tasks.mesh import mesh_forge
@@ -43,13 +45,14 @@ DEFAULT_MIN_CHUNK = (256, 256, 256)
 
 
 def _segmentation(layer_path: str, mip: int = 0):
-    from igneous.layers import load_layer, resolve_mip
+    from igneous.layers import resolve_mip
 
-    layer = load_layer(layer_path, mip)
+    layer = validate.load_layer(layer_path, mip)
     mip = resolve_mip(layer, mip)
     if layer.info.get("type") != "segmentation":
         raise UserError(f"{layer.cloudpath} is a {layer.info.get('type')!r} layer; meshes are made "
                         "from segmentation layers")
+    validate.single_channel(layer.info, layer.cloudpath, "meshing")
     return layer, mip
 
 
@@ -139,6 +142,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                   fill_missing=bool(fill_missing), spatial_index=bool(spatial_index or sharded),
                   sharded=bool(sharded), closed_dataset_edges=bool(closed_dataset_edges),
                   compress=compress, **prep)
+    kwargs = store_large_args(kwargs, layer.cloudpath)
     start, stop = scale_bounds(info, mip)
     # the spatial index's grid (igneous.formats.spatial_index.index_grid):
     # anchored at the voxel offset, cells clipped to the bounds

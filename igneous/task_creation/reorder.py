@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import scale_bounds
-from igneous.layers import load_layer, resolve_mip
+from igneous.layers import resolve_mip
 from igneous.task_creation.common import TaskPlan
 from igneous.task_creation.derived import block_plan, block_step, derived_layer
 from igneous.tasks.reorder import reorder
@@ -70,7 +71,7 @@ def create_reordering_tasks(
     """Copy ``src`` to ``dest`` at ``mip`` with z-slices moved by ``mapping``
     ({src_z: dest_z}, voxel coordinates at ``mip``; a dict or JSON path)."""
     z_map = read_z_mapping(mapping)
-    layer = load_layer(src, mip)
+    layer = validate.load_layer(src, mip)
     mip = resolve_mip(layer, mip)
     start, stop = scale_bounds(layer.info, mip)
     sources = z_sources(z_map, int(start[2]), int(stop[2]))  # checked before anything is written

@@ -13,6 +13,7 @@ from itertools import chain
 
 import numpy as np
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.formats.sharding import hashed_sharding
 from igneous.grid import (
@@ -26,7 +27,7 @@ from igneous.grid import (
     scale_bounds,
     vec,
 )
-from igneous.layers import LayerInfo, load_layer, normalize_path, resolve_mip
+from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
     GridPlan,
@@ -34,6 +35,7 @@ from igneous.task_creation.common import (
     box_cell,
     fit_shape,
     note,
+    store_large_args,
 )
 from igneous.tasks import Task
 from igneous.tasks.skeleton import (
@@ -94,12 +96,13 @@ def _check_ids(ids, name: str) -> list[int] | None:
 
 
 def _segmentation(layer_path: str, mip: int) -> LayerInfo:
-    layer = load_layer(layer_path, mip)
+    layer = validate.load_layer(layer_path, mip)
     if layer.info.get("type") != "segmentation":
         raise UserError(f"{layer.cloudpath} is a {layer.info.get('type')!r} layer; skeletons need "
                         "a segmentation layer")
     if layer.dtype.kind not in "ui":
         raise UserError(f"{layer.cloudpath} holds {layer.dtype} data; skeletons need integer labels")
+    validate.single_channel(layer.info, layer.cloudpath, "skeletonizing")
     return layer
 
 
@@ -180,6 +183,7 @@ def create_skeletonizing_tasks(
                   cross_sectional_area_smoothing_window=int(cross_sectional_area_smoothing_window))
     if dust_global and dust_threshold > 0:
         common["dust_global"] = True
+    common = store_large_args(common, cloudpath)
 
     return GridPlan(box_cell, Grid(lo, hi, start, shape), common, f"skeleton forge mip {mip}",
                     task=skeleton_forge.__name__, clip=[as_list(lo), as_list(hi)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from igneous import validate
 from igneous.errors import UserError
 from igneous.grid import (
     Grid,
@@ -14,7 +15,7 @@ from igneous.grid import (
     scale_bounds,
     vec,
 )
-from igneous.layers import load_layer, normalize_path, resolve_mip
+from igneous.layers import normalize_path, resolve_mip
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
     GridPlan,
@@ -37,7 +38,7 @@ BYTES_PER_VOXEL = 16  # peak per voxel of a counting task (block + unique/counts
 
 def _open(cloudpath: str, mip: int) -> tuple[str, dict, int, str]:
     cloudpath = normalize_path(cloudpath)
-    layer = load_layer(cloudpath, mip)
+    layer = validate.load_layer(cloudpath, mip)
     mip = resolve_mip(layer, mip)
     return cloudpath, layer.info, mip, layer.info["scales"][mip]["key"]
 

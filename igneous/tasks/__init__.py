@@ -23,6 +23,11 @@ from typing import Any
 from igneous.capabilities import TASK_MODULES, task_name
 from igneous.errors import UnknownTaskError, UserError
 
+# A keyword too large for a queue message (a long label list) is stored as a
+# file by the planner (igneous.task_creation.common.store_large_args) and the
+# payload carries {ARG_FILE: URL}; the worker reads it back before the call.
+ARG_FILE = "$igneous-arg-file"
+
 
 def lookup(name: str) -> Callable[..., Any]:
     """The task function called ``name`` (or an earlier version's name for
@@ -50,7 +55,8 @@ def entry_point(name: str) -> Callable[..., Any]:
     fn = _ENTRY_POINTS.get(name)
     if fn is None:
         def fn(**kwargs: Any) -> Any:
-            return lookup(name)(**kwargs)
+            # a large keyword travels as a pointer to storage (load_arg)
+            return lookup(name)(**{k: load_arg(v) for k, v in kwargs.items()})
 
         fn.__name__ = fn.__qualname__ = name
         fn.__module__ = __name__
@@ -126,6 +132,20 @@ class Task(functools.partial):
     # compatibility with python-task-queue style code: ``task.execute()``
     def execute(self) -> Any:
         return self()
+
+
+def load_arg(value: Any) -> Any:
+    """A keyword value, read from storage when the payload carries a pointer."""
+    if not (isinstance(value, dict) and set(value) == {ARG_FILE}):
+        return value
+    from igneous.storage import open_store
+
+    url = str(value[ARG_FILE])
+    base, _, name = url.rpartition("/")
+    data = open_store(base).get(name)
+    if data is None:
+        raise FileNotFoundError(f"task argument file {url} is missing (planned, then deleted?)")
+    return json.loads(data)
 
 
 def run_payload(payload: str | bytes) -> Any:

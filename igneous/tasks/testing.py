@@ -25,6 +25,23 @@ def sleep(seconds: float, path: str | None = None) -> None:
         touch(path)
 
 
+def allocate(nbytes: int, path: str | None = None) -> None:
+    """Touch ``nbytes`` of memory (a task that can exhaust a worker's memory)."""
+    import numpy as np
+
+    block = np.ones(int(nbytes), dtype=np.uint8)
+    del block
+    if path:
+        touch(path)
+
+
+def crash() -> None:
+    """Kill this worker process outright, as the OOM killer would."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def fail(message: str = "this task always fails") -> None:
     """Always raise: a poison task."""
     raise RuntimeError(message)

@@ -1,0 +1,131 @@
+"""Poison tasks and load: a task that always raises, one that exhausts its
+worker's memory, one that hangs, one that kills its worker (as the OOM killer
+does) -- each is dead-lettered with its cause while the rest of the queue
+finishes; and a storm of workers with leases shorter than some tasks loses
+nothing and runs nothing twice into the completed count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+from igneous.tasks import Task
+from tests.test_worker import counts, make_queue, missing_marks, touch_tasks
+
+MEMORY_LIMIT = 1200 * 2**20  # RLIMIT_AS of the worker: python + numpy fit, 3 GiB does not
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def execute(*args, limit_memory: bool = False, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "igneous", *map(str, args)], capture_output=True, text=True,
+        timeout=timeout, preexec_fn=_limit_memory if limit_memory else None,
+    )
+
+
+def status(qdir, dead: int = 10) -> dict:
+    proc = execute("queue", "status", "--json", "--dead", dead, qdir)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_poison_tasks_are_dead_lettered_with_their_cause(tmp_path):
+    qdir, marks, n = tmp_path / "q", tmp_path / "marks", 100
+    tasks = touch_tasks(marks, n)
+    poison = {
+        "fail": Task("fail", {"message": "always broken"}),
+        "allocate": Task("allocate", {"nbytes": 3 * 2**30}),  # past RLIMIT_AS
+        "sleep": Task("sleep", {"seconds": 3600}),  # hangs far past its lease
+    }
+    for i, task in enumerate(poison.values()):
+        tasks.insert(20 + 30 * i, task)
+    make_queue(qdir, tasks)
+    run = execute("-p", 2, "execute", "-x", "--max-attempts", 2, "--lease-sec", 1,
+                  "--task-timeout", 2, qdir, limit_memory=True)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert missing_marks(marks, n) == []
+    s = status(qdir)
+    assert (s["pending"], s["leased"], s["dead"], s["completed"]) == (0, 0, 3, n)
+    causes = {json.loads(d["payload"])["task"]: d for d in s["dead_letters"]}
+    assert set(causes) == set(poison)
+    assert all(d["failures"] == 2 for d in causes.values())
+    assert causes["fail"]["error"] == "RuntimeError: always broken"
+    assert causes["allocate"]["error"].startswith("MemoryError")
+    assert causes["sleep"]["error"] == "TaskTimeout: ran longer than the task timeout of 2 s"
+    # each failure is one line naming the task
+    lines = [x for x in run.stderr.splitlines() if "failed" in x and "igneous: task" in x]
+    assert len(lines) == 6 and any(x.startswith("igneous: task sleep failed") for x in lines)
+
+
+def test_task_that_kills_its_worker_is_dead_lettered(tmp_path):
+    """A task that SIGKILLs its worker (what the OOM killer does) every time:
+    after too many leases without finishing it is dead-lettered; restarted
+    workers finish everything else."""
+    from igneous.queues.local import MAX_LEASES
+
+    qdir, marks, n = tmp_path / "q", tmp_path / "marks", 30
+    tasks = touch_tasks(marks, n)
+    tasks.insert(5, Task("crash", {}))
+    make_queue(qdir, tasks)
+    for _ in range(MAX_LEASES + 5):
+        execute("execute", "-x", "--lease-sec", 0.2, "-q", qdir)
+        c = counts(qdir)
+        if c.dead and not c.pending and not c.leased:
+            break
+    assert missing_marks(marks, n) == []
+    s = status(qdir)
+    assert (s["pending"], s["leased"], s["dead"], s["completed"]) == (0, 0, 1, n)
+    (letter,) = s["dead_letters"]
+    assert json.loads(letter["payload"])["task"] == "crash"
+    assert f"leased {MAX_LEASES} times without finishing" in letter["error"]
+
+
+def _storm(tmp_path, spec: str, workers: int, n: int, slow_every: int, lease: float,
+           timeout: float):
+    """``n`` tasks, every ``slow_every``-th sleeping past the lease, run by
+    ``workers`` processes: every task runs, each is completed exactly once."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    tasks = [Task("sleep", {"seconds": lease * 1.6 if i % slow_every == 0 else 0,
+                            "path": str(marks / f"{i}")}) for i in range(n)]
+    from igneous.queues import open_queue
+
+    with open_queue(spec) as q:
+        q.insert(tasks)
+    run = execute("-p", workers, "execute", "-x", "-q", "--lease-sec", lease, spec,
+                  timeout=timeout)
+    assert run.returncode == 0, run.stderr
+    assert missing_marks(marks, n) == []
+    with open_queue(spec, create=False) as q:
+        c = q.counts()
+    assert (c.pending, c.leased, c.dead) == (0, 0, 0)
+    if c.completed is not None:  # SQS keeps no completed count
+        assert c.completed == n
+
+
+def test_worker_storm_loses_nothing(tmp_path):
+    _storm(tmp_path, str(tmp_path / "q"), workers=16, n=2000, slow_every=200, lease=1.0,
+           timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", "sqs", "postgres"])
+def test_worker_storm_full(tmp_path, backend, request):
+    """The full storm: 16 workers x 10^5 tasks on each backend."""
+    if backend == "local":
+        spec = str(tmp_path / "q")
+    elif backend == "sqs":
+        spec = request.getfixturevalue("sqs_queue")
+    else:
+        spec = f"{request.getfixturevalue('pg_server')}?queue=storm-{os.getpid()}"
+    _storm(tmp_path, spec, workers=16, n=100_000, slow_every=5000, lease=2.0, timeout=7200)

@@ -498,29 +498,36 @@ def panel_fractions(png: bytes) -> tuple[list[float], list[float]]:
     return per_panel(lit), per_panel(colored)
 
 
-def test_browser_renders_layers(dataset, chromium, tmp_path):
-    handle = view([dataset["image_path"], dataset["seg_path"]], port=0, names=["em", "cells"])
+def screenshot(handle, chromium) -> tuple[bool, list, list]:
+    """Open ``handle``'s viewer in the browser with black backgrounds (the 3D
+    panel shows objects only) and take a screenshot; stops the server.
+    Returns (finished in time, [screenshot reply], request log)."""
     try:
         with handle.viewer.config_state.txn() as s:
             s.show_ui_controls = False
             s.show_panel_borders = False
-        with handle.viewer.txn() as s:  # black backgrounds, and the 3D panel shows objects only
+        with handle.viewer.txn() as s:
             s.cross_section_background_color = "black"
             s.projection_background_color = "black"
             s.show_slices = False
         chromium.get(handle.url)
         done = threading.Event()
-        reply = []
+        reply: list = []
 
-        def got(screenshot):
-            reply.append(screenshot)
+        def got(shot):
+            reply.append(shot)
             done.set()
 
         handle.viewer.async_screenshot(got)
         finished = done.wait(SCREENSHOT_TIMEOUT)
-        log = handle.requests
+        return finished, reply, handle.requests
     finally:
         handle.stop()
+
+
+def test_browser_renders_layers(dataset, chromium, tmp_path):
+    handle = view([dataset["image_path"], dataset["seg_path"]], port=0, names=["em", "cells"])
+    finished, reply, log = screenshot(handle, chromium)
     failed = [r for r in log if r.status >= 400]
     assert finished, f"no screenshot within {SCREENSHOT_TIMEOUT} s; failed requests: {failed}"
     assert not failed, failed

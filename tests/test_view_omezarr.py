@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 
 import numpy as np
 
@@ -56,27 +55,7 @@ def test_state_uses_zarr_sources(dataset):
 def test_browser_renders_omezarr(dataset, chromium, tmp_path):
     image, labels = omezarr_pair(dataset)
     handle = view([image, labels], port=0, names=["em", "cells"])
-    try:
-        with handle.viewer.config_state.txn() as s:
-            s.show_ui_controls = False
-            s.show_panel_borders = False
-        with handle.viewer.txn() as s:
-            s.cross_section_background_color = "black"
-            s.projection_background_color = "black"
-            s.show_slices = False
-        chromium.get(handle.url)
-        done = threading.Event()
-        reply = []
-
-        def got(screenshot):
-            reply.append(screenshot)
-            done.set()
-
-        handle.viewer.async_screenshot(got)
-        finished = done.wait(SCREENSHOT_TIMEOUT)
-        log = handle.requests
-    finally:
-        handle.stop()
+    finished, reply, log = test_view.screenshot(handle, chromium)
     # absent zarr chunks (all background) are 404s by design; nothing else may fail
     failed = [r for r in log if r.status >= 400 and not r.path.rsplit("/", 1)[-1].isdigit()]
     assert finished, f"no screenshot within {SCREENSHOT_TIMEOUT} s; failed requests: {failed}"

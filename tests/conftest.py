@@ -25,8 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +34,7 @@ import pytest
 
 from tests.gcs_server import gcs_bucket, gcs_env, gcs_server  # noqa: F401 - the GCS emulator
 from tests.pg_server import pg_server  # noqa: F401 - the PostgreSQL server fixture
-from tests.servers import Bucket, background_server, free_port, fresh_bucket_name
+from tests.servers import MOTO_READY, Bucket, background_server, free_port, fresh_bucket_name
 
 MOTO_ALIAS = "moto"
 AWS_ENV_CLEARED = (
@@ -61,22 +59,12 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/moto-api/", timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True  # it answered, even if with an error
-    except OSError:
-        return False
-
-
 @contextmanager
 def running_moto(log: Path) -> Iterator[str]:
     """``moto_server`` on a free 127.0.0.1 port, stopped by PID on exit (bench/ uses it too)."""
     port = free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    with background_server(argv, f"http://127.0.0.1:{port}", _answers, log, "moto_server") as url:
+    with background_server(argv, f"http://127.0.0.1:{port}", MOTO_READY, log, "moto_server") as url:
         yield url
 
 

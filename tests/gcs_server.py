@@ -24,19 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Bucket, background_server, free_port, fresh_bucket_name
+from tests.servers import Bucket, answers_at, background_server, free_port, fresh_bucket_name
 
 GCS_ENV_CLEARED = ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/storage/v1/b", timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +36,7 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     log = tmp_path_factory.mktemp("gcs") / "gcs_emulator.log"
     argv = [sys.executable, str(Path(__file__).with_name("gcs_emulator.py")), str(port)]
-    with background_server(argv, f"http://127.0.0.1:{port}", _answers, log,
+    with background_server(argv, f"http://127.0.0.1:{port}", answers_at("/storage/v1/b"), log,
                            "gcp-storage-emulator") as url:
         yield url
 

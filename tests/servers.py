@@ -22,6 +22,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers_at(path: str) -> Callable[[str], bool]:
+    """A readiness check for ``background_server``: does anything answer an
+    HTTP GET of ``URL + path`` (an HTTP error status counts as an answer)?"""
+    import urllib.error
+    import urllib.request
+
+    def answers(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url + path, timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered, even if with an error
+        except OSError:
+            return False
+
+    return answers
+
+
+# moto_server's readiness endpoint
+MOTO_READY = answers_at("/moto-api/")
+
+
 @contextmanager
 def background_server(argv: Sequence[str], url: str, answers: Callable[[str], bool], log: Path,
                       name: str, timeout: float = 30) -> Iterator[str]:

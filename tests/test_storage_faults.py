@@ -199,19 +199,6 @@ def test_queue_on_a_full_disk_loses_and_duplicates_nothing(igneous, tmp_path, sm
 
 # -- denied access ------------------------------------------------------------------
 
-def _moto_answers(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url + "/moto-api/", timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def iam_s3(aws_env, tmp_path, monkeypatch):
     """A second moto server on 127.0.0.1 that enforces IAM: a ``writer`` who
@@ -221,13 +208,13 @@ def iam_s3(aws_env, tmp_path, monkeypatch):
 
     import boto3
 
-    from tests.servers import background_server, free_port
+    from tests.servers import MOTO_READY, background_server, free_port
 
     port = free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     # the first 5 requests (the IAM set-up below) are free; all later ones are checked
     monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", "5")
-    with background_server(argv, f"http://127.0.0.1:{port}", _moto_answers,
+    with background_server(argv, f"http://127.0.0.1:{port}", MOTO_READY,
                            tmp_path / "moto-iam.log", "moto_server (IAM)") as url:
         monkeypatch.delenv("INITIAL_NO_AUTH_ACTION_COUNT")
         iam = boto3.client("iam", endpoint_url=url)

@@ -49,14 +49,18 @@ def fill(tmp_path: Path, code: str, queue: Path | str) -> None:
     """, python=str(REFERENCE), cwd=tmp_path)
 
 
-def twin(tmp_path: Path, layer: Path, queue: Path) -> tuple[Path, Path]:
-    """A copy of the layer and of the queue whose tasks point at that copy."""
+def drain_both(tmp_path: Path, layer: Path, queue: Path) -> Path:
+    """Copy the layer and the queue (its tasks pointed at the copy), then drain
+    the queue with our workers and the copy with the reference's; returns the
+    reference's layer."""
     layer2, queue2 = tmp_path / f"{layer.name}-ref", tmp_path / f"{queue.name}-ref"
     shutil.copytree(layer, layer2)
     shutil.copytree(queue, queue2)
     for f in (queue2 / "queue").iterdir():
         f.write_text(f.read_text().replace(str(layer), str(layer2)))
-    return layer2, queue2
+    ours(f"fq://{queue}")
+    reference(f"fq://{queue2}", cwd=tmp_path)
+    return layer2
 
 
 def same_layer(a: Path, b: Path) -> None:
@@ -77,9 +81,7 @@ def test_reference_downsample_fq(tmp_path, kind):
     queue = tmp_path / "queue"
     fill(tmp_path, f"tq.insert(tc.create_downsampling_tasks('file://{layer}', mip=0, num_mips=2))",
          f"fq://{queue}")
-    layer2, queue2 = twin(tmp_path, layer, queue)
-    ours(f"fq://{queue}")
-    reference(f"fq://{queue2}", cwd=tmp_path)
+    layer2 = drain_both(tmp_path, layer, queue)
     assert len(os.listdir(queue / "queue")) == 0
     assert (queue / "completions").stat().st_size == int((queue / "insertions").read_text())
     same_layer(layer, layer2)
@@ -92,9 +94,7 @@ def test_reference_transfer_fq(tmp_path):
     fill(tmp_path, f"tq.insert(tc.create_transfer_tasks('file://{src}', 'file://{tmp_path}/dest', "
          "chunk_size=(8, 8, 4), shape=(32, 32, 8)))", f"fq://{queue}")
     dest = tmp_path / "dest"
-    dest2, queue2 = twin(tmp_path, dest, queue)
-    ours(f"fq://{queue}")
-    reference(f"fq://{queue2}", cwd=tmp_path)
+    dest2 = drain_both(tmp_path, dest, queue)
     same_layer(dest, dest2)
 
 
@@ -153,9 +153,7 @@ def test_reference_meshes_fq(tmp_path):
     queue = tmp_path / "queue"
     fill(tmp_path, f"tq.insert(tc.create_meshing_tasks('file://{layer}', mip=0, shape=(32, 32, 32)))",
          f"fq://{queue}")
-    layer2, queue2 = twin(tmp_path, layer, queue)
-    ours(f"fq://{queue}")
-    reference(f"fq://{queue2}", cwd=tmp_path)
+    layer2 = drain_both(tmp_path, layer, queue)
     for path, run in ((layer, lambda q: ours(q)), (layer2, lambda q: reference(q, cwd=tmp_path))):
         q = tmp_path / f"manifests-{path.name}"
         fill(tmp_path, f"tq.insert(tc.create_mesh_manifest_tasks('file://{path}', magnitude=2))",

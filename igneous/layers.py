@@ -202,12 +202,18 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
     return layer
 
 
+WRITE_CACHE_CONTROL = "no-cache"  # chunks and shards CloudVolume writes for us
+
+
 def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     """A CloudVolume for ``path`` at ``mip`` with quiet, non-caching defaults."""
     from cloudvolume import CloudVolume
 
     path = normalize_path(path)
-    opts = dict(progress=False, cache=False, green_threads=False, fill_missing=False)
+    # cdn_cache as a header string: CloudVolume hands a bool straight to the
+    # client when it writes a shard, and boto refuses a bool Cache-Control
+    opts = dict(progress=False, cache=False, green_threads=False, fill_missing=False,
+                cdn_cache=WRITE_CACHE_CONTROL)
     opts.update(kwargs)
     with layer_errors(path):
         cv = CloudVolume(path, **opts)

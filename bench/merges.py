@@ -16,8 +16,8 @@ identical vertices. A mesh fragment is a 4-sided tube (8 vertices, capped at
 the object's ends); a skeleton fragment a path with a vertex every 16 voxels
 plus its ends (seam vertices marked SEAM, as the forge marks them).
 
-    python -m bench.merges --labels 100000 --memory 512M,1G,2G
-    python -m bench.merges --labels 1000000 --memory 512M,2G --kinds mesh-sharded,skeleton-sharded
+    python -m bench.merges --labels 100000 --memory 512M,2G
+    python -m bench.merges --labels 1000000 --memory 512M,2G --sample 150
 
 Results go to .bench/results/merges-*.json; docs/scale.md has the table.
 """
@@ -284,26 +284,36 @@ def fixture(kind: str, n: int, root: Path) -> Path:
 
 
 def clear_outputs(kind: str, path: Path) -> None:
-    """Remove what an earlier merge wrote, so every run starts from the forge output."""
-    from igneous.task_creation.mesh import clean_mesh_temporaries
-
+    """Remove what an earlier merge wrote (never the forge output), so every
+    run starts from the same state."""
     if kind.startswith("mesh"):
-        clean_mesh_temporaries(str(path), "mesh")
         d = path / "mesh"
+        shutil.rmtree(d / "scatter", ignore_errors=True)
         for p in d.iterdir():
-            if p.name.isdigit() or p.name.endswith(".index") or ":" in p.name and p.name.endswith(":0"):
+            if p.name.endswith(":0") or p.name.endswith(".shard") or p.name.endswith(".index"):
                 p.unlink()
     else:
         d = path / "skeletons"
         for p in d.iterdir():
-            if p.name.isdigit() or p.name.endswith(".shard") or p.name.endswith(".gz"):
+            if p.is_file() and p.name != "info":
                 p.unlink()
         shutil.rmtree(d / ".frags" / "fused", ignore_errors=True)
         shutil.rmtree(d / ".frags" / "fused-done", ignore_errors=True)
 
 
+def queue_counts(impl, queue: Path) -> dict:
+    import subprocess
+
+    out = subprocess.run([impl.igneous, "queue", "status", "--json", str(queue)],
+                         capture_output=True, text=True, env=impl.env())
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
 def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: int,
-        timeout: float) -> Iterator[dict]:
+        timeout: float, sample: float) -> Iterator[dict]:
+    """Each merge at each memory setting: run whole (``sample`` 0), or planned
+    into a local queue and executed by one worker for ``sample`` seconds (peak
+    memory of a task is what matters; the total time is extrapolated)."""
     impl = ours()
     for kind in kinds:
         path = fixture(kind, n, root)
@@ -311,11 +321,25 @@ def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: in
             clear_outputs(kind, path)
             cmd = COMMANDS[kind].format(igneous=impl.igneous, layer=path, memory=memory,
                                         magnitude=magnitude)
-            s = measure(cmd, impl=impl, cwd=root, log=root / "merges.log", timeout=timeout)
-            row = dict(kind=kind, labels=n, memory=memory, command=cmd.replace(impl.igneous, "igneous"),
-                       returncode=s.returncode, wall=round(s.wall, 1), cpu=round(s.cpu, 1),
-                       peak_tree_mb=round(s.peak_tree_rss / 1e6), max_rss_mb=round(s.max_rss / 1e6),
-                       timed_out=s.timed_out)
+            row = dict(kind=kind, labels=n, memory=memory,
+                       command=cmd.replace(impl.igneous, "igneous").replace(str(root), "ROOT"))
+            if not sample:
+                s = measure(cmd, impl=impl, cwd=root, log=root / "merges.log", timeout=timeout)
+                row.update(returncode=s.returncode, wall=round(s.wall, 1), cpu=round(s.cpu, 1),
+                           peak_tree_mb=round(s.peak_tree_rss / 1e6), timed_out=s.timed_out)
+            else:
+                queue = root / f"q-{kind}"
+                shutil.rmtree(queue, ignore_errors=True)
+                p = measure(f"{cmd} --queue {queue}", impl=impl, cwd=root, log=root / "merges.log",
+                            timeout=timeout)
+                total = queue_counts(impl, queue).get("pending", 0)
+                w = measure(f"{impl.igneous} execute {queue} -q --min-sec {sample}", impl=impl,
+                            cwd=root, log=root / "merges.log", timeout=timeout)
+                done = queue_counts(impl, queue).get("completed", 0)
+                row.update(returncode=p.returncode or w.returncode, plan_wall=round(p.wall, 1),
+                           plan_peak_mb=round(p.peak_tree_rss / 1e6), tasks=total,
+                           sampled_tasks=done, sample_wall=round(w.wall, 1),
+                           sample_cpu=round(w.cpu, 1), peak_tree_mb=round(w.peak_tree_rss / 1e6))
             print(json.dumps(row), flush=True)
             yield row
 
@@ -327,8 +351,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--magnitude", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=3600)
-    ap.add_argument("--root", type=Path, default=BENCH / "merges")
+    ap.add_argument("--root", type=Path, default=BENCH / "merges",
+                    help="where the fragment sets are kept (10^6 labels: ~10 GB)")
     ap.add_argument("--write-only", action="store_true", help="only write the fragment sets")
+    ap.add_argument("--sample", type=float, default=0,
+                    help="plan into a local queue, then run one worker this many seconds "
+                    "(instead of the whole merge)")
     args = ap.parse_args(argv)
     kinds = args.kinds.split(",")
     args.root.mkdir(parents=True, exist_ok=True)
@@ -337,9 +365,9 @@ def main(argv: list[str] | None = None) -> None:
             fixture(kind, args.labels, args.root)
         return
     rows = list(run(kinds, args.labels, args.memory.split(","), args.root, args.magnitude,
-                    args.timeout))
+                    args.timeout, args.sample))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"merges-{args.labels}.json"
+    out = RESULTS / f"merges-{args.labels}{'-sample' if args.sample else ''}.json"
     out.write_text(json.dumps(rows, indent=1))
     print(f"wrote {out}", file=sys.stderr)
 

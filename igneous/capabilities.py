@@ -155,7 +155,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("view", commands=(("igneous.cli.view:view", ""),)),
     Capability(
         "testing",  # tasks for measuring and testing queues and workers
-        tasks={"igneous.tasks.testing": ("noop", "touch", "sleep", "fail", "allocate",
+        tasks={"igneous.tasks.testing": ("noop", "touch", "record", "sleep", "fail", "allocate",
                                            "crash")},
     ),
 )

@@ -60,13 +60,14 @@ CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"}
 )
 
-# `execute -x` on SQS: the approximate counts alone decide nothing. "Empty"
-# is confirmed by a long-poll receive (it asks every SQS server, where a short
-# poll samples a few), and leased messages are waited for at most this long
-# after the last pending one was seen: a receive whose response was lost
-# leaves a message leased by nobody until its visibility timeout ends, and
-# a worker still running its task does not need the others to wait.
-EMPTY_WAIT_SEC = 1
+# `execute -x` on SQS: one reading of the approximate counts decides nothing.
+# "Empty" needs the counts at zero on readings at least EMPTY_CONFIRM_SEC
+# apart, with the worker's receives in between finding nothing; leased
+# messages are waited for at most LEASED_GRACE_SEC after work was last
+# pending: a receive whose response was lost leaves a message leased by
+# nobody until its visibility timeout ends, and a worker still running its
+# task does not need the others to wait.
+EMPTY_CONFIRM_SEC = 2.0
 LEASED_GRACE_SEC = 30.0
 
 _AWS_HOST = re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
@@ -115,7 +116,7 @@ class SQSQueue(TaskQueue):
         self.url = f"sqs://{self.name}"
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self._urls: dict[str, str] = {}
-        self._idle_since: float | None = None  # see is_empty
+        self._idle_since: float | None = None  # see drained
         try:
             session = boto3.session.Session()
             self._sqs = session.client(
@@ -196,14 +197,13 @@ class SQSQueue(TaskQueue):
             fn(batch)
 
     def _receive(
-        self, url: str, queue: str, n: int, visibility: int, *, attributes: bool = False,
-        wait: int = 0,
+        self, url: str, queue: str, n: int, visibility: int, *, attributes: bool = False
     ) -> list[dict]:
         kwargs: dict[str, Any] = {
             "QueueUrl": url,
             "MaxNumberOfMessages": max(1, min(BATCH, n)),
             "VisibilityTimeout": visibility,
-            "WaitTimeSeconds": wait,
+            "WaitTimeSeconds": 0,
             "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
         }
         if attributes:
@@ -415,8 +415,12 @@ class SQSQueue(TaskQueue):
                 self._drain(url, name)
 
     def is_empty(self) -> bool:
-        """Nothing pending (confirmed by a long poll), and nothing leased or
-        only leases older than LEASED_GRACE_SEC since work was last pending."""
+        return self.counts(detailed=False).remaining == 0
+
+    def drained(self) -> bool:
+        """Nothing pending on readings EMPTY_CONFIRM_SEC apart (the worker
+        receives in between), and nothing leased, or only leases older than
+        LEASED_GRACE_SEC since work was last pending."""
         counts = self.counts(detailed=False)
         now = time.monotonic()
         if counts.pending:
@@ -424,14 +428,10 @@ class SQSQueue(TaskQueue):
             return False
         if self._idle_since is None:
             self._idle_since = now
-        if counts.leased and now - self._idle_since < LEASED_GRACE_SEC:
-            return False
-        # peek (visibility 0: the message stays available to every worker; it
-        # counts as a receive, so a task found this way has one attempt fewer)
-        if self._receive(self._require(self.name), self.name, 1, 0, wait=EMPTY_WAIT_SEC):
-            self._idle_since = None
-            return False
-        return True
+        idle = now - self._idle_since
+        if counts.leased:
+            return idle >= LEASED_GRACE_SEC
+        return idle >= EMPTY_CONFIRM_SEC
 
     def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
         url = self._queue_url(self.dead_name, create=False)

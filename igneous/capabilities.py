@@ -52,16 +52,17 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(
         "mesh",
         tasks={"igneous.tasks.mesh": ("mesh_forge",),
-               "igneous.tasks.mesh_merge": ("mesh_manifest", "mesh_multires", "mesh_delete",
-                                            "mesh_xfer"),
+               "igneous.tasks.mesh_merge": ("mesh_manifest", "mesh_multires", "mesh_scatter",
+                                            "mesh_delete", "mesh_xfer"),
                "igneous.tasks.mesh_convert": ("mesh_xfer_sharded",)},
         planners={"igneous.task_creation.mesh": (
             "create_meshing_tasks", "create_mesh_manifest_tasks",
             "create_unsharded_multires_mesh_tasks", "create_sharded_multires_mesh_tasks",
+            "plan_sharded_multires_mesh",
             "create_mesh_deletion_tasks", "create_xfer_meshes_tasks",
             "create_spatial_index_mesh_tasks")},
         steps={"mesh-forge": "create_meshing_tasks", "mesh-merge": "create_mesh_manifest_tasks",
-               "mesh-merge-sharded": "create_sharded_multires_mesh_tasks",
+               "mesh-merge-sharded": "plan_sharded_multires_mesh",
                "mesh-merge-multires": "create_unsharded_multires_mesh_tasks"},
         commands=(("igneous.cli.mesh:mesh_group", ""),),
         aliases={"mesh": "mesh_forge"},
@@ -80,7 +81,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             "create_spatial_index_skeleton_tasks")},
         steps={"skeleton-forge": "create_skeletonizing_tasks",
                "skeleton-merge": "create_unsharded_skeleton_merge_tasks",
-               "skeleton-merge-sharded": "create_sharded_skeleton_merge_tasks"},
+               "skeleton-merge-sharded": "plan_sharded_skeleton_merge"},
         commands=(("igneous.cli.skeleton:skeleton_group", ""),),
     ),
     Capability(
@@ -156,7 +157,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("view", commands=(("igneous.cli.view:view", ""),)),
     Capability(
         "testing",  # tasks for measuring and testing queues and workers
-        tasks={"igneous.tasks.testing": ("noop", "touch", "sleep", "fail", "allocate",
+        tasks={"igneous.tasks.testing": ("noop", "touch", "record", "sleep", "fail", "allocate",
                                            "crash")},
     ),
 )

@@ -192,7 +192,10 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
             leases = queue.lease(want, seconds=opts.lease_sec)
             if not leases:
                 # (one cheap query; SQS, which has no stages, is only asked when it matters)
-                empty = queue.is_empty() if opts.exit_on_empty or queue.supports_stages else True
+                if opts.exit_on_empty:
+                    empty = queue.drained()  # SQS: confirmed, not one approximate reading
+                else:
+                    empty = queue.is_empty() if queue.supports_stages else True
                 if opts.exit_on_empty and empty:
                     break
                 stop.event.wait(idle_sleep * (0.5 + random.random()))

@@ -46,7 +46,7 @@ SCRIPTING_NAMES = {
     "create_transfer_tasks", "create_unsharded_multires_mesh_tasks",
     "create_unsharded_skeleton_merge_tasks", "create_voxel_counting_tasks",
     "create_xfer_meshes_tasks", "plan_downsample", "plan_shard_downsample",
-    "plan_sharded_skeleton_merge",
+    "plan_sharded_multires_mesh", "plan_sharded_skeleton_merge",
 }
 
 

@@ -96,17 +96,20 @@ def forge(ctx, path, queue, mip, shape, simplify, max_error, fill_missing, dust_
 @click.option("--min-chunk-size", default="256,256,256", show_default=True,
               help="(multires) finest octree cell in voxels.")
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory (default: the info's).")
+@memory_option
 @click.pass_context
-def merge(ctx, path, queue, magnitude, nlod, vqb, min_chunk_size, mesh_dir):
+def merge(ctx, path, queue, magnitude, nlod, vqb, min_chunk_size, mesh_dir, memory):
     """(2) Merge forged fragments: manifests, or multi-resolution meshes with --nlod."""
     from igneous.task_creation import mesh as tcm
 
     if nlod > 0:
         plan = tcm.create_unsharded_multires_mesh_tasks(
             path, num_lod=nlod, magnitude=magnitude, mesh_dir=mesh_dir,
-            vertex_quantization_bits=int(vqb), min_chunk_size=_triple(min_chunk_size, "--min-chunk-size"))
+            vertex_quantization_bits=int(vqb), min_chunk_size=_triple(min_chunk_size, "--min-chunk-size"),
+            memory_target=memory)
     else:
-        plan = tcm.create_mesh_manifest_tasks(path, magnitude=magnitude, mesh_dir=mesh_dir)
+        plan = tcm.create_mesh_manifest_tasks(path, magnitude=magnitude, mesh_dir=mesh_dir,
+                                              memory_target=memory)
     if len(plan):
         enqueue_or_run(ctx, queue, [plan], what="merge tasks")
 
@@ -137,17 +140,17 @@ def merge_sharded(ctx, path, queue, nlod, vqb, compress_level, shard_index_bytes
                   minishard_index_bytes, min_shards, max_labels_per_shard, minishard_index_encoding,
                   spatial_index_db, min_chunk_size, memory, mesh_dir):
     """(2) Build sharded multi-resolution meshes from `forge --sharded` fragments."""
-    from igneous.task_creation.mesh import create_sharded_multires_mesh_tasks
+    from igneous.task_creation.mesh import plan_sharded_multires_mesh
 
-    plan = create_sharded_multires_mesh_tasks(
+    stages = plan_sharded_multires_mesh(
         path, shard_index_bytes=shard_index_bytes, minishard_index_bytes=minishard_index_bytes,
         min_shards=min_shards, num_lod=nlod, draco_compression_level=compress_level,
         vertex_quantization_bits=int(vqb), minishard_index_encoding=minishard_index_encoding,
         mesh_dir=mesh_dir, spatial_index_db=spatial_index_db,
         min_chunk_size=_triple(min_chunk_size, "--min-chunk-size"),
         max_labels_per_shard=max_labels_per_shard, memory_target=memory)
-    if len(plan):
-        enqueue_or_run(ctx, queue, [plan], what="shard tasks")
+    if stages:
+        enqueue_or_run(ctx, queue, stages, what="merge tasks")
 
 
 @mesh_group.command()
@@ -169,7 +172,7 @@ def rm(ctx, path, queue, magnitude, mesh_dir):
 @click.argument("src")
 @click.option("--dir", "mesh_dir", default=None, help="Mesh directory (default: the info's).")
 def clean(src, mesh_dir):
-    """Delete temporary files (.frags from forge --sharded, .labels from merge-sharded)."""
+    """Delete temporary files (.frags from forge --sharded, scatter/ from merge-sharded)."""
     from igneous.task_creation.mesh import clean_mesh_temporaries
 
     n = clean_mesh_temporaries(src, mesh_dir)

@@ -128,16 +128,17 @@ def forge(ctx, path, queue, mip, shape, fill_missing, fix_branching, fix_borders
 @merge_options
 @click.option("--magnitude", default=2, show_default=True, type=int,
               help="Split the work into up to 10^magnitude tasks.")
+@memory_option
 @click.pass_context
 def merge(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, crop,
-          delete_fragments, skel_dir, magnitude):
+          delete_fragments, skel_dir, magnitude, memory):
     """(2) Fuse the forge fragments into one skeleton file per label."""
     from igneous.task_creation.skeleton import create_unsharded_skeleton_merge_tasks
 
     plan = create_unsharded_skeleton_merge_tasks(
         path, crop=crop, magnitude=magnitude, dust_threshold=min_cable_length,
         tick_threshold=tick_threshold, delete_fragments=delete_fragments,
-        max_cable_length=max_cable_length, skel_dir=skel_dir,
+        max_cable_length=max_cable_length, skel_dir=skel_dir, memory_target=memory,
     )
     enqueue_or_run(ctx, queue, [plan], what="skeleton merge tasks")
 
@@ -164,11 +165,12 @@ def merge(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, 
               type=click.Choice(["gzip", "raw"]))
 @click.option("--spatial-index-db", default=None,
               help="Accepted for compatibility; labels come from the forge fragments.")
+@memory_option
 @click.pass_context
 def merge_sharded(ctx, path, queue, min_cable_length, max_cable_length, tick_threshold, crop,
                   delete_fragments, skel_dir, shard_index_bytes, minishard_index_bytes,
                   max_labels_per_shard, min_shards, minishard_bits, shard_bits, preshift_bits,
-                  minishard_index_encoding, data_encoding, spatial_index_db):
+                  minishard_index_encoding, data_encoding, spatial_index_db, memory):
     """(2) Fuse the forge fragments into neuroglancer_uint64_sharded_v1 shards.
 
     Two queue stages: fuse per label bucket, then write each shard.
@@ -182,7 +184,7 @@ def merge_sharded(ctx, path, queue, min_cable_length, max_cable_length, tick_thr
         minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
         max_cable_length=max_cable_length, spatial_index_db=spatial_index_db,
         minishard_bits=minishard_bits, shard_bits=shard_bits, preshift_bits=preshift_bits,
-        crop=crop, delete_fragments=delete_fragments, skel_dir=skel_dir,
+        crop=crop, delete_fragments=delete_fragments, skel_dir=skel_dir, memory_target=memory,
     )
     enqueue_or_run(ctx, queue, stages, what="skeleton merge tasks")
 

@@ -125,6 +125,11 @@ class TaskQueue(ABC):
     def is_empty(self) -> bool:
         """True when nothing is pending or leased."""
 
+    def drained(self) -> bool:
+        """True when a worker started with ``-x`` may exit (it just found
+        nothing to lease): ``is_empty()`` where counts are exact."""
+        return self.is_empty()
+
     @abstractmethod
     def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
         """The most recent dead-lettered tasks with their last error."""

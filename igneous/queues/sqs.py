@@ -60,6 +60,16 @@ CLIENT_CONFIG = Config(
     connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "standard"}
 )
 
+# `execute -x` on SQS: one reading of the approximate counts decides nothing.
+# "Empty" needs the counts at zero on readings at least EMPTY_CONFIRM_SEC
+# apart, with the worker's receives in between finding nothing; leased
+# messages are waited for at most LEASED_GRACE_SEC after work was last
+# pending: a receive whose response was lost leaves a message leased by
+# nobody until its visibility timeout ends, and a worker still running its
+# task does not need the others to wait.
+EMPTY_CONFIRM_SEC = 2.0
+LEASED_GRACE_SEC = 30.0
+
 _AWS_HOST = re.compile(r"^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 _STALE_HANDLE = ("ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight")
 
@@ -106,6 +116,7 @@ class SQSQueue(TaskQueue):
         self.url = f"sqs://{self.name}"
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self._urls: dict[str, str] = {}
+        self._idle_since: float | None = None  # see drained
         try:
             session = boto3.session.Session()
             self._sqs = session.client(
@@ -405,6 +416,22 @@ class SQSQueue(TaskQueue):
 
     def is_empty(self) -> bool:
         return self.counts(detailed=False).remaining == 0
+
+    def drained(self) -> bool:
+        """Nothing pending on readings EMPTY_CONFIRM_SEC apart (the worker
+        receives in between), and nothing leased, or only leases older than
+        LEASED_GRACE_SEC since work was last pending."""
+        counts = self.counts(detailed=False)
+        now = time.monotonic()
+        if counts.pending:
+            self._idle_since = None
+            return False
+        if self._idle_since is None:
+            self._idle_since = now
+        idle = now - self._idle_since
+        if counts.leased:
+            return idle >= LEASED_GRACE_SEC
+        return idle >= EMPTY_CONFIRM_SEC
 
     def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
         url = self._queue_url(self.dead_name, create=False)

@@ -74,13 +74,24 @@ class LocalStore(VariantStore):
 
     def names(self, prefix: str) -> Iterator[str]:
         head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        top = os.path.join(self.root, head)
-        for directory, _, files in os.walk(top):
+        # streamed with scandir (os.walk holds a whole directory's names: a
+        # merge task listing one label prefix among millions of fragments)
+        pending = [os.path.join(self.root, head)]
+        while pending:
+            directory = pending.pop()
             rel = os.path.relpath(directory, self.root).replace(os.sep, "/")
             base = "" if rel == "." else rel + "/"
-            for name in files:
-                if (base + name).startswith(prefix):
-                    yield base + name
+            try:
+                entries = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.is_dir():  # like os.walk: links to directories are not followed
+                        if not entry.is_symlink():
+                            pending.append(entry.path)
+                    elif (base + entry.name).startswith(prefix):
+                        yield base + entry.name
 
     def remove_leftovers(self, prefix: str = "") -> int:
         removed = 0

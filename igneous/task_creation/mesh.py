@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,9 +30,18 @@ from igneous.task_creation.common import (
     store_large_args,
 )
 from igneous.tasks import Task
+from igneous.tasks.merging import shard_hex
 from igneous.tasks.mesh import mesh_forge
 from igneous.tasks.mesh_convert import mesh_xfer_sharded
-from igneous.tasks.mesh_merge import FRAGMENT, mesh_delete, mesh_manifest, mesh_multires, mesh_xfer
+from igneous.tasks.mesh_merge import (
+    FRAGMENT,
+    SCATTER_DIR,
+    mesh_delete,
+    mesh_manifest,
+    mesh_multires,
+    mesh_scatter,
+    mesh_xfer,
+)
 
 if TYPE_CHECKING:
     from igneous.storage import Store
@@ -42,6 +52,9 @@ DEFAULT_SHAPE = (256, 256, 256)
 # peak bytes per voxel of a forge task (labels, zmesh, simplification), for --memory
 FORGE_BYTES_PER_VOXEL = 48
 DEFAULT_MIN_CHUNK = (256, 256, 256)
+# a scatter task reads forge files adding up to 1/SCATTER_MEMORY_FACTOR of its
+# memory target (a file's blob, its split copies and their encoded MapBuffers)
+SCATTER_MEMORY_FACTOR = 8
 
 
 def _segmentation(layer_path: str, mip: int = 0):
@@ -202,9 +215,10 @@ def _require_fragments(layer, sub: str) -> bool:
     raise UserError(f"no mesh fragments in {layer.cloudpath}/{sub}; run `igneous mesh forge` first")
 
 
-def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None
-                               ) -> TaskPlan:
-    """Legacy merge: write ``LABEL:0`` manifests, one task per label prefix."""
+def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: str | None = None,
+                               memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+    """Legacy merge: write ``LABEL:0`` manifests, one task per label prefix (each
+    works through its labels in batches that fit ``memory_target``)."""
     from igneous.layers import LayerInfo
 
     layer = LayerInfo(layer_path)
@@ -221,7 +235,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
     def make() -> Iterator[Task]:
         for p, exact in pre:
             yield Task.of(mesh_manifest, dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
-                                             exact=exact))
+                                             exact=exact, memory_target=float(memory_target)))
 
     return TaskPlan(make, len(pre), "mesh manifests")
 
@@ -230,8 +244,10 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
                                          mesh_dir: str | None = None,
                                          vertex_quantization_bits: int = 16,
                                          min_chunk_size: Sequence[int] = DEFAULT_MIN_CHUNK,
-                                         draco_compression_level: int = 7) -> TaskPlan:
-    """Unsharded multi-resolution meshes (``LABEL.index`` + ``LABEL``) from legacy fragments."""
+                                         draco_compression_level: int = 7,
+                                         memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
+    """Unsharded multi-resolution meshes (``LABEL.index`` + ``LABEL``) from legacy
+    fragments, one task per label prefix (batches that fit ``memory_target``)."""
     from igneous.formats.multires import multires_info
     from igneous.layers import LayerInfo
 
@@ -250,7 +266,7 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
     kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
                   vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
                   compression_level=int(draco_compression_level),
-                  max_error=_error_of(sub))
+                  max_error=_error_of(sub), memory_target=float(memory_target))
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
@@ -277,33 +293,25 @@ def _check_multires_args(num_lod, vqb, min_chunk_size, level) -> None:
         raise UserError("draco compression level must be within 0..10")
 
 
-def _read_index_files(layer, sub: str) -> dict[str, list[int]]:
-    """{forge box name: labels} from the forge's spatial index files."""
-    cf = _mesh_store(layer.cloudpath, sub)
-    names = [n for n in cf.list(flat=True) if n.endswith(".spatial")]
-    out = {}
-    for name, content in cf.get_many(names):
-        if content is None:
-            raise UserError(f"cannot read spatial index file {cf.url}/{name}")
-        try:
-            out[name[: -len(".spatial")]] = [int(k) for k in json.loads(content)]
-        except ValueError:
-            raise UserError(f"spatial index file {cf.url}/{name} is corrupt; re-run "
-                            "forge for that box") from None
-    return out
+def plan_sharded_multires_mesh(layer_path: str, shard_index_bytes: int = 2**13,
+                               minishard_index_bytes: int = 2**15, min_shards: int = 1,
+                               num_lod: int = 1, draco_compression_level: int = 7,
+                               vertex_quantization_bits: int = 16,
+                               minishard_index_encoding: str = "gzip",
+                               mesh_dir: str | None = None,
+                               spatial_index_db: str | None = None,
+                               min_chunk_size: Sequence[int] = DEFAULT_MIN_CHUNK,
+                               max_labels_per_shard: int | None = 1000,
+                               memory_target: float = DEFAULT_MEMORY_TARGET) -> list[TaskPlan]:
+    """Sharded multi-resolution meshes from the ``.frags`` files of ``forge
+    --sharded``, as two stages: scatter (groups of forge files, each split by
+    shard) then one task per shard.
 
-
-def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int = 2**13,
-                                       minishard_index_bytes: int = 2**15, min_shards: int = 1,
-                                       num_lod: int = 1, draco_compression_level: int = 7,
-                                       vertex_quantization_bits: int = 16,
-                                       minishard_index_encoding: str = "gzip",
-                                       mesh_dir: str | None = None,
-                                       spatial_index_db: str | None = None,
-                                       min_chunk_size: Sequence[int] = DEFAULT_MIN_CHUNK,
-                                       max_labels_per_shard: int | None = 1000,
-                                       memory_target: float = DEFAULT_MEMORY_TARGET) -> TaskPlan:
-    """Sharded multi-resolution meshes from the ``.frags`` files of ``forge --sharded``."""
+    Memory stays within ``memory_target`` whatever the label count: the
+    planner keeps 8 bytes per fragment (to count labels), a scatter task
+    reads forge files up to a share of the target, and there are enough
+    shards that building one fits it.
+    """
     from igneous.formats.multires import multires_info
     from igneous.formats.sharding import hashed_sharding
     from igneous.layers import LayerInfo
@@ -317,28 +325,27 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
         raise UserError("minishard index encoding must be gzip or raw")
     sub_info = _sub_info(layer, sub) or {}
     cf = _mesh_store(layer.cloudpath, sub)
-    names = list(cf.list(flat=True))
-    frag_files = {n[: -len(".frags")]: n for n in names if n.endswith(".frags")}
-    if any(":0" in n for n in names):  # legacy manifests or fragments live here
-        raise UserError(f"{layer.cloudpath}/{sub} holds unsharded legacy meshes; rewriting its "
-                        "info would make them unreadable. Forge with --sharded into a new --dir, "
-                        "or delete them first with `igneous mesh rm`")
-    if not frag_files:
-        if _read_index_files(layer, sub):
-            note(f"forge found no labels to mesh in {layer.cloudpath} (all background?); "
-                 "nothing to merge")
-            return TaskPlan(lambda: iter(()), 0, "sharded multires meshes")
+    frag_files, index_files = [], []
+    for n in cf.list(flat=True):
+        if ":0" in n:  # legacy manifests or fragments live here
+            raise UserError(f"{layer.cloudpath}/{sub} holds unsharded legacy meshes; rewriting its "
+                            "info would make them unreadable. Forge with --sharded into a new "
+                            "--dir, or delete them first with `igneous mesh rm`")
+        if n.endswith(".frags"):
+            frag_files.append(n)
+        elif n.endswith(".spatial"):
+            index_files.append(n)
+    if not frag_files and not index_files:
         raise UserError(f"no sharded mesh fragments (.frags) in {layer.cloudpath}/{sub}; run "
                         "`igneous mesh forge --sharded` first")
-    index = _read_index_files(layer, sub)
-    by_label: dict[int, list[str]] = defaultdict(list)
-    for box, labels in index.items():
-        if box in frag_files:
-            for label in labels:
-                by_label[label].append(frag_files[box])
-    total_bytes = sum(int(cf.size(n) or 0) for n in frag_files.values())
+    num_labels = _count_labels(cf, index_files, {n[: -len(".frags")] for n in frag_files})
+    if num_labels == 0:
+        note(f"forge found no labels to mesh in {layer.cloudpath} (all background?); "
+             "nothing to merge")
+        return []
+    sizes = {n: int(cf.size(n) or 0) for n in sorted(frag_files)}
     sharding = hashed_sharding(
-        len(by_label), bytes_per_label=total_bytes / max(len(by_label), 1),
+        num_labels, bytes_per_label=sum(sizes.values()) / max(num_labels, 1),
         memory_target=memory_target, shard_index_bytes=shard_index_bytes,
         minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
         max_labels_per_shard=max_labels_per_shard,
@@ -346,12 +353,60 @@ def create_sharded_multires_mesh_tasks(layer_path: str, shard_index_bytes: int =
     mip = int(sub_info.get("mip", 0))
     new_info = multires_info(vertex_quantization_bits, mip=mip, sharding=sharding,
                              spatial_index=sub_info.get("spatial_index"))
-    shards = _write_shard_plan(cf, sharding, by_label)
     _put_sub_info(layer, sub, dict(new_info, chunk_size=sub_info.get("chunk_size")))
-    kwargs = dict(layer_path=layer.cloudpath, mesh_dir=sub, mip=mip, nlod=int(num_lod),
-                  vqb=int(vertex_quantization_bits), min_chunk_size=[int(x) for x in min_chunk_size],
-                  compression_level=int(draco_compression_level), max_error=_error_of(sub))
-    return _shard_tasks(mesh_multires, kwargs, shards)
+    cf.delete(list(cf.list(prefix=f"{SCATTER_DIR}/")))  # an earlier merge's scratch
+    groups = _file_groups(sizes, memory_target / SCATTER_MEMORY_FACTOR)
+    base = dict(layer_path=layer.cloudpath, mesh_dir=sub)
+    scatter = TaskPlan(lambda: (Task.of(mesh_scatter, dict(base, files=files, sharding=sharding,
+                                                            name=f"{i:06d}"))
+                                for i, files in enumerate(groups)),
+                       len(groups), "mesh merge (scatter)")
+    kwargs = dict(base, mip=mip, nlod=int(num_lod), vqb=int(vertex_quantization_bits),
+                  min_chunk_size=[int(x) for x in min_chunk_size],
+                  compression_level=int(draco_compression_level), max_error=_error_of(sub),
+                  expect=len(groups))
+    nshards = 2 ** sharding["shard_bits"]
+    shards = TaskPlan(lambda: (Task.of(mesh_multires, dict(kwargs, shard=shard_hex(i, sharding["shard_bits"])))
+                               for i in range(nshards)),
+                      nshards, "sharded multires meshes")
+    return [scatter, shards]
+
+
+def create_sharded_multires_mesh_tasks(layer_path: str, **kwargs) -> TaskPlan:
+    """Both stages of the sharded mesh merge in order (``plan_sharded_multires_mesh``
+    queues them as separate stages)."""
+    stages = plan_sharded_multires_mesh(layer_path, **kwargs)
+    return TaskPlan(lambda: chain.from_iterable(stages), sum(map(len, stages)),
+                    "sharded multires meshes")
+
+
+def _count_labels(cf: Store, index_files: list[str], forged: set[str]) -> int:
+    """Distinct labels in the index files of the boxes that wrote ``.frags``."""
+    names = [n for n in index_files if n[: -len(".spatial")] in forged]
+    parts = []
+    for name, content in cf.get_many(names):
+        if content is None:
+            raise UserError(f"cannot read spatial index file {cf.url}/{name}")
+        try:
+            parts.append(np.fromiter((int(k) for k in json.loads(content)), dtype=np.uint64))
+        except ValueError:
+            raise UserError(f"spatial index file {cf.url}/{name} is corrupt; re-run "
+                            "forge for that box") from None
+        parts = [np.unique(np.concatenate(parts))] if len(parts) > 64 else parts
+    return int(np.unique(np.concatenate(parts)).size) if parts else 0
+
+
+def _file_groups(sizes: dict[str, int], budget: float) -> list[list[str]]:
+    """Consecutive files in groups of at most ``budget`` bytes (at least one file each)."""
+    groups: list[list[str]] = [[]]
+    total = 0
+    for name, size in sizes.items():
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(name)
+        total += size
+    return groups
 
 
 def _write_shard_plan(cf: Store, sharding: dict, by_label: dict[int, list[str]]) -> list[int]:
@@ -487,12 +542,14 @@ def create_spatial_index_mesh_tasks(cloudpath: str, shape: Sequence[int] = (448,
 
 
 def clean_mesh_temporaries(layer_path: str, mesh_dir: str | None = None) -> int:
-    """Delete the forge's ``.frags`` and the sharded merge's ``.labels`` files."""
+    """Delete the forge's ``.frags``, the sharded merge's scatter files and the
+    sharded transfer's ``.labels`` files."""
     from igneous.layers import LayerInfo
 
     layer = LayerInfo(layer_path)
     sub = _mesh_dir(layer, mesh_dir)
     cf = _mesh_store(layer.cloudpath, sub)
     names = [n for n in cf.list(flat=True) if n.endswith(".frags") or n.endswith(".labels")]
+    names += list(cf.list(prefix=f"{SCATTER_DIR}/"))
     cf.delete(names)
     return len(names) + cf.remove_leftovers()

@@ -261,7 +261,7 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
 
 def _merge_common(layer: LayerInfo, meta: dict, *, crop: int, dust_threshold: float,
                   tick_threshold: float, max_cable_length: float | None,
-                  delete_fragments: bool) -> dict:
+                  delete_fragments: bool, memory_target: float) -> dict:
     if crop < 0:
         raise UserError("crop must be >= 0 voxels")
     for name, value in (("dust_threshold", dust_threshold), ("tick_threshold", tick_threshold)):
@@ -280,7 +280,8 @@ def _merge_common(layer: LayerInfo, meta: dict, *, crop: int, dust_threshold: fl
     return dict(resolution=res.tolist(), vertex_attributes=meta["vertex_attributes"],
                 dust_threshold=float(dust_threshold), tick_threshold=float(tick_threshold),
                 max_cable_length=None if max_cable_length is None else float(max_cable_length),
-                crop_box=crop_box, delete_fragments=bool(delete_fragments))
+                crop_box=crop_box, delete_fragments=bool(delete_fragments),
+                memory_target=float(memory_target))
 
 
 def _merge_plan(url: str, meta: dict, ntasks: int, lost: np.ndarray, common: dict,
@@ -301,11 +302,13 @@ def create_unsharded_skeleton_merge_tasks(
     layer_path: str, mip: int | None = None, crop: int = 0, magnitude: int = 3,
     dust_threshold: float = 4000, tick_threshold: float = 6000, delete_fragments: bool = False,
     max_cable_length: float | None = None, skel_dir: str | None = None,
+    memory_target: float = DEFAULT_MEMORY_TARGET,
 ) -> TaskPlan:
     """Fuse forge fragments into one ``SKELDIR/LABEL`` file per label.
 
     ``magnitude`` splits the work into up to 10^magnitude tasks; thresholds are
-    physical lengths; ``crop`` trims that many voxels off the volume's faces.
+    physical lengths; ``crop`` trims that many voxels off the volume's faces;
+    each task decodes its labels in batches that fit ``memory_target``.
     """
     if magnitude < 0:
         raise UserError("magnitude must be >= 0")
@@ -314,7 +317,7 @@ def create_unsharded_skeleton_merge_tasks(
         raise UserError(f"the fragments were forged at mip {meta['mip']}, not mip {mip}")
     common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
-                           delete_fragments=delete_fragments)
+                           delete_fragments=delete_fragments, memory_target=memory_target)
     _set_sharding(url, None)
     return _merge_plan(url, meta, 10**magnitude, lost, common, "skeleton merge")
 
@@ -338,26 +341,30 @@ def plan_sharded_skeleton_merge(
     spatial_index_db: str | None = None, minishard_bits: int | None = None,
     shard_bits: int | None = None, preshift_bits: int | None = None, crop: int = 0,
     delete_fragments: bool = False, skel_dir: str | None = None,
+    memory_target: float = DEFAULT_MEMORY_TARGET,
 ) -> list[TaskPlan]:
     """The sharded merge as two stages: fuse per bucket, then write each shard.
 
-    ``spatial_index_db`` is accepted for compatibility; the fragments' own
-    label lists are used instead.
+    There are enough shards that writing one fits ``memory_target`` (from the
+    fragments' bytes per label). ``spatial_index_db`` is accepted for
+    compatibility; the fragments' own label lists are used instead.
     """
+    from igneous.storage import open_store
+
     layer, url, meta, labels, lost = _forge_state(layer_path, skel_dir)
     common = _merge_common(layer, meta, crop=crop, dust_threshold=dust_threshold,
                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
-                           delete_fragments=delete_fragments)
+                           delete_fragments=delete_fragments, memory_target=memory_target)
+    cf = open_store(url)
+    num_labels = int(labels.size - np.isin(labels, lost).sum())
     spec = hashed_sharding(
-        int(labels.size - np.isin(labels, lost).sum()), shard_index_bytes=shard_index_bytes,
+        num_labels, bytes_per_label=_fragment_bytes(cf) / max(num_labels, 1),
+        memory_target=memory_target, shard_index_bytes=shard_index_bytes,
         minishard_index_bytes=minishard_index_bytes, min_shards=min_shards,
         max_labels_per_shard=max_labels_per_shard,
         minishard_index_encoding=minishard_index_encoding, data_encoding=data_encoding,
         minishard_bits=minishard_bits, shard_bits=shard_bits, preshift_bits=preshift_bits,
     )
-    from igneous.storage import open_store
-
-    cf = open_store(url)
     cf.delete(list(cf.list(prefix=f"{FRAG_DIR}/fused")))  # an earlier merge's scratch
     _set_sharding(url, spec)
     fuse_plan = _merge_plan(url, meta, meta["buckets"], lost, dict(common, sharding=spec),
@@ -372,6 +379,19 @@ def plan_sharded_skeleton_merge(
                                               delete_fragments=delete_fragments))
 
     return [fuse_plan, TaskPlan(make, nshards, "skeleton merge (shards)")]
+
+
+def _fragment_bytes(cf, sample: int = 256) -> float:
+    """The forge fragments' total bytes, from the sizes of up to ``sample`` files."""
+    import itertools
+
+    paths = [p for p in cf.list(prefix=f"{FRAG_DIR}/")
+             if p.endswith(".frags") and p[len(FRAG_DIR) + 1:].split("/", 1)[0].isdigit()]
+    if not paths:
+        return 0.0
+    step = max(1, len(paths) // sample)
+    sizes = [int(cf.size(p) or 0) for p in itertools.islice(paths, 0, None, step)]
+    return sum(sizes) / len(sizes) * len(paths)
 
 
 def create_sharded_skeleton_merge_tasks(layer_path: str, **kwargs) -> TaskPlan:

@@ -3,21 +3,27 @@
 
 Label groups are chosen by decimal prefix: a task with prefix ``p`` owns every
 label whose decimal string starts with ``p`` (``exact`` tasks own just the
-label ``p``, for ids shorter than the prefix length). Every fragment is
-decoded before anything is written, so a corrupt file fails the task with its
-name and no manifest ever points at a broken or missing fragment.
+label ``p``, for ids shorter than the prefix length). A task works through
+its labels in batches sized to its memory target (``label_batches``), so its
+memory does not grow with the label count. Every fragment of a batch is
+decoded before the batch is written, so a corrupt file fails the task with
+its name and no manifest points at a broken or missing fragment.
+
+The sharded merge has two stages (``mesh_scatter``, then ``mesh_multires``
+per shard), so each shard reads only its own labels' fragments.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from igneous.errors import UserError
+from igneous.tasks.merging import memory_budget
 
 if TYPE_CHECKING:
     from igneous.storage import Store
@@ -56,7 +62,39 @@ def read_meshes(cf: Store, names: Iterable[str]) -> dict[str, object]:
     return out
 
 
-def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False) -> int:
+# labels whose fragments are fetched together (one get_many)
+FETCH_LABELS = 256
+SCATTER_DIR = "scatter"  # the sharded merge's first stage files fragments here, by shard
+SCATTER_DONE = f"{SCATTER_DIR}/done"
+
+
+def mesh_bytes(meshes: Iterable) -> int:
+    return sum(m.vertices.nbytes + m.faces.nbytes for m in meshes)
+
+
+def label_batches(cf: Store, frags: dict[int, list[str]], budget: float
+                  ) -> Iterator[dict[int, list]]:
+    """{label: decoded fragments} in label order, a batch at a time: a batch
+    stops growing once its fragments reach ``budget`` bytes, so a task's
+    memory does not grow with its label count."""
+    labels = sorted(frags)
+    batch: dict[int, list] = {}
+    size = 0
+    for i in range(0, len(labels), FETCH_LABELS):
+        chunk = labels[i:i + FETCH_LABELS]
+        meshes = read_meshes(cf, (n for label in chunk for n in frags[label]))
+        for label in chunk:
+            batch[label] = [meshes.pop(n) for n in frags[label]]
+            size += mesh_bytes(batch[label])
+            if size >= budget:
+                yield batch
+                batch, size = {}, 0
+    if batch:
+        yield batch
+
+
+def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False,
+                  memory_target: float | None = None) -> int:
     """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
     import json
 
@@ -64,9 +102,9 @@ def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = Fal
 
     cf = open_store(f"{layer_path}/{mesh_dir}")
     frags = list_fragments(cf, prefix, exact)
-    read_meshes(cf, (n for names in frags.values() for n in names))  # validate first
-    cf.put_many(((f"{label}:0", json.dumps({"fragments": names}).encode("utf8"))
-                 for label, names in frags.items()), content_type="application/json")
+    for batch in label_batches(cf, frags, memory_budget(memory_target)):  # validate first
+        cf.put_many(((f"{label}:0", json.dumps({"fragments": frags[label]}).encode("utf8"))
+                     for label in batch), content_type="application/json")
     return len(frags)
 
 
@@ -95,28 +133,30 @@ def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size: 
 def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int = 16,
                   min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
-                  shard: int | None = None, labels_file: str | None = None) -> int:
+                  shard: str | None = None, expect: int = 0,
+                  memory_target: float | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
-    ``LABEL``) or for one shard (sharded: reads the ``.frags`` listed in ``labels_file``)."""
+    ``LABEL``) or for one shard (sharded: from what ``mesh_scatter`` filed
+    under it, once all ``expect`` scatter tasks are done)."""
     from igneous.layers import LayerInfo
     from igneous.storage import open_store
 
     info = LayerInfo(layer_path).info
     opts = multires_options(info, mip, nlod, vqb, min_chunk_size, compression_level, max_error)
     cf = open_store(f"{layer_path}/{mesh_dir}")
-    if shard is None:
-        frags = list_fragments(cf, prefix or "", exact)
-        meshes = read_meshes(cf, (n for names in frags.values() for n in names))
+    if shard is not None:
+        return _build_shard(cf, str(shard), expect, opts)
+    frags = list_fragments(cf, prefix or "", exact)
+    written = 0
+    for batch in label_batches(cf, frags, memory_budget(memory_target)):
         outputs = []
-        for label, names in frags.items():
-            enc = _encode_label([meshes[n] for n in names], opts)
+        for label in sorted(batch):
+            enc = _encode_label(batch.pop(label), opts)
             if enc is not None:
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
         cf.put_many(outputs, content_type="application/octet-stream")
-        return len(outputs) // 2
-    if labels_file is None:
-        raise ValueError("a sharded mesh_multires task needs labels_file")
-    return _build_shard(cf, labels_file, opts)
+        written += len(outputs) // 2
+    return written
 
 
 def shard_plan(cf: Store, labels_file: str, command: str) -> dict[str, list[str]]:
@@ -127,31 +167,67 @@ def shard_plan(cf: Store, labels_file: str, command: str) -> dict[str, list[str]
     return plan
 
 
-def _build_shard(cf: Store, labels_file: str, opts: dict) -> int:
-    """Assemble one shard file from the forge's ``.frags`` files."""
+def _frags_error(cf: Store, name: str, e: Exception) -> UserError:
+    return UserError(f"mesh fragment file {cf.url}/{name} is corrupt ({e}); "
+                     "delete it and re-run forge for that box")
+
+
+def mesh_scatter(layer_path: str, mesh_dir: str, files: Sequence[str], sharding: dict,
+                 name: str) -> int:
+    """First stage of the sharded merge: split forge ``.frags`` files by shard.
+
+    Each file's fragments go, still encoded, into one MapBuffer per shard they
+    hash to, ``scatter/SHARD/STEM.frags``; the shard stage then reads only its
+    own, instead of every forge file of the volume per shard.
+    """
+    from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
+    from mapbuffer import MapBuffer
+
+    from igneous.storage import open_store
+    from igneous.tasks.merging import mark_done
+
+    cf = open_store(f"{layer_path}/{mesh_dir}")
+    spec = ShardingSpecification.from_dict(sharding)
+    count = 0
+    for file in files:
+        blob = cf.get(file)
+        if blob is None:
+            raise UserError(f"mesh fragment file {cf.url}/{file} is missing; re-run forge")
+        try:
+            mb = MapBuffer(blob)
+            # by position, not get(): MapBuffer's lookup overflows on ids >= 2**63
+            keys = [int(k) for k in mb.index()[:, 0]]
+            groups: dict[str, dict[int, bytes]] = defaultdict(dict)
+            for i, label in enumerate(keys):
+                groups[spec.compute_shard_location(label).shard_number][label] = bytes(mb.getindex(i))
+        except ValueError as e:
+            raise _frags_error(cf, file, e) from None
+        stem = file.rsplit("/", 1)[-1]
+        cf.put_many(((f"{SCATTER_DIR}/{shard}/{stem}", MapBuffer(g).tobytes())
+                     for shard, g in groups.items()), content_type="application/octet-stream")
+        count += len(keys)
+    mark_done(cf, SCATTER_DONE, name)
+    return count
+
+
+def _build_shard(cf: Store, shard: str, expect: int, opts: dict) -> int:
+    """Assemble one shard file from what the scatter stage filed under it."""
     from mapbuffer import MapBuffer
 
     from igneous.formats.multires import mesh_from_precomputed
+    from igneous.tasks.merging import require_done
 
-    plan = shard_plan(cf, labels_file, "merge-sharded")
-    by_file: dict[str, list[int]] = defaultdict(list)
-    for label, files in plan.items():
-        for name in files:
-            by_file[name].append(int(label))
+    require_done(cf, SCATTER_DONE, expect, "mesh scatter")
     pieces: dict[int, list] = defaultdict(list)
-    for name, labels in sorted(by_file.items()):
-        blob = cf.get(name)
+    names = sorted(cf.list(prefix=f"{SCATTER_DIR}/{shard}/"))
+    for name, blob in cf.get_many(names):
         if blob is None:
-            raise UserError(f"mesh fragment file {cf.url}/{name} is missing; re-run forge")
-        wanted = set(labels)
+            raise UserError(f"{cf.url}/{name} vanished while it was read; re-run the merge")
         try:
-            # items(), not get(): MapBuffer's lookup overflows on ids >= 2**63
             for key, raw in MapBuffer(blob).items():
-                if int(key) in wanted:
-                    pieces[int(key)].append(mesh_from_precomputed(raw))
+                pieces[int(key)].append(mesh_from_precomputed(raw))
         except ValueError as e:
-            raise UserError(f"mesh fragment file {cf.url}/{name} is corrupt ({e}); "
-                            "delete it and re-run forge for that box") from None
+            raise _frags_error(cf, name, e) from None
     return write_shard(cf, pieces, opts)
 
 

@@ -23,7 +23,7 @@ can tell branches made by a seam from the others (it resets them to 0).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,14 +68,11 @@ def encode_skeletons(skels: dict[int, Any]) -> bytes:
                      compress="gzip").tobytes()
 
 
-def decode_skeletons(buf: bytes, attributes: list[dict]) -> Iterator[tuple[int, Any]]:
-    """Inverse of ``encode_skeletons``: yields (label, Skeleton)."""
+def decode_skeleton(raw: bytes, label: int, attributes: list[dict]) -> Any:
+    """One fragment of ``encode_skeletons``'s MapBuffer as a Skeleton."""
     from cloudvolume import Skeleton
-    from mapbuffer import MapBuffer
 
-    for label, raw in MapBuffer(buf).items():
-        yield int(label), Skeleton.from_precomputed(bytes(raw), segid=int(label),
-                                                    vertex_attributes=attributes)
+    return Skeleton.from_precomputed(raw, segid=int(label), vertex_attributes=attributes)
 
 
 def read_meta(skel_url: str) -> dict | None:

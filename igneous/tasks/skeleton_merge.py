@@ -1,11 +1,12 @@
 """Skeleton merge: fuse each label's forge fragments into one skeleton.
 
 Unsharded: one task per group of buckets writes ``SKELDIR/LABEL`` files.
-Sharded, in two queue stages so memory stays bounded by one bucket and then
-one shard, never by the whole volume:
+A task decodes a bucket's labels in batches sized to its memory target.
+Sharded, in two queue stages so memory stays bounded by one batch and then
+one shard (sized to the memory target), never by the whole volume:
 
 1. ``skeleton_merge`` with a sharding spec fuses a bucket's labels and files
-   each fused skeleton under its shard: ``.frags/fused/SHARD/BUCKET.fused``;
+   each fused skeleton under its shard: ``.frags/fused/SHARD/BUCKET-BATCH.fused``;
 2. ``skeleton_shard`` reads one shard's fused skeletons and writes the
    ``neuroglancer_uint64_sharded_v1`` shard file.
 """
@@ -24,7 +25,7 @@ from igneous.tasks.skeleton import (
     FRAG_DIR,
     SEAM,
     bucket_dir,
-    decode_skeletons,
+    decode_skeleton,
     encode_skeletons,
 )
 
@@ -202,25 +203,45 @@ def _fetch(cf: Store, paths: list[str]) -> Iterator[bytes]:
         yield data
 
 
-def _gather(cf: Store, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
-    """label -> fragments of one bucket, and the files they came from."""
-    paths = list(cf.list(prefix=bucket_dir(bucket)))
-    frags: dict[int, list] = {}
-    for data in _fetch(cf, paths):
-        for label, skel in decode_skeletons(data, attributes):
+def _bucket_batches(cf: Store, paths: list[str], attributes: list[dict], skip: set[int],
+                    budget: float) -> Iterator[dict[int, list]]:
+    """{label: fragments} of one bucket's files in label order, a batch at a
+    time: the files stay encoded (MapBuffers) and a batch is decoded only up
+    to ``budget`` bytes of fragments, so memory does not grow with the
+    bucket's label count."""
+    from mapbuffer import MapBuffer
+
+    bufs = [MapBuffer(data) for data in _fetch(cf, paths)]
+    where: dict[int, list[tuple[int, int]]] = {}
+    for b, mb in enumerate(bufs):
+        # by position, not get(): MapBuffer's lookup overflows on ids >= 2**63
+        for pos, label in enumerate(mb.index()[:, 0].tolist()):
             if label not in skip:
-                frags.setdefault(label, []).append(skel)
-    return frags, paths
+                where.setdefault(int(label), []).append((b, pos))
+    batch: dict[int, list] = {}
+    size = 0
+    for label in sorted(where):
+        raws = [bytes(bufs[b].getindex(pos)) for b, pos in where.pop(label)]
+        batch[label] = [decode_skeleton(raw, label, attributes) for raw in raws]
+        size += sum(map(len, raws))
+        if size >= budget:
+            yield batch
+            batch, size = {}, 0
+    if batch:
+        yield batch
 
 
 def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[float],
                    vertex_attributes: list[dict], dust_threshold: float = 1000,
                    tick_threshold: float = 0, max_cable_length: float | None = None,
                    crop_box: list | None = None, skip: Sequence[int] = (),
-                   delete_fragments: bool = False, sharding: dict | None = None) -> None:
+                   delete_fragments: bool = False, sharding: dict | None = None,
+                   memory_target: float | None = None) -> None:
     """Fuse every label of ``buckets``; write skeletons (or, with ``sharding``,
-    per-shard intermediate files for ``skeleton_shard``)."""
+    per-shard intermediate files for ``skeleton_shard``), a batch of labels at
+    a time sized to ``memory_target``."""
     from igneous.storage import open_store
+    from igneous.tasks.merging import mark_done, memory_budget
 
     cf = open_store(skel_dir)
     spec = None
@@ -230,31 +251,33 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
         spec = ShardingSpecification.from_dict(sharding)
     skip_set = {int(x) for x in skip}
     ball = cf.get_json(BALL_FILE)  # None from a forge before seam pruning: no pruning
+    budget = memory_budget(memory_target)
     for bucket in buckets:
-        frags, paths = _gather(cf, int(bucket), vertex_attributes, skip_set)
+        paths = list(cf.list(prefix=bucket_dir(int(bucket))))
         if not paths:
             continue  # nothing forged here, or already merged with delete_fragments
-        fused = {}
-        for label in sorted(frags):
-            skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
-                        tick_threshold=tick_threshold, max_cable_length=max_cable_length,
-                        crop_box=crop_box, ball=ball)
-            if skel is not None:
-                fused[label] = skel
-        if spec is None:
-            cf.put_many([(str(label), s.to_precomputed()) for label, s in fused.items()],
-                        compress="gzip")
-        else:
+        for part, frags in enumerate(_bucket_batches(cf, paths, vertex_attributes, skip_set, budget)):
+            fused = {}
+            for label in sorted(frags):
+                skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
+                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
+                            crop_box=crop_box, ball=ball)
+                if skel is not None:
+                    fused[label] = skel
+            if spec is None:
+                cf.put_many([(str(label), s.to_precomputed()) for label, s in fused.items()],
+                            compress="gzip")
+                continue
             by_shard: dict[str, dict] = {}
             for label, s in fused.items():
                 shard = spec.compute_shard_location(label).shard_number
                 by_shard.setdefault(shard, {})[label] = s
-            cf.put_many([(f"{FUSED_DIR}/{shard}/{int(bucket):05d}.fused", encode_skeletons(group))
-                         for shard, group in by_shard.items()])
+            cf.put_many([(f"{FUSED_DIR}/{shard}/{int(bucket):05d}-{part:05d}.fused",
+                          encode_skeletons(group)) for shard, group in by_shard.items()])
         if delete_fragments:
             cf.delete(paths)
     if spec is not None:  # tells the shard stage this task's output is complete
-        cf.put(f"{DONE_DIR}/{int(buckets[0]):05d}", b"")
+        mark_done(cf, DONE_DIR, f"{int(buckets[0]):05d}")
 
 
 def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
@@ -271,12 +294,10 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     from mapbuffer import MapBuffer
 
     from igneous.storage import open_store
+    from igneous.tasks.merging import require_done
 
     cf = open_store(skel_dir)
-    done = len(list(cf.list(prefix=f"{DONE_DIR}/")))
-    if done < expect:
-        raise RuntimeError(f"only {done} of {expect} skeleton fuse tasks have finished; "
-                           "the shard stage must run after them")
+    require_done(cf, DONE_DIR, expect, "skeleton fuse")
     paths = list(cf.list(prefix=f"{FUSED_DIR}/{shard}/"))
     if not paths:
         return

@@ -18,6 +18,20 @@ def touch(path: str) -> None:
     os.replace(tmp, path)
 
 
+def record(url: str, key: str, seconds: float = 0.0) -> None:
+    """Leave one empty object per execution, ``url/key/TIME-PID-UNIQUE``
+    (TIME: when it finished, Unix seconds), after ``seconds`` of work: a
+    listing tells how often and when the task ran, on any storage
+    (bench/workers.py)."""
+    import uuid
+
+    from igneous.storage import open_store
+
+    if seconds:
+        time.sleep(seconds)
+    open_store(url).put(f"{key}/{time.time():.6f}-{os.getpid()}-{uuid.uuid4().hex[:8]}", b"")
+
+
 def sleep(seconds: float, path: str | None = None) -> None:
     """Sleep, then optionally write a marker: a stand-in for a long task."""
     time.sleep(seconds)

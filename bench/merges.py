@@ -1,0 +1,376 @@
+"""A million labels: mesh and skeleton merges over synthetic fragment sets.
+
+Meshing or skeletonizing a volume with 10^6 labels takes hours; the merges
+only read what the forge wrote. So this writes that directly, in the forge's
+exact formats (the same encoders and names: ``LABEL:0:BOX`` gzip fragments,
+``.frags`` MapBuffers and ``.spatial`` index files for meshes; per-bucket
+``.frags`` MapBuffers, ``.frags/tasks/BOX.labels`` markers, ``forge.json`` and
+``ball.json`` for skeletons), then times each merge and samples the peak
+memory of its process tree at several ``--memory`` settings.
+
+Geometry: a 1024^3 segmentation at 8x8x40 nm split into 64 forge tasks of
+256^3. Label ``i`` is a thin straight object along x at (y, z) = (i % 1024,
+i // 1024) crossing one or two task seams (``fragments_of``), so it has 2 or
+3 fragments in 2 or 3 forge tasks that meet on the seam planes with
+identical vertices. A mesh fragment is a 4-sided tube (8 vertices, capped at
+the object's ends); a skeleton fragment a path with a vertex every 16 voxels
+plus its ends (seam vertices marked SEAM, as the forge marks them).
+
+    python -m bench.merges --labels 100000 --memory 512M,2G
+    python -m bench.merges --labels 1000000 --memory 512M,2G --sample 150
+
+Results go to .bench/results/merges-*.json; docs/scale.md has the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import BENCH, RESULTS, measure, ours
+
+SIZE = 1024
+TASK = 256
+RESOLUTION = (8, 8, 40)
+SEAMS = (256, 512, 768)
+SKELETON_STEP = 16  # voxels between skeleton vertices along x
+KINDS = ("mesh", "mesh-sharded", "skeleton", "skeleton-sharded")
+
+
+# -- the synthetic labels ---------------------------------------------------------
+
+def label_ids(n: int) -> np.ndarray:
+    """Label ids 1..n spread over the uint64 range a little (not all small)."""
+    i = np.arange(n, dtype=np.uint64)
+    return i * np.uint64(7) + np.uint64(1)
+
+
+def fragments_of(index: int) -> tuple[float, float, list[tuple[float, float]]]:
+    """(y, z, [(x0, x1) per fragment]) in voxels of the ``index``-th label."""
+    y, z = index % SIZE + 0.5, (index // SIZE) % SIZE + 0.5
+    k = 2 + index % 2  # fragments
+    first = (index // 2) % (len(SEAMS) - k + 2)  # first seam crossed
+    seams = list(SEAMS[first:first + k - 1])
+    x0, x1 = seams[0] - 6 - index % 5, seams[-1] + 6 + index % 7
+    cuts = [x0, *seams, x1]
+    return y, z, list(zip(cuts[:-1], cuts[1:]))
+
+
+def task_of(x: float, y: float, z: float) -> tuple[int, int, int]:
+    return int(x // TASK), int(y // TASK), int(z // TASK)
+
+
+def mesh_fragment(y: float, z: float, x0: float, x1: float, cap0: bool, cap1: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A square tube from x0 to x1 (physical units), capped where asked."""
+    r = 0.25
+    ring = [(y - r, z - r), (y + r, z - r), (y + r, z + r), (y - r, z + r)]
+    v = np.array([(x, a, b) for x in (x0, x1) for a, b in ring], dtype=np.float32)
+    v *= np.asarray(RESOLUTION, dtype=np.float32)
+    faces = []
+    for j in range(4):
+        a, b = j, (j + 1) % 4
+        faces += [(a, b, 4 + b), (a, 4 + b, 4 + a)]
+    if cap0:
+        faces += [(0, 2, 1), (0, 3, 2)]
+    if cap1:
+        faces += [(4, 5, 6), (4, 6, 7)]
+    return v, np.array(faces, dtype=np.uint32)
+
+
+def skeleton_fragment(label: int, y: float, z: float, x0: float, x1: float, seam0: bool,
+                      seam1: bool, attributes: list[dict]):
+    from cloudvolume import Skeleton
+
+    from igneous.tasks.skeleton import SEAM
+
+    xs = np.unique(np.concatenate([np.arange(x0, x1, SKELETON_STEP), [x1]]))
+    v = np.stack([xs, np.full_like(xs, y), np.full_like(xs, z)], axis=1)
+    v = (v * np.asarray(RESOLUTION)).astype(np.float32)
+    edges = np.stack([np.arange(len(xs) - 1), np.arange(1, len(xs))], axis=1).astype(np.uint32)
+    types = np.zeros(len(xs), dtype=np.uint8)
+    if seam0:
+        types[0] = SEAM
+    if seam1:
+        types[-1] = SEAM
+    skel = Skeleton(v, edges, radii=np.full(len(xs), 16.0, dtype=np.float32),
+                    vertex_types=types, segid=int(label), extra_attributes=attributes)
+    return skel
+
+
+def by_task(start: int, stop: int) -> dict[tuple[int, int, int], list[tuple[int, int, int]]]:
+    """{forge task: [(label index, fragment number, fragments)]} for labels [start, stop)."""
+    out: dict[tuple[int, int, int], list] = {}
+    for i in range(start, stop):
+        y, z, pieces = fragments_of(i)
+        for j, (x0, x1) in enumerate(pieces):
+            out.setdefault(task_of((x0 + x1) / 2, y, z), []).append((i, j, len(pieces)))
+    return out
+
+
+# -- writing the forge's output ---------------------------------------------------
+
+def make_layer(path: Path) -> None:
+    """An empty 1024^3 uint64 segmentation (info only: the merges read no voxels)."""
+    from igneous.layers import write_info
+
+    write_info(str(path), {
+        "type": "segmentation", "data_type": "uint64", "num_channels": 1,
+        "scales": [{"key": "8_8_40", "resolution": list(RESOLUTION), "voxel_offset": [0, 0, 0],
+                    "size": [SIZE] * 3, "chunk_sizes": [[128, 128, 64]],
+                    "encoding": "compressed_segmentation",
+                    "compressed_segmentation_block_size": [8, 8, 8]}],
+    })
+
+
+def task_box(t: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.asarray(t) * TASK
+    return lo, lo + TASK
+
+
+def _write_mesh_tasks(args: tuple) -> int:
+    """One worker's share of forge tasks: their mesh fragments and index files."""
+    from mapbuffer import MapBuffer
+
+    from igneous.formats.multires import mesh_to_precomputed
+    from igneous.formats.spatial_index import index_filename, write_index
+    from igneous.grid import box_name
+    from igneous.storage import open_store
+    from igneous.tasks.mesh import GZIP_LEVEL
+
+    mesh_dir, sharded, n, tasks = args
+    ids = label_ids(n)
+    cf = open_store(mesh_dir)
+    written = 0
+    for t, items in tasks:
+        lo, hi = task_box(t)
+        blobs, boxes = {}, {}
+        for i, j, k in items:
+            y, z, pieces = fragments_of(i)
+            x0, x1 = pieces[j]
+            label = int(ids[i])
+            blobs[label] = mesh_to_precomputed(*mesh_fragment(y, z, x0, x1, j == 0, j == k - 1))
+            boxes[label] = ((int(x0), int(y), int(z)), (int(np.ceil(x1)) + 1, int(y) + 1, int(z) + 1))
+        if sharded:
+            stem = index_filename(lo, hi, RESOLUTION)[: -len(".spatial")]
+            cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes())
+        else:
+            name = box_name(lo, hi)
+            cf.put_many(((f"{label}:0:{name}", blob) for label, blob in blobs.items()),
+                        compress="gzip", level=GZIP_LEVEL, content_type="application/octet-stream")
+        write_index(mesh_dir, lo, hi, RESOLUTION, boxes)
+        written += len(blobs)
+    return written
+
+
+def _write_skeleton_tasks(args: tuple) -> int:
+    from igneous.grid import box_name
+    from igneous.storage import open_store
+    from igneous.tasks.skeleton import TASK_DIR, bucket_dir, bucket_of, encode_skeletons
+
+    skel_dir, buckets, attributes, n, tasks = args
+    ids = label_ids(n)
+    cf = open_store(skel_dir)
+    written = 0
+    for t, items in tasks:
+        lo, hi = task_box(t)
+        name = box_name(lo, hi)
+        grouped: dict[int, dict] = {}
+        for i, j, k in items:
+            y, z, pieces = fragments_of(i)
+            x0, x1 = pieces[j]
+            label = int(ids[i])
+            grouped.setdefault(bucket_of(label, buckets), {})[label] = skeleton_fragment(
+                label, y, z, x0, x1, j > 0, j < k - 1, attributes)
+        cf.put_many([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(g)) for b, g in grouped.items()])
+        done = np.sort(np.asarray([int(ids[i]) for i, _, _ in items], dtype=np.uint64))
+        cf.put(f"{TASK_DIR}/{name}.labels", done.tobytes(), compress="gzip")
+        written += len(items)
+    return written
+
+
+def _split(n: int, workers: int) -> list[list]:
+    """Every forge task (empty ones too: forge writes their index and marker) in
+    ``workers`` shares."""
+    found = by_task(0, n)
+    per_axis = range(SIZE // TASK)
+    tasks = [((x, y, z), found.get((x, y, z), [])) for x in per_axis for y in per_axis for z in per_axis]
+    return [tasks[w::workers] for w in range(workers)]
+
+
+def write_meshes(path: Path, n: int, *, sharded: bool, workers: int = 2) -> int:
+    """Forge's mesh output for ``n`` labels (its planner writes the infos)."""
+    from igneous.task_creation.mesh import create_meshing_tasks
+
+    make_layer(path)
+    create_meshing_tasks(str(path), shape=(TASK,) * 3, sharded=sharded, mesh_dir="mesh")
+    with ProcessPoolExecutor(workers) as pool:
+        jobs = [(str(path / "mesh"), sharded, n, part) for part in _split(n, workers)]
+        return sum(pool.map(_write_mesh_tasks, jobs))
+
+
+def write_skeletons(path: Path, n: int, *, workers: int = 2) -> int:
+    """Forge's skeleton output for ``n`` labels (its planner writes info and meta)."""
+    from igneous.storage import open_store
+    from igneous.task_creation.skeleton import create_skeletonizing_tasks
+    from igneous.tasks.skeleton import BALL_FILE, read_meta
+
+    make_layer(path)
+    create_skeletonizing_tasks(str(path), shape=(TASK,) * 3, skel_dir="skeletons")
+    url = str(path / "skeletons")
+    meta = read_meta(url)
+    open_store(url).put_json(BALL_FILE, {"scale": 10.0, "const": 10.0})
+    with ProcessPoolExecutor(workers) as pool:
+        jobs = [(url, meta["buckets"], meta["vertex_attributes"], n, part)
+                for part in _split(n, workers)]
+        return sum(pool.map(_write_skeleton_tasks, jobs))
+
+
+# -- what the merged result must be -------------------------------------------------
+
+def expected_counts(n: int) -> dict[str, np.ndarray]:
+    """Per label (in ``label_ids`` order): mesh vertices and faces, skeleton
+    vertices after the seam copies are merged, computed from the geometry."""
+    k = 2 + np.arange(n) % 2
+    mesh_v = 8 * k - 4 * (k - 1)
+    mesh_f = 8 * k + 4
+    skel_v = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        _, _, pieces = fragments_of(i)
+        xs = set()
+        for x0, x1 in pieces:
+            xs.update(np.arange(x0, x1, SKELETON_STEP).tolist())
+            xs.add(x1)
+        skel_v[i] = len(xs)
+    return {"mesh_vertices": mesh_v, "mesh_faces": mesh_f, "skeleton_vertices": skel_v}
+
+
+# -- the benchmark ---------------------------------------------------------------------
+
+COMMANDS = {
+    "mesh": "{igneous} -p 1 mesh merge {layer} --magnitude {magnitude} --memory {memory}",
+    "mesh-sharded": "{igneous} -p 1 mesh merge-sharded {layer} --nlod 0 --memory {memory}",
+    "skeleton": "{igneous} -p 1 skeleton merge {layer} --min-cable-length 0 --tick-threshold 0 "
+                "--magnitude {magnitude} --memory {memory}",
+    "skeleton-sharded": "{igneous} -p 1 skeleton merge-sharded {layer} --min-cable-length 0 "
+                        "--tick-threshold 0 --memory {memory}",
+}
+
+
+def fixture(kind: str, n: int, root: Path) -> Path:
+    """The forge output for ``kind`` at ``n`` labels, written once and kept."""
+    base = "skeleton" if kind.startswith("skeleton") else kind
+    path = root / f"{base}-{n}"
+    if (path / "done").exists():
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    t0 = time.perf_counter()
+    if base == "skeleton":
+        count = write_skeletons(path, n)
+    else:
+        count = write_meshes(path, n, sharded=base == "mesh-sharded")
+    (path / "done").write_text(f"{count} fragments in {time.perf_counter() - t0:.0f} s\n")
+    print(f"  wrote {count:,} {base} fragments for {n:,} labels in "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return path
+
+
+def clear_outputs(kind: str, path: Path) -> None:
+    """Remove what an earlier merge wrote (never the forge output), so every
+    run starts from the same state."""
+    if kind.startswith("mesh"):
+        d = path / "mesh"
+        shutil.rmtree(d / "scatter", ignore_errors=True)
+        for p in d.iterdir():
+            if p.name.endswith(":0") or p.name.endswith(".shard") or p.name.endswith(".index"):
+                p.unlink()
+    else:
+        d = path / "skeletons"
+        for p in d.iterdir():
+            if p.is_file() and p.name != "info":
+                p.unlink()
+        shutil.rmtree(d / ".frags" / "fused", ignore_errors=True)
+        shutil.rmtree(d / ".frags" / "fused-done", ignore_errors=True)
+
+
+def queue_counts(impl, queue: Path) -> dict:
+    import subprocess
+
+    out = subprocess.run([impl.igneous, "queue", "status", "--json", str(queue)],
+                         capture_output=True, text=True, env=impl.env())
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: int,
+        timeout: float, sample: float) -> Iterator[dict]:
+    """Each merge at each memory setting: run whole (``sample`` 0), or planned
+    into a local queue and executed by one worker for ``sample`` seconds (peak
+    memory of a task is what matters; the total time is extrapolated)."""
+    impl = ours()
+    for kind in kinds:
+        path = fixture(kind, n, root)
+        for memory in memories:
+            clear_outputs(kind, path)
+            cmd = COMMANDS[kind].format(igneous=impl.igneous, layer=path, memory=memory,
+                                        magnitude=magnitude)
+            row = dict(kind=kind, labels=n, memory=memory,
+                       command=cmd.replace(impl.igneous, "igneous").replace(str(root), "ROOT"))
+            if not sample:
+                s = measure(cmd, impl=impl, cwd=root, log=root / "merges.log", timeout=timeout)
+                row.update(returncode=s.returncode, wall=round(s.wall, 1), cpu=round(s.cpu, 1),
+                           peak_tree_mb=round(s.peak_tree_rss / 1e6), timed_out=s.timed_out)
+            else:
+                queue = root / f"q-{kind}"
+                shutil.rmtree(queue, ignore_errors=True)
+                p = measure(f"{cmd} --queue {queue}", impl=impl, cwd=root, log=root / "merges.log",
+                            timeout=timeout)
+                total = queue_counts(impl, queue).get("pending", 0)
+                w = measure(f"{impl.igneous} execute {queue} -q --min-sec {sample}", impl=impl,
+                            cwd=root, log=root / "merges.log", timeout=timeout)
+                done = queue_counts(impl, queue).get("completed", 0)
+                row.update(returncode=p.returncode or w.returncode, plan_wall=round(p.wall, 1),
+                           plan_peak_mb=round(p.peak_tree_rss / 1e6), tasks=total,
+                           sampled_tasks=done, sample_wall=round(w.wall, 1),
+                           sample_cpu=round(w.cpu, 1), peak_tree_mb=round(w.peak_tree_rss / 1e6))
+            print(json.dumps(row), flush=True)
+            yield row
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--labels", type=int, default=100_000)
+    ap.add_argument("--memory", default="512M,2G", help="comma-separated --memory settings")
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--magnitude", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--root", type=Path, default=BENCH / "merges",
+                    help="where the fragment sets are kept (10^6 labels: ~10 GB)")
+    ap.add_argument("--write-only", action="store_true", help="only write the fragment sets")
+    ap.add_argument("--sample", type=float, default=0,
+                    help="plan into a local queue, then run one worker this many seconds "
+                    "(instead of the whole merge)")
+    args = ap.parse_args(argv)
+    kinds = args.kinds.split(",")
+    args.root.mkdir(parents=True, exist_ok=True)
+    if args.write_only:
+        for kind in kinds:
+            fixture(kind, args.labels, args.root)
+        return
+    rows = list(run(kinds, args.labels, args.memory.split(","), args.root, args.magnitude,
+                    args.timeout, args.sample))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"merges-{args.labels}{'-sample' if args.sample else ''}.json"
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

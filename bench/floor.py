@@ -250,30 +250,34 @@ def _overlapped(layer: Layer, lo: np.ndarray, hi: np.ndarray, pad_edges: bool
     return np.asfortranarray(block), origin
 
 
-def mesh(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
+def mesh_block(block: np.ndarray, origin: np.ndarray, resolution: np.ndarray, sink: Sink) -> None:
+    """Marching cubes, simplification and encoding of one block's labels."""
     import meshoptimizer
     import zmesh
 
-    mesher = zmesh.Mesher(tuple(layer.resolution))
+    mesher = zmesh.Mesher(tuple(resolution))
     options = meshoptimizer.SIMPLIFY_ERROR_ABSOLUTE | meshoptimizer.SIMPLIFY_LOCK_BORDER
+    mesher.mesh(block)
+    shift = (origin * resolution).astype(np.float32)
+    for label in mesher.ids():
+        m = mesher.get(label, normals=False, reduction_factor=0)
+        mesher.erase(label)
+        verts = np.ascontiguousarray(m.vertices, dtype=np.float32)
+        index = np.ascontiguousarray(m.faces, dtype=np.uint32).reshape(-1)
+        target = max(len(index) // 3 // MESH_FACTOR, 4) * 3
+        out = np.empty_like(index)
+        n = meshoptimizer.simplify(out, index, verts, len(index), len(verts), 12, target,
+                                   MESH_MAX_ERROR * MESH_ERROR_FRACTION, options)
+        used, faces = np.unique(out[:n], return_inverse=True)
+        v = verts[used] + shift
+        sink.put(np.uint32(len(v)).tobytes() + v.tobytes() + faces.astype("<u4").tobytes(), 6)
+    mesher.clear()
+
+
+def mesh(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
     for lo, hi in blocks(layer.size, shape):
         block, origin = _overlapped(layer, lo, hi, pad_edges=True)
-        mesher.mesh(block)
-        shift = (origin * layer.resolution).astype(np.float32)
-        for label in mesher.ids():
-            m = mesher.get(label, normals=False, reduction_factor=0)
-            mesher.erase(label)
-            verts = np.ascontiguousarray(m.vertices, dtype=np.float32)
-            index = np.ascontiguousarray(m.faces, dtype=np.uint32).reshape(-1)
-            target = max(len(index) // 3 // MESH_FACTOR, 4) * 3
-            out = np.empty_like(index)
-            n = meshoptimizer.simplify(out, index, verts, len(index), len(verts), 12, target,
-                                       MESH_MAX_ERROR * MESH_ERROR_FRACTION, options)
-            faces = out[:n]
-            used, faces = np.unique(faces, return_inverse=True)
-            v = verts[used] + shift
-            sink.put(np.uint32(len(v)).tobytes() + v.tobytes() + faces.astype("<u4").tobytes(), 6)
-        mesher.clear()
+        mesh_block(block, origin, layer.resolution, sink)
 
 
 def skeleton(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
@@ -292,7 +296,7 @@ def skeleton(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
             s.vertices += (lo * res).astype(np.float32)
             sink.put(s.to_precomputed(), 6)
             fragments.setdefault(int(label), []).append(s)
-    for label, parts in fragments.items():
+    for parts in fragments.values():
         s = Skeleton.simple_merge(parts) if len(parts) > 1 else parts[0]
         s = kimimaro.postprocess(s, dust_threshold=SKEL_MIN_CABLE, tick_threshold=SKEL_TICK)
         if not s.empty():

@@ -40,8 +40,20 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import (INPUTS, RESULTS, ROOT, RUNS, Step, Workflow, fresh_copy, machine_notes,
-                           measure, ours, reference, run_workflow)
+from bench.harness import (
+    INPUTS,
+    RESULTS,
+    ROOT,
+    RUNS,
+    Step,
+    Workflow,
+    fresh_copy,
+    machine_notes,
+    measure,
+    ours,
+    reference,
+    run_workflow,
+)
 
 SIZES = (1, 4, 16)
 WORKFLOWS = ("image-downsample", "image-xfer", "seg-downsample", "seg-xfer", "ccl", "voxels",
@@ -249,20 +261,21 @@ def tables(rows: list[dict], workers: int = 2) -> str:
         out += [f"### {name}", "",
                 "| size | voxels | ours wall s | ours CPU s | ours tree MB | ref wall s | ref CPU s "
                 "| ref tree MB | floor CPU s | floor wall s (CPU/2) | floor MB | ours/ref wall "
-                "| ours/floor wall | ours/floor CPU |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| ours/ref CPU | ours/floor wall | ours/floor CPU |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in mine:
             o, ref, fl = r.get("ours"), r.get("reference"), r.get("floor")
             floor_wall = fl["cpu"] / workers if fl and fl.get("ok") else None
             ref_wall = ref["wall"] if ref and ref.get("ok") and not ref.get("timed_out") else None
             cpu_ratio = (f"{o['cpu'] / fl['cpu']:.2f}" if o and o.get("ok") and floor_wall else "n/a")
+            ref_cpu = (f"{o['cpu'] / ref['cpu']:.2f}" if o and o.get("ok") and ref_wall else "n/a")
             out.append(
                 f"| {r['factor']}x | {r['voxels']:,} | {_cell(o, 'wall', fmt='{:.2f}')} | "
                 f"{_cell(o, 'cpu')} | {_cell(o, 'peak_tree_rss', mb, '{:.0f}')} | "
                 f"{_cell(ref, 'wall', fmt='{:.2f}')} | {_cell(ref, 'cpu')} | "
                 f"{_cell(ref, 'peak_tree_rss', mb, '{:.0f}')} | {_cell(fl, 'cpu')} | "
                 f"{'n/a' if floor_wall is None else f'{floor_wall:.2f}'} | "
-                f"{_cell(fl, 'peak_tree_rss', mb, '{:.0f}')} | {_ratio(o, ref_wall)} | "
+                f"{_cell(fl, 'peak_tree_rss', mb, '{:.0f}')} | {_ratio(o, ref_wall)} | {ref_cpu} | "
                 f"{_ratio(o, floor_wall)} | {cpu_ratio} |")
         ok = [r for r in mine if r.get("ours", {}).get("ok")]
         vox = [r["voxels"] for r in ok]

@@ -23,6 +23,12 @@ and the share of labels within 5%. The whole-volume run takes several minutes
 and is cached in ``.bench/cache/``.
 
     python -m bench.skeleton [--only unsharded|sharded] [--timeout 1200] [--repeat 1]
+    python -m bench.skeleton --only unsharded --cutout 192   # the reference finishes here
+
+With ``--cutout N`` both sides run on the low N^3 corner; where both finish,
+the report compares them per label: each against whole-volume kimimaro on the
+cutout, and ours against the reference's skeletons (cable length ratios), so
+the seams of the two can be told apart.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ MERGE_OPTS = f"--queue {{queue_url}} --min-cable-length {MIN_CABLE} --tick-thres
 CACHE = BENCH / "cache"
 
 
-def _workflow(kind: str, timeout: float):
+def _workflow(kind: str, timeout: float, source: Path | None = None):
     from bench import inputs
     from bench.harness import Step, Workflow, fresh_copy
 
@@ -54,7 +60,7 @@ def _workflow(kind: str, timeout: float):
              else "{igneous} skeleton merge file://{src} ") + MERGE_OPTS
 
     def prepare(run_dir: Path, impl):
-        src = fresh_copy(inputs.ensure("seg"), run_dir / "src")
+        src = fresh_copy(source or inputs.ensure("seg"), run_dir / "src")
         (src / inputs.MARKER).unlink(missing_ok=True)
         return {"src": src, "queue": run_dir / "queue"}
 
@@ -65,7 +71,7 @@ def _workflow(kind: str, timeout: float):
     return Workflow(
         name=f"skeleton-{kind}",
         description=f"skeleton forge + {'merge-sharded' if sharded else 'merge'}, "
-                    "512^3 connectomics segmentation, 2 workers",
+                    f"{source.name if source else '512^3 connectomics segmentation'}, 2 workers",
         steps=[Step("forge", same(forge)), Step("forge-exec", same(EXECUTE)),
                Step("merge", same(merge)), Step("merge-exec", same(EXECUTE))],
         prepare=prepare,
@@ -75,9 +81,9 @@ def _workflow(kind: str, timeout: float):
     )
 
 
-def workflows(timeout: float = 1200) -> list:
+def workflows(timeout: float = 1200, source: Path | None = None) -> list:
     """Called by bench.harness.load_workflows."""
-    return [_workflow(kind, timeout) for kind in ("unsharded", "sharded")]
+    return [_workflow(kind, timeout, source) for kind in ("unsharded", "sharded")]
 
 
 # -- quality ----------------------------------------------------------------------
@@ -110,19 +116,26 @@ def whole_volume(path: Path) -> dict:
     return out
 
 
-def quality(layer: Path, whole: dict) -> list[str]:
-    """Cable length and vertex count of a layer's skeletons vs the whole-volume run."""
-    import numpy as np
+def lengths(layer: Path, labels) -> dict:
+    """label -> (cable length, vertex count) of a layer's skeletons (missing labels left out)."""
     from cloudvolume import CloudVolume
 
     cv = CloudVolume(f"file://{layer}", progress=False)
     got = {}
-    for label in whole:
+    for label in labels:
         try:
             s = cv.skeleton.get(label)
         except Exception:  # noqa: BLE001 - a missing label is a finding, not a crash
             continue
         got[label] = (float(s.cable_length()), int(len(s.vertices)))
+    return got
+
+
+def quality(layer: Path, whole: dict, against: str = "whole-volume") -> list[str]:
+    """Cable length and vertex count of a layer's skeletons vs ``whole`` (label -> (cable, vertices))."""
+    import numpy as np
+
+    got = lengths(layer, whole)
     missing = len(set(whole) - set(got))
     wc = sum(v[0] for v in whole.values())
     wv = sum(v[1] for v in whole.values())
@@ -130,26 +143,49 @@ def quality(layer: Path, whole: dict) -> list[str]:
     ov = sum(v[1] for v in got.values())
     ratios = np.array([got[k][0] / whole[k][0] for k in got if whole[k][0] > 0])
     within = float(np.mean(np.abs(ratios - 1) <= 0.05)) if ratios.size else 0.0
+    p = (lambda q: float(np.percentile(ratios, q))) if ratios.size else (lambda q: float("nan"))
     return [f"labels: {len(got)} of {len(whole)} ({missing} missing)",
-            f"cable length: {oc / 1e6:.2f} mm vs {wc / 1e6:.2f} mm whole-volume "
+            f"cable length: {oc / 1e6:.2f} mm vs {wc / 1e6:.2f} mm {against} "
             f"({oc / wc - 1:+.1%})",
             f"vertices: {ov:,} vs {wv:,} ({ov / wv - 1:+.1%})",
-            f"labels within 5% cable length: {within:.0%}; median ratio "
-            f"{float(np.median(ratios)) if ratios.size else float('nan'):.3f}"]
+            f"labels within 5% cable length: {within:.0%}; per-label ratio median "
+            f"{p(50):.3f}, 5th-95th percentile {p(5):.3f}-{p(95):.3f}"]
 
 
-def report_quality(names: list[str]) -> None:
-    """Quality lines for every kept run of ``names`` (in a child process: it is big)."""
+def against_reference(ours: Path, ref: Path, whole: dict) -> list[str]:
+    """Both sides per label against whole-volume kimimaro, then ours against the reference's."""
+    ref_lengths = lengths(ref, whole)
+    return (["ours vs whole-volume kimimaro:"] + quality(ours, whole)
+            + ["reference vs whole-volume kimimaro:"] + quality(ref, whole)
+            + ["ours vs the reference (labels the reference has):"]
+            + quality(ours, ref_lengths, against="reference"))
+
+
+def _child(*args: str) -> str:
+    """Run ``python -m bench.skeleton ARGS`` (quality checks are big: keep the harness small)."""
+    r = subprocess.run([sys.executable, "-m", "bench.skeleton", *args],
+                       cwd=ROOT, capture_output=True, text=True, check=False)
+    body = r.stdout if r.returncode == 0 else f"failed: {r.stderr.strip()[-400:]}"
+    return "    " + body.strip().replace("\n", "\n    ")
+
+
+def report_quality(names: list[str], base: Path, results: list[dict]) -> None:
+    """Quality lines for every kept run of ``names``; per label against the
+    reference's skeletons where both sides finished."""
+    finished = {(r["workflow"], run["impl"]) for r in results for run in r["runs"]
+                if run["ok"] and run["repeat"] == 0}
     for name in names:
-        for run_dir in sorted((RUNS / name).glob("*-0")):
-            src = run_dir / "src"
-            if not (src / "info").exists():
-                continue
-            r = subprocess.run([sys.executable, "-m", "bench.skeleton", "quality", str(src)],
-                               cwd=ROOT, capture_output=True, text=True, check=False)
-            print(f"[{name}] {run_dir.name} quality vs whole-volume kimimaro:")
-            body = r.stdout if r.returncode == 0 else f"failed: {r.stderr.strip()[-400:]}"
-            print("    " + body.strip().replace("\n", "\n    "), flush=True)
+        runs = {d.name: d / "src" for d in sorted((RUNS / name).glob("*-0"))
+                if (d / "src" / "info").exists()}
+        ours_src, ref_src = runs.get("ours-0"), runs.get("reference-0")
+        both = {(name, "ours"), (name, "reference")} <= finished
+        if ours_src is not None and ref_src is not None and both:
+            print(f"[{name}] per label: ours, the reference, whole-volume kimimaro on {base.name}:")
+            print(_child("compare", str(ours_src), str(ref_src), str(base)), flush=True)
+            continue
+        for run_name, src in runs.items():
+            print(f"[{name}] {run_name} quality vs whole-volume kimimaro:")
+            print(_child("quality", str(src), str(base)), flush=True)
 
 
 def unfinished(results: list[dict], timeout: float) -> list[str]:
@@ -172,8 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     from bench import harness, inputs
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["quality"]:  # internal: quality LAYER
-        print("\n".join(quality(Path(argv[1]), whole_volume(inputs.ensure("seg")))))
+    if argv[:1] == ["quality"]:  # internal: quality LAYER [BASE]
+        base = Path(argv[2]) if len(argv) > 2 else inputs.ensure("seg")
+        print("\n".join(quality(Path(argv[1]), whole_volume(base))))
+        return
+    if argv[:1] == ["compare"]:  # internal: compare OURS REF BASE
+        print("\n".join(against_reference(Path(argv[1]), Path(argv[2]), whole_volume(Path(argv[3])))))
         return
     ap = argparse.ArgumentParser(prog="python -m bench.skeleton", description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["unsharded", "sharded"], help="one workflow only")
@@ -181,11 +221,18 @@ def main(argv: list[str] | None = None) -> None:
                     help="seconds before a command is killed (default 1200)")
     ap.add_argument("--no-quality", action="store_true",
                     help="skip the comparison with whole-volume kimimaro")
+    ap.add_argument("--cutout", type=int, default=None,
+                    help="use the low N^3 corner (small enough for the reference to finish)")
     harness.add_common_args(ap)
     ap.set_defaults(repeat=1)
     args = ap.parse_args(argv)
-    inputs.ensure("seg")
-    for wf in workflows(args.timeout):
+    if args.cutout:
+        from bench.mesh import cutout_input
+
+        source = base = cutout_input(args.cutout)
+    else:
+        source, base = None, inputs.ensure("seg")
+    for wf in workflows(args.timeout, source):
         harness.register(wf)  # with this timeout, before load_workflows' defaults
     kinds = [args.only] if args.only else ["unsharded", "sharded"]
     names = [f"skeleton-{k}" for k in kinds]
@@ -194,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in unfinished(results, args.timeout):
         print(line)
     if not args.no_quality:
-        report_quality(names)
+        report_quality(names, base, results)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def content_type(encoding: str) -> str:
     return "application/octet-stream"
 
 
-def decode(data: bytes, encoding: str, shape: tuple[int, ...], dtype: np.dtype,
+def decode(data: bytes | bytearray, encoding: str, shape: tuple[int, ...], dtype: np.dtype,
            block_size: Any = (8, 8, 8)) -> np.ndarray:
     """One chunk file's voxels as a (x, y, z, c) Fortran array."""
     if encoding not in NATIVE_ENCODINGS:
@@ -274,7 +274,7 @@ class Volume:
         out = np.empty(tuple(hi - lo) + (channels,), dtype=self.dtype, order="F")
         boxes = list(self.chunk_boxes(lo, hi, mip))
         keys = [self.chunk_key(mip, a, b) for a, b in boxes]
-        for (c_lo, c_hi), (key, data) in zip(boxes, self.chunk_store().get_many(keys)):
+        for (c_lo, c_hi), (key, data) in zip(boxes, self.chunk_store().get_buffers(keys)):
             a, b = np.maximum(lo, c_lo), np.minimum(hi, c_hi)
             part = (slice(a[0] - lo[0], b[0] - lo[0]), slice(a[1] - lo[1], b[1] - lo[1]),
                     slice(a[2] - lo[2], b[2] - lo[2]))

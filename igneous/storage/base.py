@@ -121,15 +121,24 @@ class Store(ABC):
         for key, stored in self.get_stored_many(keys):
             yield key, None if stored is None else self.decode(key, stored)
 
+    def get_buffers(self, keys: Iterable[str]) -> Iterator[tuple[str, bytes | bytearray | None]]:
+        """``get_many`` for readers that only view the content (chunk decoding):
+        gzip content comes as libdeflate's bytearray, without a copy into bytes."""
+        for key, stored in self.get_stored_many(keys):
+            yield key, None if stored is None else self.decode(key, stored, copy=False)
+
     def get_stored(self, key: str) -> Stored | None:
         """``key`` as stored (still compressed), or None: for serving it as is."""
         for _, stored in self.get_stored_many([key]):
             return stored
         return None
 
-    def decode(self, key: str, stored: Stored) -> bytes:
-        """The content of a stored object; a UserError naming it if it is corrupt."""
+    def decode(self, key: str, stored: Stored, copy: bool = True) -> bytes:
+        """The content of a stored object; a UserError naming it if it is corrupt.
+        ``copy=False``: may be a bytearray (see ``get_buffers``)."""
         try:
+            if not copy:
+                return compression.decompress_buffer(stored.data, stored.compression)  # type: ignore[return-value]
             return compression.decompress(stored.data, stored.compression)
         except Exception as e:
             name = key + compression.WRITE_SUFFIX[stored.compression]

@@ -61,6 +61,13 @@ def gzip_compress(data: bytes, level: int) -> bytes:
 
 
 def gzip_decompress(data: bytes) -> bytes:
+    return bytes(gzip_decompress_buffer(data))  # bytes of bytes is the same object
+
+
+def gzip_decompress_buffer(data: bytes) -> bytes | bytearray:
+    """``gzip_decompress`` without turning libdeflate's bytearray into bytes
+    (that copies every chunk: 64 MB into fresh pages for a 256^3 uint32 block;
+    docs/benchmarks.md, "Against the floor")."""
     try:
         import deflate
     except ImportError:
@@ -73,7 +80,7 @@ def gzip_decompress(data: bytes) -> bytes:
     # one (its size mod 2**32) tells whether there were more: zlib reads them all
     if len(out) % 2**32 != int.from_bytes(data[-4:], "little"):
         return gzip.decompress(data)
-    return bytes(out)
+    return out
 
 
 def compress(data: bytes, how: str | None, level: int | None = None) -> bytes:
@@ -99,6 +106,13 @@ def compress(data: bytes, how: str | None, level: int | None = None) -> bytes:
 
         return bz2.compress(data, compresslevel=9 if level is None else level)
     raise ValueError(f"unknown compression {how!r}")
+
+
+def decompress_buffer(data: bytes, how: str | None) -> bytes | bytearray:
+    """``decompress``, possibly as a bytearray (no copy): for readers that only view it."""
+    if how == "gzip":
+        return gzip_decompress_buffer(data)
+    return decompress(data, how)
 
 
 def decompress(data: bytes, how: str | None) -> bytes:

@@ -108,7 +108,7 @@ class LayerInfo:
 
     def _read(self) -> dict:
         if not is_plain(self.cloudpath):
-            from cloudvolume import CloudVolume
+            CloudVolume = cloudvolume_class()
 
             return CloudVolume(self.cloudpath, progress=False).info
         try:
@@ -160,7 +160,7 @@ def write_info(path: str, info: dict) -> None:
                 zarrio.write_info(path, info)
             return
     if not is_plain(path):
-        from cloudvolume import CloudVolume
+        CloudVolume = cloudvolume_class()
 
         with layer_errors(path):
             CloudVolume(path, info=info, progress=False).commit_info()
@@ -202,9 +202,20 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
     return layer
 
 
+def cloudvolume_class() -> Any:
+    """cloudvolume.CloudVolume, with its storage requests counted like a
+    Store's (igneous.storage.cvcount)."""
+    from cloudvolume import CloudVolume
+
+    from igneous.storage.cvcount import count_cloudvolume_io
+
+    count_cloudvolume_io()
+    return CloudVolume
+
+
 def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     """A CloudVolume for ``path`` at ``mip`` with quiet, non-caching defaults."""
-    from cloudvolume import CloudVolume
+    CloudVolume = cloudvolume_class()
 
     path = normalize_path(path)
     opts = dict(progress=False, cache=False, green_threads=False, fill_missing=False)

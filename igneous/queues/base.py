@@ -9,7 +9,7 @@ released. Delivery is at-least-once, so tasks must be idempotent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -132,6 +132,19 @@ class TaskQueue(ABC):
     @abstractmethod
     def requeue_dead(self) -> int:
         """Move dead-lettered tasks back to pending with a fresh attempt count."""
+
+    # -- what the run used (igneous.cost) ---------------------------------------
+    # how often (seconds) a worker adds its tasks' usage; it always does on exit
+    usage_flush_sec: float = 1.0
+
+    @abstractmethod
+    def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        """Add ``{task name: {field: amount}}`` to this queue's run totals
+        (durably, atomically: workers add concurrently). ``purge`` clears them."""
+
+    @abstractmethod
+    def usage(self) -> dict[str, dict[str, float]]:
+        """The run totals added so far, ``{task name: {field: amount}}``."""
 
     def next_stage(self) -> int:
         """The stage number that would run after everything queued now."""

@@ -226,7 +226,7 @@ def render(usage: Usage, prices: Mapping[str, Any]) -> list[str]:
     if len(usage) > 1:
         for name in sorted(usage):
             r = total({name: usage[name]})
-            n_req = sum(int(r.get(k, 0)) for k in storage_fields() if not is_bytes(k))
+            n_req = Counts(**{k: int(r.get(k, 0)) for k in storage_fields()}).requests
             lines.append(f"  {name}: {int(r[TASKS]):,} tasks, {n_req:,} requests, "
                          f"{r[CPU_SEC]:.1f} CPU-s")
     for i, (name, est) in enumerate(estimate(row, prices).items()):

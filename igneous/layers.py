@@ -17,6 +17,7 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.storage import is_plain, join, normalize_url, open_store
+from igneous.storage.probe import probe
 
 SEGMENTATION_ENCODINGS = {"compressed_segmentation", "compresso", "crackle"}
 IMAGE_ONLY_ENCODINGS = {"jpeg", "png", "jpegxl", "fpzip", "zfpc"}
@@ -85,6 +86,7 @@ class LayerInfo:
 
     def __init__(self, path: str):
         self.cloudpath = normalize_path(path)
+        probe(self.cloudpath)  # a bad bucket or endpoint: one line, in seconds
         with layer_errors(self.cloudpath):
             self.info = self._read_any()
         if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
@@ -148,6 +150,7 @@ def write_info(path: str, info: dict) -> None:
     written as OME-Zarr metadata instead (igneous.zarrio; a new one unsharded
     zarr v3); the mesh and skeleton directories beside an OME-Zarr stay JSON."""
     path = normalize_path(path)
+    probe(path)
     if "scales" in info:
         from igneous.formats.omezarr import layout_for, looks_like_zarr
 

@@ -164,7 +164,9 @@ class _Stop:
 def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> WorkerResult:
     """Execute tasks from ``queue`` until told to stop (see WorkerOptions)."""
     from igneous.memory import return_freed_memory
+    from igneous.storage import probe
 
+    probing, probe.ENABLED = probe.ENABLED, False  # planners probed the buckets already
     opts = opts or WorkerOptions()
     if isinstance(queue, str):
         queue = open_queue(queue, create=False, region=opts.region)
@@ -236,6 +238,7 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
         renewer.done.set()
         stop.restore()
         _hand_on(queue, tally)
+        probe.ENABLED = probing
     result.interrupted = result.interrupted or stop.event.is_set()
     return result
 

@@ -221,7 +221,11 @@ def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     CloudVolume = cloudvolume_class()
 
     path = normalize_path(path)
-    opts = dict(progress=False, cache=False, green_threads=False, fill_missing=False)
+    # cdn_cache as the header string CloudVolume's default (True) stands for:
+    # its sharded image upload hands the raw value to the client, and boto
+    # refuses a bool Cache-Control (sharded writes to S3 failed)
+    opts = dict(progress=False, cache=False, green_threads=False, fill_missing=False,
+                cdn_cache="max-age=3600, s-max-age=3600")
     opts.update(kwargs)
     with layer_errors(path):
         cv = CloudVolume(path, **opts)

@@ -197,8 +197,10 @@ def _fetch(cf: Store, paths: list[str]) -> Iterator[bytes]:
 
 
 def _gather(cf: Store, bucket: int, attributes: list[dict], skip: set[int]) -> tuple[dict, list[str]]:
-    """label -> fragments of one bucket, and the files they came from."""
-    paths = list(cf.list(prefix=bucket_dir(bucket)))
+    """label -> fragments of one bucket, and the files they came from (in
+    name order: listings come in any order, and the fused result depends on
+    the order of its fragments)."""
+    paths = sorted(cf.list(prefix=bucket_dir(bucket)))
     frags: dict[int, list] = {}
     for data in _fetch(cf, paths):
         for label, skel in decode_skeletons(data, attributes):

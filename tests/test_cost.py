@@ -179,3 +179,19 @@ def test_ptq_queue_keeps_usage(tmp_path):
     assert q.usage() == {"mesh": {"tasks": 100, "writes": 300}}
     q.purge()
     assert q.usage() == {}
+
+
+def test_tensorstore_io_is_counted(tmp_path, igneous):
+    """An OME-Zarr destination is written by tensorstore: its chunk files
+    are counted in the run's writes and bytes all the same."""
+    src = _image(tmp_path)
+    reports = tmp_path / "reports"
+    dest = tmp_path / "out.zarr"
+    igneous("image", "xfer", src, dest, "--skip-downsample",
+            env={"IGNEOUS_REPORT_DIR": str(reports)}, check=True)
+    written = [p for p in _files(str(dest)) if not p.endswith(("zarr.json", ".zattrs",
+                                                               ".zgroup", ".zarray"))]
+    assert written
+    (report,) = _reports(reports)
+    assert report["total"]["writes"] >= len(written)
+    assert report["total"]["bytes_out"] >= sum(os.path.getsize(p) for p in written)

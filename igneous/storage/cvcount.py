@@ -12,6 +12,10 @@ sent, a delete per key, a list per page of 1,000 keys. Bytes are as
 transmitted (before decompression), from cloud-files' own transmission
 records. Our own CloudStore keeps the unpatched class, so nothing is
 counted twice.
+
+tensorstore (OME-Zarr voxels, igneous.zarrio) keeps its own counters of
+every kvstore driver (file, gcs, s3, http); ``tensorstore_counts()`` reads
+them in the same classes, and igneous.storage.totals() adds them in.
 """
 
 from __future__ import annotations
@@ -104,3 +108,26 @@ def count_cloudvolume_io() -> None:
             if (name == "cloudvolume" or name.startswith("cloudvolume.")) and \
                     getattr(module, "CloudFiles", None) is CloudFiles:
                 module.CloudFiles = counted  # type: ignore[attr-defined]
+
+
+# tensorstore kvstore metric (after /tensorstore/kvstore/DRIVER/) -> Counts field
+TENSORSTORE_FIELDS = {"read": "reads", "write": "writes", "list": "lists",
+                      "delete_range": "deletes", "bytes_read": "bytes_in",
+                      "bytes_written": "bytes_out"}
+
+
+def tensorstore_counts() -> dict[str, int]:
+    """Requests and bytes tensorstore's kvstores did in this process so far
+    (nothing when tensorstore was never imported: it is not imported here)."""
+    ts = sys.modules.get("tensorstore")
+    out: dict[str, int] = {}
+    if ts is None:
+        return out
+    for metric in ts.experimental_collect_matching_metrics("/tensorstore/kvstore/"):
+        name = TENSORSTORE_FIELDS.get(str(metric.get("name", "")).rsplit("/", 1)[-1])
+        if name is None:
+            continue
+        for value in metric.get("values", []):
+            if isinstance(value.get("value"), int):
+                out[name] = out.get(name, 0) + value["value"]
+    return out

@@ -9,9 +9,8 @@ A caller measures a piece of work by differencing two snapshots::
     run_task()
     used = storage.totals() - before   # a Counts
 
-CloudVolume's own IO (sharded scales, mesh / skeleton read-back) does not
-go through a Store: igneous.storage.cvcount counts it on a meter of its own
-whose parent is ``TOTAL``; ``totals()`` adds tensorstore's own counters.
+CloudVolume's own IO (sharded scales, mesh / skeleton read-back) is not
+seen here: it does not go through a Store.
 """
 
 from __future__ import annotations
@@ -71,8 +70,8 @@ TOTAL = Meter()
 
 
 def totals() -> Counts:
-    """Everything every store in this process has done so far, with the
-    requests tensorstore made itself (igneous.storage.cvcount)."""
+    """Everything every store in this process has done so far, with what
+    CloudVolume and tensorstore did themselves (igneous.storage.cvcount)."""
     from igneous.storage.cvcount import tensorstore_counts
 
     return TOTAL.snapshot() + Counts(**tensorstore_counts())

@@ -134,8 +134,10 @@ class TaskQueue(ABC):
         """Move dead-lettered tasks back to pending with a fresh attempt count."""
 
     # -- what the run used (igneous.cost) ---------------------------------------
-    # how often (seconds) a worker adds its tasks' usage; it always does on exit
-    usage_flush_sec: float = 1.0
+    # how often (seconds) a worker adds its tasks' usage; it always does on exit.
+    # Seldom: each add is a write the queue's own work does not need (on a
+    # nearly full disk it must not be what takes the last page)
+    usage_flush_sec: float = 10.0
 
     @abstractmethod
     def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:

@@ -70,7 +70,9 @@ CAPABILITIES: tuple[Capability, ...] = (
         "skeleton",
         tasks={"igneous.tasks.skeleton": ("skeleton_forge",),
                "igneous.tasks.skeleton_merge": ("skeleton_merge", "skeleton_shard",
-                                                "skeleton_delete", "skeleton_xfer")},
+                                                "skeleton_delete", "skeleton_xfer"),
+               # the original Igneous's merge tasks over SkeletonTask's fragments
+               "igneous.compat.skeletons": ("compat_skeleton_merge", "compat_skeleton_shard")},
         planners={"igneous.task_creation.skeleton": (
             "create_skeletonizing_tasks", "create_unsharded_skeleton_merge_tasks",
             "create_sharded_skeleton_merge_tasks", "plan_sharded_skeleton_merge",
@@ -192,9 +194,10 @@ ORIGINAL_TASK_CLASSES: dict[str, str] = {
                      "CountVoxelsTask", "LuminanceLevelsTask", "ContrastNormalizationTask",
                      "WatershedRemapTask"), "igneous.compat.original"),
     **dict.fromkeys(("CCLFacesTask", "CCLEquivalancesTask", "RelabelCCLTask", "MeshTask",
-                     "MeshManifestTask", "MeshManifestPrefixTask", "MeshManifestFilesystemTask",
-                     "SkeletonTask", "UnshardedSkeletonMergeTask", "ShardedSkeletonMergeTask"),
+                     "MeshManifestTask", "MeshManifestPrefixTask", "MeshManifestFilesystemTask"),
                     "igneous.compat.original_labels"),
+    **dict.fromkeys(("SkeletonTask", "UnshardedSkeletonMergeTask", "ShardedSkeletonMergeTask"),
+                    "igneous.compat.skeletons"),
 }
 ORIGINAL_TASK_ALIASES: dict[str, str] = {"SkeletonMergeTask": "UnshardedSkeletonMergeTask"}
 

@@ -205,6 +205,9 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
     return layer
 
 
+WRITE_CACHE_CONTROL = "no-cache"  # chunks and shards CloudVolume writes for us
+
+
 def cloudvolume_class() -> Any:
     """cloudvolume.CloudVolume, with its storage requests counted like a
     Store's (igneous.storage.cvcount)."""
@@ -221,11 +224,10 @@ def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     CloudVolume = cloudvolume_class()
 
     path = normalize_path(path)
-    # cdn_cache as the header string CloudVolume's default (True) stands for:
-    # its sharded image upload hands the raw value to the client, and boto
-    # refuses a bool Cache-Control (sharded writes to S3 failed)
+    # cdn_cache as a header string: CloudVolume hands a bool straight to the
+    # client when it writes a shard, and boto refuses a bool Cache-Control
     opts = dict(progress=False, cache=False, green_threads=False, fill_missing=False,
-                cdn_cache="max-age=3600, s-max-age=3600")
+                cdn_cache=WRITE_CACHE_CONTROL)
     opts.update(kwargs)
     with layer_errors(path):
         cv = CloudVolume(path, **opts)

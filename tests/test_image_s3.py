@@ -46,3 +46,28 @@ def check_downsample_and_xfer(root: str, tmp_path) -> np.ndarray:
 
 def test_downsample_and_xfer_on_s3(s3_bucket, tmp_path):
     check_downsample_and_xfer(s3_bucket.url, tmp_path)
+
+
+def test_sharded_downsample_on_s3(s3_bucket, tmp_path):
+    """Sharded mips are written by CloudVolume's shard writer, which hands its
+    cdn_cache setting to the client as the Cache-Control header: it must be a
+    header string (boto refuses a bool, so every task failed on S3)."""
+    rng = np.random.default_rng(5)
+    data = np.asfortranarray(rng.integers(0, 255, (64, 48, 16), dtype=np.uint8))
+    src = f"{s3_bucket.url}/img"
+    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [0, 16, 8],
+                                       list(data.shape), chunk_size=[16, 16, 8])
+    cv = CloudVolume(src, info=info, progress=False)
+    cv.commit_info()
+    cv[0:64, 16:64, 8:24] = data
+    q = str(tmp_path / "q")
+    igneous("image", "downsample", src, "--sharded", "--num-mips", "2", "--memory", "256K",
+            "--queue", q)
+    igneous("-p", "2", "execute", "-x", "--max-attempts", "1", "-q", q)
+    prev, off = data, (0, 16, 8)
+    for k in (1, 2):
+        out = CloudVolume(src, mip=k, progress=False)
+        assert "sharding" in out.info["scales"][k]
+        expected, off = average(prev, off, (2, 2, 1), 1)  # one mip per pass
+        prev = np.asarray(out[:, :, :])[..., 0]
+        assert np.array_equal(prev, expected)

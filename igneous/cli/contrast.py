@@ -50,7 +50,7 @@ def histogram(ctx, path, queue, mip, coverage, fill_missing, xrange, yrange, zra
 @click.option("--shape", default=None, help="Task shape in voxels (a multiple of the chunk size).")
 @click.option("--translate", default=None, help="Move the data by X,Y,Z voxels in DEST.")
 @click.option("--clip-fraction", default=0.01, show_default=True, type=float,
-              help="Fraction of each slice's histogram to clip at each end, in [0, 0.5).")
+              help="Fraction of each slice's histogram (black left out) to clip at each end, in [0, 0.5).")
 @click.option("--minval", default=None, type=int, help="Use this as every slice's low end.")
 @click.option("--maxval", default=None, type=int, help="Use this as every slice's high end.")
 @fill_option

@@ -240,6 +240,7 @@ class ContrastNormalizationTask(OriginalTask):
             "clip_fraction": float(self.arg("clip_fraction")), "translate": translate,
             "minval": self.arg("minval"), "maxval": self.arg("maxval"),
             "fill_missing": bool(self.arg("fill_missing")),
+            "clamp_output": True,  # the original's minval / maxval clip its output
         })
 
 

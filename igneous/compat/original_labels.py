@@ -1,5 +1,6 @@
-"""The original Igneous's segmentation task classes (CCL, meshing, skeletons),
-translated onto our task functions. See igneous.compat.base for the rules."""
+"""The original Igneous's segmentation task classes (CCL, meshing), translated
+onto our task functions (skeletons: igneous.compat.skeletons). See
+igneous.compat.base for the rules."""
 
 from __future__ import annotations
 
@@ -189,46 +190,3 @@ class MeshManifestFilesystemTask(MeshManifestPrefixTask):
 
     def arg(self, key: str) -> Any:
         return "" if key == "prefix" else super().arg(key)
-
-
-SKELETON_WHY = (
-    "fragments forged by the original's SkeletonTask are not in our format and our merge "
-    "needs the forge plan our planner records; plan skeletons with "
-    "igneous.task_creation.create_skeletonizing_tasks (or `igneous skeleton forge`), whose "
-    "tasks python-task-queue queues and runs as they are"
-)
-
-
-class SkeletonFamily(OriginalTask):
-    """The original's skeleton tasks: keywords checked, execution refused with the reason."""
-
-    def task(self) -> Task:
-        raise UserError(f"{type(self).__name__}: not supported here: {SKELETON_WHY}")
-
-
-class SkeletonTask(SkeletonFamily):
-    params = {
-        "cloudpath": REQUIRED, "shape": REQUIRED, "offset": REQUIRED, "mip": REQUIRED,
-        "teasar_params": REQUIRED, "will_postprocess": REQUIRED, "info": None,
-        "object_ids": None, "mask_ids": None, "fix_branching": True, "fix_borders": True,
-        "fix_avocados": False, "fill_holes": 0, "dust_threshold": 1000, "progress": False,
-        "parallel": 1, "fill_missing": False, "sharded": False, "frag_path": None,
-        "spatial_index": True, "spatial_grid_shape": None, "synapses": None,
-        "dust_global": False, "cross_sectional_area": False,
-        "cross_sectional_area_smoothing_window": 1, "cross_sectional_area_shape_delta": 150,
-        "cross_sectional_area_repair_sec_per_label": 0,
-        "cross_sectional_area_low_memory_threshold": 8000000000, "dry_run": False,
-        "strip_integer_attributes": True, "fix_autapses": False, "timestamp": None,
-        "root_ids_cloudpath": None,
-    }
-
-
-class UnshardedSkeletonMergeTask(SkeletonFamily):
-    params = {"cloudpath": REQUIRED, "prefix": REQUIRED, "crop": 0, "dust_threshold": 4000,
-              "max_cable_length": None, "tick_threshold": 6000, "delete_fragments": False}
-
-
-class ShardedSkeletonMergeTask(SkeletonFamily):
-    params = {"cloudpath": REQUIRED, "shard_no": REQUIRED, "dust_threshold": 4000,
-              "tick_threshold": 6000, "frag_path": None, "cache": False,
-              "spatial_index_db": None, "max_cable_length": None, "dry_run": False}

@@ -88,8 +88,10 @@ def create_contrast_normalization_tasks(
     compress: str | None = "gzip", overwrite_info: bool = False,
 ) -> TaskPlan:
     """Tasks writing ``dest_path``: each z-slice of ``src_path`` with
-    ``clip_fraction`` of its histogram clipped at each end and the rest
-    stretched over the dtype's range. Needs the histogram step first."""
+    ``clip_fraction`` of its histogram (black left out) clipped at each end
+    and the rest stretched over the dtype's range, as the original Igneous
+    does; ``minval`` / ``maxval`` replace the histogram's bounds. Needs the
+    histogram step first."""
     if not 0 <= float(clip_fraction) < 0.5:
         raise UserError(f"clip fraction must be in [0, 0.5), not {clip_fraction}")
     src_path = normalize_path(src_path)

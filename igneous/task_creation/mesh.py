@@ -99,11 +99,14 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
 
     ``fill_holes`` 1-3 fills background holes of labels before meshing (see
     igneous.tasks.label_prep); ``dust_global`` applies ``dust_threshold`` to
-    whole-volume voxel counts (`igneous image voxels count` + `sum` first)."""
+    whole-volume voxel counts (`igneous image voxels count` + `sum` first).
+    ``cdn_cache`` False (the default, as in the original) writes the fragments
+    with ``Cache-Control: no-cache`` so a CDN never serves a stale one; True
+    leaves the header out (the store's default caching)."""
     from igneous.formats.spatial_index import enable_index
     from igneous.grid import Grid, as_list, scale_bounds
 
-    del cdn_cache, progress  # fragments are written uncached; progress is the queue's job
+    del progress  # progress is the queue's job
     if encoding != "precomputed":
         raise UserError(f"fragment encoding {encoding!r} is not supported; forge writes "
                         "'precomputed' fragments (merge-sharded writes Draco)")
@@ -141,7 +144,7 @@ def create_meshing_tasks(layer_path: str, mip: int = 0, shape: Sequence[int] = D
                   exclude_object_ids=[int(x) for x in exclude_object_ids] if exclude_object_ids else None,
                   fill_missing=bool(fill_missing), spatial_index=bool(spatial_index or sharded),
                   sharded=bool(sharded), closed_dataset_edges=bool(closed_dataset_edges),
-                  compress=compress, **prep)
+                  compress=compress, cache_control=None if cdn_cache else "no-cache", **prep)
     kwargs = store_large_args(kwargs, layer.cloudpath)
     start, stop = scale_bounds(info, mip)
     # the spatial index's grid (igneous.formats.spatial_index.index_grid):

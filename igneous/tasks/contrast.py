@@ -3,7 +3,8 @@
 - ``luminance_levels``: a sampled histogram per z-slice, stored as JSON at
   ``levels/{mip}/{z}`` in the layer (or ``levels_path``);
 - ``contrast_normalize``: per slice, clip ``clip_fraction`` of the histogram
-  at each end and stretch the rest linearly over the dtype's range;
+  (black left out) at each end and stretch the rest linearly over the
+  dtype's range, byte for byte as the original Igneous does;
 - ``clahe``: contrast-limited adaptive histogram equalization of whole xy
   slices (OpenCV's rule: tile grid, clip limit relative to the mean bin count,
   bilinear blend of the four nearest tile maps).
@@ -67,26 +68,33 @@ def luminance_levels(layer_path: str, levels_path: str, mip: int, offset: Sequen
     open_store(levels_path).put_many(files, compress="gzip", content_type="application/json")
 
 
-def clip_bounds(levels: np.ndarray, clip_fraction: float) -> tuple[int, int]:
-    """(lo, hi): the values left after dropping ``clip_fraction`` of the
-    counted voxels at each end (lo = smallest v with more than that many at
-    or below it; hi symmetrically)."""
-    levels = np.asarray(levels, dtype=np.int64)
+def clip_bounds(levels: np.ndarray, clip_fraction: float) -> tuple[int, int] | None:
+    """The stretch bounds (lo, hi) of a slice's histogram, the original
+    Igneous's rule (measured on it as a black box; tests/compat): black (0) is
+    left out; of the T voxels left, ``lo`` is one below the first value with
+    more than ``clip_fraction * T`` voxels at or below it, ``hi`` one below the
+    first value with more than ``(1 - clip_fraction) * T`` (the dtype's
+    maximum when none has, as with ``clip_fraction`` 0). None when there is
+    nothing to stretch (only black, or ``hi == lo``)."""
+    levels = np.array(levels, dtype=np.int64)
+    levels[0] = 0
     total = int(levels.sum())
     if total == 0:
-        return 0, len(levels) - 1
-    cut = clip_fraction * total
-    lo = int(np.argmax(np.cumsum(levels) > cut))
-    hi = len(levels) - 1 - int(np.argmax(np.cumsum(levels[::-1]) > cut))
-    return lo, hi
+        return None
+    cum = np.cumsum(levels)
+    lo = int(np.argmax(cum > clip_fraction * total)) - 1
+    above = cum > (1 - clip_fraction) * total
+    hi = int(np.argmax(above)) - 1 if above.any() else len(levels) - 1
+    return (lo, hi) if hi > lo else None
 
 
 def stretch(img: np.ndarray, lo: int, hi: int, maxval: int) -> np.ndarray:
-    """``lo`` -> 0 and ``hi`` -> ``maxval`` linearly, rounded and clipped.
-    A slice with ``hi <= lo`` (one value left) is returned unchanged."""
+    """``lo`` -> 0 and ``hi`` -> ``maxval`` linearly in float32 (as the original
+    computes it, so ties round alike), rounded and clipped. A slice with
+    ``hi <= lo`` is returned unchanged."""
     if hi <= lo:
         return img
-    scaled = (img.astype(np.float64) - lo) * (maxval / (hi - lo))
+    scaled = (img.astype(np.float32) - np.float32(lo)) * np.float32(maxval / (hi - lo))
     return np.clip(np.rint(scaled), 0, maxval).astype(img.dtype)
 
 
@@ -94,9 +102,12 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
                        offset: Sequence[int], shape: Sequence[int], clip_fraction: float = 0.01,
                        translate: Sequence[int] = (0, 0, 0), minval: int | None = None,
                        maxval: int | None = None, fill_missing: bool = False,
-                       compress: str | None = "gzip") -> None:
-    """Stretch each z-slice of one block by the bounds its histogram gives
-    (``minval`` / ``maxval`` override them)."""
+                       compress: str | None = "gzip", clamp_output: bool = False) -> None:
+    """Stretch each z-slice of one block by the bounds its histogram gives.
+
+    ``minval`` / ``maxval`` replace those bounds; with ``clamp_output`` (the
+    original Igneous's ContrastNormalizationTask) they clip the stretched
+    output instead."""
     import json
 
     from igneous.storage import open_store
@@ -105,15 +116,20 @@ def contrast_normalize(src_path: str, dest_path: str, levels_path: str, mip: int
         keys = [levels_key(mip, int(origin[2]) + z) for z in range(img.shape[2])]
         found = [None if data is None else json.loads(data)
                  for _, data in open_store(levels_path).get_many(keys)]
-        top = np.iinfo(img.dtype).max
+        top = int(np.iinfo(img.dtype).max)
         out = np.empty_like(img)
         for z, (key, levels) in enumerate(zip(keys, found)):
             if levels is None:
                 raise FileNotFoundError(f"{levels_path}/{key} is missing; run the histogram step")
-            lo, hi = clip_bounds(levels["levels"], clip_fraction)
-            lo = lo if minval is None else int(minval)
-            hi = hi if maxval is None else int(maxval)
-            out[:, :, z] = stretch(img[:, :, z], lo, hi, top)
+            lo, hi = clip_bounds(levels["levels"], clip_fraction) or (None, None)
+            if not clamp_output:
+                lo = lo if minval is None else int(minval)
+                hi = hi if maxval is None else int(maxval)
+            out[:, :, z] = img[:, :, z] if lo is None or hi is None else \
+                stretch(img[:, :, z], lo, hi, top)
+        if clamp_output and (minval is not None or maxval is not None):
+            out = np.clip(out, 0 if minval is None else int(minval),
+                          top if maxval is None else int(maxval)).astype(img.dtype)
         return out
 
     map_block(src_path, dest_path, mip, offset, shape, normalize, translate=translate,

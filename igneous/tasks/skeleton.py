@@ -47,7 +47,12 @@ def bucket_dir(bucket: int) -> str:
     return f"{FRAG_DIR}/{int(bucket):05d}/"
 
 
-def bucket_of(label: int, buckets: int) -> int:
+def bucket_of(label: int, buckets: int, digits: int = 0) -> int:
+    """``label % buckets``; with ``digits``, the label's first ``digits`` decimal
+    digits instead (the original Igneous's merge tasks split labels by decimal
+    prefix: igneous.compat.skeletons)."""
+    if digits:
+        return int(str(int(label))[:digits])
     return int(label) % int(buckets)
 
 
@@ -144,11 +149,12 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
                    dust_threshold: int = 1000, fill_missing: bool = False, parallel: int = 1,
                    spatial_index: bool = True, cross_sectional_area: bool = False,
                    cross_sectional_area_smoothing_window: int = 5,
-                   dust_global: bool = False) -> None:
+                   dust_global: bool = False, bucket_digits: int = 0) -> None:
     """Skeletonize the block [offset, offset + shape) plus one voxel of overlap
     and write its fragments (physical coordinates) bucketed by label
     (``dust_global``: labels under ``dust_threshold`` voxels in the whole
-    volume are skipped, by the layer's voxel counts, instead of local dust)."""
+    volume are skipped, by the layer's voxel counts, instead of local dust;
+    ``bucket_digits``: see ``bucket_of``)."""
     import fastremap
     import kimimaro
 
@@ -199,7 +205,7 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
     name = box_name(lo, core_hi)
     grouped: dict[int, dict] = {}
     for label, skel in skels.items():
-        grouped.setdefault(bucket_of(label, buckets), {})[label] = skel
+        grouped.setdefault(bucket_of(label, buckets, bucket_digits), {})[label] = skel
     cf.put_many([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(group))
                  for b, group in grouped.items()])
     if spatial_index:

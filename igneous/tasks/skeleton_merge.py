@@ -38,8 +38,10 @@ DONE_DIR = f"{FRAG_DIR}/fused-done"
 def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
          tick_threshold: float, max_cable_length: float | None,
          crop_box: Sequence[Sequence[float]] | None = None,
-         ball: dict | None = None) -> Any:
-    """One skeleton from a label's fragments, or None when it is dust or too long.
+         ball: dict | None = None, keep_long: bool = False) -> Any:
+    """One skeleton from a label's fragments, or None when it is dust or too long
+    (``keep_long``: a skeleton over ``max_cable_length`` is returned merged but
+    not postprocessed instead, the original Igneous's rule).
 
     Vertices are snapped to the voxel grid so the copies of a seam vertex made
     by the two blocks that share it are bit-identical, then duplicates are
@@ -59,6 +61,10 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     skel.vertices = (np.round(skel.vertices / res) * res).astype(np.float32)
     skel = skel.consolidate()
     if max_cable_length is not None and skel.cable_length() > max_cable_length:
+        if keep_long:
+            skel.vertex_types = np.zeros(len(skel.vertices), dtype=np.uint8)
+            skel.id = label
+            return skel
         print(f"igneous: skeleton {label} is longer than max_cable_length "
               f"({skel.cable_length():.0f} > {max_cable_length:.0f}); skipped", file=sys.stderr)
         return None

@@ -154,16 +154,6 @@ def test_transfer_delete_quantize_remap_direct(tmp_path):
     assert np.array_equal(read(out), table[small])
 
 
-def test_skeleton_classes_refuse_with_the_reason():
-    from igneous.errors import UserError
-    from igneous.tasks import SkeletonTask
-
-    task = SkeletonTask(cloudpath="file:///x", shape=(8, 8, 8), offset=(0, 0, 0), mip=0,
-                        teasar_params={"scale": 4, "const": 500}, will_postprocess=True)
-    with pytest.raises(UserError, match="create_skeletonizing_tasks"):
-        task.execute()
-
-
 def test_transfer_task_translate_direct(tmp_path):
     """The original's TransferTask box is in source voxels, written at box + translate."""
     from cloudvolume import CloudVolume

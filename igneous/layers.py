@@ -17,6 +17,7 @@ import numpy as np
 
 from igneous.errors import UserError
 from igneous.storage import is_plain, join, normalize_url, open_store
+from igneous.storage.probe import probe
 
 SEGMENTATION_ENCODINGS = {"compressed_segmentation", "compresso", "crackle"}
 IMAGE_ONLY_ENCODINGS = {"jpeg", "png", "jpegxl", "fpzip", "zfpc"}
@@ -85,6 +86,7 @@ class LayerInfo:
 
     def __init__(self, path: str):
         self.cloudpath = normalize_path(path)
+        probe(self.cloudpath)  # a bad bucket or endpoint: one line, in seconds
         with layer_errors(self.cloudpath):
             self.info = self._read_any()
         if not isinstance(self.info, dict) or not isinstance(self.info.get("scales"), list) \
@@ -108,7 +110,7 @@ class LayerInfo:
 
     def _read(self) -> dict:
         if not is_plain(self.cloudpath):
-            from cloudvolume import CloudVolume
+            CloudVolume = cloudvolume_class()
 
             return CloudVolume(self.cloudpath, progress=False).info
         try:
@@ -148,6 +150,7 @@ def write_info(path: str, info: dict) -> None:
     written as OME-Zarr metadata instead (igneous.zarrio; a new one unsharded
     zarr v3); the mesh and skeleton directories beside an OME-Zarr stay JSON."""
     path = normalize_path(path)
+    probe(path)
     if "scales" in info:
         from igneous.formats.omezarr import layout_for, looks_like_zarr
 
@@ -160,7 +163,7 @@ def write_info(path: str, info: dict) -> None:
                 zarrio.write_info(path, info)
             return
     if not is_plain(path):
-        from cloudvolume import CloudVolume
+        CloudVolume = cloudvolume_class()
 
         with layer_errors(path):
             CloudVolume(path, info=info, progress=False).commit_info()
@@ -205,9 +208,20 @@ def load_layer(path: str, mip: int = 0) -> LayerInfo:
 WRITE_CACHE_CONTROL = "no-cache"  # chunks and shards CloudVolume writes for us
 
 
+def cloudvolume_class() -> Any:
+    """cloudvolume.CloudVolume, with its storage requests counted like a
+    Store's (igneous.storage.cvcount)."""
+    from cloudvolume import CloudVolume
+
+    from igneous.storage.cvcount import count_cloudvolume_io
+
+    count_cloudvolume_io()
+    return CloudVolume
+
+
 def open_layer(path: str, mip: int = 0, **kwargs: Any) -> Any:
     """A CloudVolume for ``path`` at ``mip`` with quiet, non-caching defaults."""
-    from cloudvolume import CloudVolume
+    CloudVolume = cloudvolume_class()
 
     path = normalize_path(path)
     # cdn_cache as a header string: CloudVolume hands a bool straight to the

@@ -29,9 +29,9 @@ def skeleton_labels(cv) -> list[int]:
 
 def convert_to_swc(src: str, dest_dir: str, labels: Sequence[int] | None = None) -> int:
     """Write ``DEST_DIR/LABEL.swc`` for each label; returns how many were written."""
-    from cloudvolume import CloudVolume
+    from igneous.layers import cloudvolume_class, layer_errors, normalize_path
 
-    from igneous.layers import layer_errors, normalize_path
+    CloudVolume = cloudvolume_class()
 
     src = normalize_path(src)
     with layer_errors(src):

@@ -27,9 +27,10 @@ import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from igneous.cost import Measure, Tally, Usage, add_into, write_report
 from igneous.errors import UserError
 from igneous.queues import Lease, TaskQueue, open_queue
-from igneous.tasks import EXPAND_TASK, Task, run_payload
+from igneous.tasks import EXPAND_TASK, Task
 
 MAX_BATCH = 64
 QUICK_TASK_SEC = 0.05
@@ -163,7 +164,9 @@ class _Stop:
 def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> WorkerResult:
     """Execute tasks from ``queue`` until told to stop (see WorkerOptions)."""
     from igneous.memory import return_freed_memory
+    from igneous.storage import probe
 
+    probing, probe.ENABLED = probe.ENABLED, False  # planners probed the buckets already
     opts = opts or WorkerOptions()
     if isinstance(queue, str):
         queue = open_queue(queue, create=False, region=opts.region)
@@ -173,6 +176,7 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
     stop.install()
     renewer = _Renewer(queue, opts.lease_sec)
     renewer.start()
+    tally = Tally()
     started = time.monotonic()
     batch_size = 1
     idle_sleep = 0.02
@@ -211,7 +215,7 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
                         queue.release(leases[i:])
                         break
                     t0 = time.monotonic()
-                    ok = _run_one(queue, lease, opts, result)
+                    ok = _run_one(queue, lease, opts, result, tally)
                     elapsed = time.monotonic() - t0
                     if ok:
                         finished.append(lease)
@@ -229,20 +233,39 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
                 raise
             queue.delete(finished)
             renewer.drop(leases)
+            if tally.age() >= queue.usage_flush_sec:
+                _hand_on(queue, tally)
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
         renewer.done.set()
         stop.restore()
+        _hand_on(queue, tally)
+        probe.ENABLED = probing
     result.interrupted = result.interrupted or stop.event.is_set()
     return result
 
 
-def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: WorkerResult) -> bool:
+def _hand_on(queue: TaskQueue, tally: Tally) -> None:
+    """Add what this worker's tasks used to the queue's run totals."""
+    usage = tally.take()
+    if not usage:
+        return
+    try:
+        queue.add_usage(usage)
+    except Exception as e:  # noqa: BLE001 - accounting must never stop the work
+        tally.put_back(usage)
+        print(f"igneous: could not record usage in {queue.url}: {one_line(str(e))}",
+              file=sys.stderr)
+
+
+def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: WorkerResult,
+             tally: Tally) -> bool:
     task = None
+    measure = Measure()
     try:
         task = Task.from_json(lease.payload)
-        with _Deadline(opts.task_timeout):
+        with measure, _Deadline(opts.task_timeout):
             if task.name == EXPAND_TASK:
                 _expand(queue, lease, task)
             else:
@@ -250,6 +273,8 @@ def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: Worker
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - a task may raise anything; record it
+        if task is not None:
+            tally.add(task.name, measure.row(ok=False))
         result.failed += 1
         error = one_line(f"{type(e).__name__}: {e}")
         # a malformed or unknown task can never succeed: dead-letter it at once
@@ -262,6 +287,7 @@ def _run_one(queue: TaskQueue, lease: Lease, opts: WorkerOptions, result: Worker
             if not isinstance(e, UserError) and os.environ.get("IGNEOUS_TRACEBACK"):
                 traceback.print_exc()
         return False
+    tally.add(task.name, measure.row())
     result.executed += 1
     return True
 
@@ -313,7 +339,9 @@ def run_workers(spec: str, opts: WorkerOptions, parallel: int = 1) -> WorkerResu
         bar.start()
     try:
         if parallel <= 1:
-            return run_worker(queue, opts)
+            result = run_worker(queue, opts)
+            _report_queue(queue, result, opts)
+            return result
         ctx = mp.get_context("fork")
         results = ctx.Queue()
         procs = [ctx.Process(target=_worker_process, args=(spec, opts, results)) for _ in range(parallel)]
@@ -349,10 +377,24 @@ def run_workers(spec: str, opts: WorkerOptions, parallel: int = 1) -> WorkerResu
         crashed = [p.exitcode for p in procs if p.exitcode and p.exitcode > 0]
         if crashed:
             raise UserError(f"{len(crashed)} of {parallel} worker processes failed (see above)")
+        _report_queue(queue, total, opts)
         return total
     finally:
         if bar:
             bar.stop()
+
+
+def _report_queue(queue: TaskQueue, result: WorkerResult, opts: WorkerOptions) -> None:
+    """Write the run report of ``queue``: everything its workers recorded so far."""
+    try:
+        usage = queue.usage()
+    except Exception as e:  # noqa: BLE001 - a report must never fail the run
+        print(f"igneous: could not read usage from {queue.url}: {one_line(str(e))}", file=sys.stderr)
+        return
+    path = write_report(usage, queue.url, queue=queue.url, executed_now=result.executed,
+                        failed_now=result.failed)
+    if path and not opts.quiet:
+        print(f"igneous: run report: {path}", file=sys.stderr)
 
 
 class _ProgressPoller(threading.Thread):
@@ -388,26 +430,43 @@ class _ProgressPoller(threading.Thread):
 
 # -- no queue: run now in a local process pool --------------------------------
 
-def run_local(stages: Iterable[Iterable[Task]], parallel: int = 1, *, progress: bool = True) -> int:
-    """Run stages of tasks in order, each across ``parallel`` processes."""
+def run_local(stages: Iterable[Iterable[Task]], parallel: int = 1, *, progress: bool = True,
+              label: str = "local") -> int:
+    """Run stages of tasks in order, each across ``parallel`` processes; what
+    they used goes into a run report (igneous.cost.write_report)."""
     from tqdm import tqdm
 
+    usage: Usage = {}
     executed = 0
     for tasks in stages:
         total = len(tasks) if hasattr(tasks, "__len__") else None
         show = progress and sys.stderr.isatty()
         with tqdm(total=total, desc="tasks", unit="task", disable=not show) as bar:
             if parallel <= 1:
-                for task in tasks:
-                    task()
+                results: Iterable[tuple[str, dict[str, float]]] = (
+                    run_measured(task) for task in tasks)
+                for name, row in results:
+                    add_into(usage, {name: row})
                     executed += 1
                     bar.update()
             else:
                 ctx = mp.get_context("fork")
                 with ctx.Pool(parallel) as pool:
                     payloads = (t.to_json() for t in tasks)
-                    for _ in pool.imap_unordered(run_payload, payloads, chunksize=1):
+                    for name, row in pool.imap_unordered(run_measured, payloads, chunksize=1):
+                        add_into(usage, {name: row})
                         executed += 1
                         bar.update()
+    path = write_report(usage, label, queue=None, executed_now=executed)
+    if path and progress:
+        print(f"igneous: run report: {path}", file=sys.stderr)
     return executed
 
+
+def run_measured(task: Task | str) -> tuple[str, dict[str, float]]:
+    """Run one task (or payload); (its name, what it used)."""
+    if isinstance(task, str):
+        task = Task.from_json(task)
+    with Measure() as measure:
+        task()
+    return task.name, measure.row()

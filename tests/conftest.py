@@ -49,6 +49,14 @@ AWS_ENV_CLEARED = (
 )
 
 
+def pytest_configure(config) -> None:
+    """Run reports (igneous.cost) of the tests' runs go to a temporary
+    directory, not the user's ~/.local/state (tests that read them set their own)."""
+    import tempfile
+
+    os.environ.setdefault("IGNEOUS_REPORT_DIR", tempfile.mkdtemp(prefix="igneous-reports-"))
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """``slow`` tests run only with IGNEOUS_SLOW=1 or when ``-m`` names them."""
     if os.environ.get("IGNEOUS_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):

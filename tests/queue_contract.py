@@ -270,3 +270,40 @@ class QueueContract:
         everything = [p for part in got for p in part]
         assert len(everything) == n_tasks
         assert len(set(everything)) == n_tasks
+
+    # -- what the run used (igneous.cost) ---------------------------------------
+    def test_usage_sums_concurrent_adds_and_purges(self, make_queue):
+        """Workers add usage concurrently through their own handles; the totals
+        are the exact sums, kept across reads, and cleared by purge."""
+        n_workers, n_adds = 3, 4
+        handles = [make_queue() for _ in range(n_workers)]
+        assert handles[0].usage() == {}
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                for k in range(n_adds):
+                    handles[i].add_usage({"downsample": {"tasks": 1, "reads": 10 + k,
+                                                         "cpu_sec": 0.5},
+                                          f"w{i}": {"writes": 2}})
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors
+        want = {"downsample": {"tasks": n_workers * n_adds,
+                               "reads": n_workers * sum(10 + k for k in range(n_adds)),
+                               "cpu_sec": 0.5 * n_workers * n_adds},
+                **{f"w{i}": {"writes": 2 * n_adds} for i in range(n_workers)}}
+        reader = make_queue()
+        assert reader.usage() == want
+        assert reader.usage() == want  # reading does not change them
+        reader.add_usage({"downsample": {"tasks": 1}})
+        want["downsample"]["tasks"] += 1
+        assert make_queue().usage() == want
+        reader.purge()
+        assert make_queue().usage() == {}

@@ -12,11 +12,14 @@ import json
 import os
 import subprocess
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cloudvolume import CloudVolume
 
+from tests.fault_answers import answering
 from tests.test_pipeline import tree
 from tests.test_worker import counts
 from tests.volumes import make_layer
@@ -73,28 +76,87 @@ def test_missing_object_mid_run_is_dead_lettered(igneous, tmp_path, s3_bucket):
     assert len(written) == total - 1
 
 
-@pytest.mark.parametrize("fault", ["missing-bucket", "missing-layer", "unreachable"])
-def test_planning_against_a_broken_store_enqueues_nothing(igneous, tmp_path, s3_bucket,
-                                                          closed_port, fault):
+ENDPOINT_ENV = {"s3": "AWS_ENDPOINT_URL", "gs": "STORAGE_EMULATOR_HOST"}
+
+
+@contextmanager
+def broken(fault: str, store: str, bucket, closed_port: int):
+    """(path of a layer in ``bucket``'s store, extra environment) for ``fault``."""
+    env_name = ENDPOINT_ENV[store]
+    if fault == "denied":  # every request refused with 403 (bad or revoked credentials)
+        with answering(bucket.endpoint, flavor="s3" if store == "s3" else "gcs",
+                       refuse=True) as (url, _):
+            yield f"{bucket.url}/layer", {env_name: url}
+        return
+    yield {
+        "missing-bucket": f"{store}://igneous-no-such-bucket-{uuid.uuid4().hex[:8]}/layer",
+        "missing-layer": f"{bucket.url}/nothing-here",
+        "unreachable": f"{bucket.url}/layer",
+    }[fault], ({env_name: f"http://127.0.0.1:{closed_port}"} if fault == "unreachable" else {})
+
+
+def cli(*args, env: dict | None = None) -> tuple[int, str]:
+    """Run ``igneous ARGS`` in this process (click's runner, environment
+    ``env`` added for the call); (exit code, stderr). A crash fails the test."""
+    from click.testing import CliRunner
+
+    from igneous.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stderr
+
+
+def refused(args, env) -> str:
+    """The one line a refused command printed."""
+    code, err = cli(*args, env=env)
+    line = err.strip()
+    assert code != 0, err
+    assert "Traceback" not in line and len(line.splitlines()) == 1, line
+    return line
+
+
+@pytest.mark.parametrize("store", ["s3", "gs"])
+@pytest.mark.parametrize("fault", ["missing-bucket", "missing-layer", "unreachable", "denied"])
+def test_planning_against_a_broken_store_enqueues_nothing(tmp_path, request, closed_port,
+                                                          fault, store):
+    """As a source and as a destination, a store that cannot be used is
+    refused in one line before anything is queued or written, at once (a
+    quick probe: no minute of client retries)."""
+    bucket = request.getfixturevalue("s3_bucket" if store == "s3" else "gcs_bucket")
     src = make_layer(str(tmp_path / "local"), IMAGE, chunk=(16, 16, 8))
-    target = {
-        "missing-bucket": f"s3://igneous-no-such-bucket-{uuid.uuid4().hex[:8]}/layer",
-        "missing-layer": f"{s3_bucket.url}/nothing-here",
-        "unreachable": f"{s3_bucket.url}/layer",
-    }[fault]
-    # unreachable: every S3 client of the command talks to a port nothing listens on
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port}"} if fault == "unreachable" else None
-    q = tmp_path / "q"
-    proc = igneous("image", "downsample", target, "--queue", q, timeout=180, env=env)
-    line = _one_line(proc)
-    assert target.split("//")[-1].split("/")[0] in line or "no layer" in line, line
-    assert not q.exists()
-    # as a destination too: refused before anything is queued (and src untouched)
     before = tree(tmp_path / "local")
-    if fault == "missing-bucket":  # (unreachable: ~80 s of client retries per command)
-        _one_line(igneous("image", "xfer", src, target, "--queue", q, timeout=180, env=env))
+    q = tmp_path / "q"
+    with broken(fault, store, bucket, closed_port) as (target, env):
+        line = refused(("image", "downsample", target, "--queue", q), env)
+        name = target.split("//")[-1].split("/")[0]
+        expect = {"missing-bucket": "does not exist", "missing-layer": "no layer",
+                  "unreachable": "cannot reach", "denied": "refused"}[fault]
+        assert expect in line and (name in line or fault == "missing-layer"), line
         assert not q.exists()
-        assert tree(tmp_path / "local") == before
+        if fault != "missing-layer":  # (a missing layer is a fine destination)
+            line = refused(("image", "xfer", src, target, "--queue", q), env)
+            assert expect in line and name in line, line
+            assert not q.exists()
+    assert tree(tmp_path / "local") == before
+
+
+@pytest.mark.parametrize("store", ["s3", "gs"])
+def test_throttling_is_retried_not_failed(tmp_path, request, store):
+    """503 SlowDown answers to the first requests (the probe's among them) are
+    retried with back-off: the transfer succeeds and equals the source."""
+    bucket = request.getfixturevalue("s3_bucket" if store == "s3" else "gcs_bucket")
+    src = make_layer(str(tmp_path / "local"), IMAGE, chunk=(16, 16, 8))
+    dest = f"{bucket.url}/throttled"
+    with answering(bucket.endpoint, flavor="s3" if store == "s3" else "gcs",
+                   throttle=3) as (url, tally):
+        code, err = cli("image", "xfer", src, dest, "--skip-downsample",
+                        env={ENDPOINT_ENV[store]: url})
+        assert code == 0, err
+    assert tally["answered"] == 3 and tally["forwarded"] > 0
+    got = np.asarray(CloudVolume(dest, progress=False)[:, :, :])[..., 0]
+    assert np.array_equal(got, IMAGE)
 
 
 # -- full disk ---------------------------------------------------------------------

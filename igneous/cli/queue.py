@@ -58,9 +58,24 @@ def _stage_rows(stages: dict, labels: dict) -> list[tuple]:
 @click.option("--eta", "eta_sec", default=0.0, show_default=True, type=float,
               help="Watch the queue this many seconds and estimate the rate (and ETA) from what "
               "left it meanwhile, instead of from the completions of the last minute.")
-def status(queue, aws_region, as_json, show_dead, eta_sec):
-    """Pending, leased, completed and dead-lettered tasks, rate and ETA."""
+@click.option("--prices", "prices_file", default=None, metavar="FILE",
+              help="A TOML price table overriding the shipped list prices (also $IGNEOUS_PRICES; "
+              "docs/cost.md).")
+@click.option("--report", "report_file", default=None, metavar="FILE",
+              help="Also write the run report (JSON: usage by task, price estimate) to FILE.")
+def status(queue, aws_region, as_json, show_dead, eta_sec, prices_file, report_file):
+    """Pending, leased, completed and dead-lettered tasks, rate and ETA; what
+    the run used so far (storage requests by class, bytes, CPU-seconds) and an
+    estimated price at list prices."""
+    from igneous import cost
+
+    prices = cost.load_prices(prices_file)
     q = _open(queue, aws_region)
+    usage = q.usage()
+    run = cost.report(usage, prices, queue=q.url)
+    if report_file:
+        with open(report_file, "w") as f:
+            json.dump(run, f, indent=1)
     c = q.counts()
     if eta_sec > 0:
         before = c.remaining
@@ -77,6 +92,7 @@ def status(queue, aws_region, as_json, show_dead, eta_sec):
                        for k, label, p, x, state in rows},
             "dead_letters": [{"payload": d.payload, "failures": d.failures, "error": d.error}
                              for d in dead],
+            "usage": {k: run[k] for k in ("total", "by_task", "price_usd", "prices")},
         }))
         return
     click.echo(f"Queue:      {q.url}")
@@ -93,6 +109,8 @@ def status(queue, aws_region, as_json, show_dead, eta_sec):
             click.echo(f"  stage {stage}{name}: {p} pending, {x} leased ({state})")
     for d in dead:
         click.echo(f"  dead ({d.failures} failures): {d.error}\n    task: {d.payload[:200]}")
+    for line in cost.render(usage, prices):
+        click.echo(line)
 
 
 @queue_group.command()

@@ -9,7 +9,7 @@ released. Delivery is at-least-once, so tasks must be idempotent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -137,6 +137,21 @@ class TaskQueue(ABC):
     @abstractmethod
     def requeue_dead(self) -> int:
         """Move dead-lettered tasks back to pending with a fresh attempt count."""
+
+    # -- what the run used (igneous.cost) ---------------------------------------
+    # how often (seconds) a worker adds its tasks' usage; it always does on exit.
+    # Seldom: each add is a write the queue's own work does not need (on a
+    # nearly full disk it must not be what takes the last page)
+    usage_flush_sec: float = 10.0
+
+    @abstractmethod
+    def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        """Add ``{task name: {field: amount}}`` to this queue's run totals
+        (durably, atomically: workers add concurrently). ``purge`` clears them."""
+
+    @abstractmethod
+    def usage(self) -> dict[str, dict[str, float]]:
+        """The run totals added so far, ``{task name: {field: amount}}``."""
 
     def next_stage(self) -> int:
         """The stage number that would run after everything queued now."""

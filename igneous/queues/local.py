@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import islice
 from typing import TypeVar
 
@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS dead (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS completions (sec INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+  task TEXT NOT NULL, field TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (task, field)
+);
 """
 
 
@@ -277,13 +280,29 @@ class LocalQueue(TaskQueue):
 
     def purge(self) -> None:
         def wipe(cur: sqlite3.Cursor) -> None:
-            for table in ("tasks", "dead", "counters", "completions", "meta"):
+            for table in ("tasks", "dead", "counters", "completions", "meta", "usage"):
                 cur.execute(f"DELETE FROM {table}")
 
         self._write(wipe)
 
     def is_empty(self) -> bool:
         return not self._read("SELECT 1 FROM tasks LIMIT 1")
+
+    def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        rows = [(task, key, float(v)) for task, row in usage.items() for key, v in row.items()]
+
+        def add(cur: sqlite3.Cursor) -> None:
+            cur.executemany("INSERT INTO usage(task, field, value) VALUES (?, ?, ?) ON CONFLICT"
+                            "(task, field) DO UPDATE SET value = value + excluded.value", rows)
+
+        if rows:
+            self._write(add)
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for task, key, value in self._read("SELECT task, field, value FROM usage"):
+            out.setdefault(task, {})[key] = value
+        return out
 
     supports_pipelines = True
 

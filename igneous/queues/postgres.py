@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS igneous_completions (
 CREATE TABLE IF NOT EXISTS igneous_meta (
   queue TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
   PRIMARY KEY (queue, key)
+);
+CREATE TABLE IF NOT EXISTS igneous_usage (
+  queue TEXT NOT NULL, task TEXT NOT NULL, field TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL, PRIMARY KEY (queue, task, field)
 );
 """
 
@@ -368,10 +372,31 @@ class PostgresQueue(TaskQueue):
     def purge(self) -> None:
         def wipe(cur: Cursor) -> None:
             for table in ("igneous_tasks", "igneous_dead", "igneous_counters", "igneous_completions",
-                          "igneous_meta"):
+                          "igneous_meta", "igneous_usage"):
                 cur.execute(f"DELETE FROM {table} WHERE queue = %s", (self.name,))
 
         self._tx(wipe)
+
+    def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        rows = [(self.name, task, key, float(v)) for task, row in usage.items()
+                for key, v in row.items()]
+
+        def add(cur: Cursor) -> None:
+            # one order for every writer's rows: concurrent upserts cannot deadlock
+            cur.executemany(
+                "INSERT INTO igneous_usage(queue, task, field, value) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (queue, task, field) DO UPDATE "
+                "SET value = igneous_usage.value + EXCLUDED.value", sorted(rows))
+
+        if rows:
+            self._tx(add, retry=False)
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for task, key, value in self._rows(
+                "SELECT task, field, value FROM igneous_usage WHERE queue = %s", (self.name,)):
+            out.setdefault(task, {})[key] = float(value)
+        return out
 
     supports_pipelines = True
 

@@ -31,7 +31,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from igneous.errors import QueueError
 from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue
@@ -39,6 +39,7 @@ from igneous.queues.base import DeadLetter, Lease, QueueCounts, TaskQueue
 SCAN_WINDOW = 250  # leases pick at random among this many leasable files (as ptq does)
 FAILURES = "igneous-failures"
 DEAD = "igneous-dead"
+USAGE = "igneous-usage.json"  # what the run used (igneous.cost), summed by add_usage
 
 
 def is_ptq_dir(path: str) -> bool:
@@ -334,6 +335,36 @@ class PTQFileQueue(TaskQueue):
                 except FileNotFoundError:
                     pass
         self.rezero()
+        try:
+            os.remove(os.path.join(self.path, USAGE))
+        except FileNotFoundError:
+            pass
+
+    def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        """Usage lives in ``USAGE`` (JSON) beside python-task-queue's files,
+        read, summed and replaced whole under an exclusive lock (its own file)."""
+        if not usage:
+            return
+        path = os.path.join(self.path, USAGE)
+        with open(path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            total = self.usage()
+            for task, row in usage.items():
+                mine = total.setdefault(task, {})
+                for key, value in row.items():
+                    mine[key] = mine.get(key, 0) + value
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as out:
+                json.dump(total, out)
+            os.replace(tmp, path)
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        try:
+            with open(os.path.join(self.path, USAGE)) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return {}
+        return json.loads(text) if text.strip() else {}
 
     def rezero(self) -> None:
         with open(os.path.join(self.path, "completions"), "wb"):

@@ -15,7 +15,13 @@ How the interface maps onto SQS:
   attempts reach ``max_attempts`` the payload and error go to the companion
   queue ``NAME-dead`` and the original is deleted;
 - SQS has no stages, cannot list leased messages (so no ``release_all``) and
-  keeps no completed count; its counts are approximate.
+  keeps no completed count; its counts are approximate;
+- what the run used (igneous.cost) goes to the companion queue
+  ``NAME-usage``: each worker sends a message of its tasks' usage every
+  ``USAGE_FLUSH_SEC`` and on exit; reading the totals sums every message and
+  folds them into one (sent before the others are deleted: a reader killed
+  in between counts that part twice, never loses it). Two readers at the
+  same moment each see only part of it.
 
 Every failure of the service (unreachable endpoint, missing queue, missing
 credentials) surfaces as a one-line :class:`igneous.errors.QueueError`.
@@ -23,11 +29,12 @@ credentials) surfaces as a one-line :class:`igneous.errors.QueueError`.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any, Literal, overload
 from urllib.parse import urlparse
@@ -50,6 +57,8 @@ MAX_BATCH_BYTES = 256 * 1024  # the most conservative total size of one send bat
 MAX_VISIBILITY = 12 * 3600  # SQS's longest visibility timeout
 RETENTION_SEC = 14 * 24 * 3600  # keep tasks (and dead letters) as long as SQS allows
 DEAD_SUFFIX = "-dead"
+USAGE_SUFFIX = "-usage"
+USAGE_FLUSH_SEC = 30.0  # a worker sends its tasks' usage at most this often (and on exit)
 ENDPOINT_ENV = "IGNEOUS_SQS_ENDPOINT"
 # Opening a queue probes it once without retries, so an unreachable endpoint
 # fails in seconds; later calls ride out brief outages of a running service.
@@ -136,6 +145,10 @@ class SQSQueue(TaskQueue):
     @property
     def dead_name(self) -> str:
         return self.name + DEAD_SUFFIX
+
+    @property
+    def usage_name(self) -> str:
+        return self.name + USAGE_SUFFIX
 
     def _error(self, e: Exception, op: str, queue: str) -> QueueError:
         """A one-line QueueError for a failed SQS call."""
@@ -402,8 +415,40 @@ class SQSQueue(TaskQueue):
         stages = {0: (pending, leased)} if detailed and pending + leased else {}
         return QueueCounts(pending=pending, leased=leased, completed=None, dead=dead, stages=stages)
 
+    usage_flush_sec = USAGE_FLUSH_SEC
+
+    def add_usage(self, usage: Mapping[str, Mapping[str, float]]) -> None:
+        if usage:
+            url = self._queue_url(self.usage_name, create=True)
+            self._send(url, self.usage_name, [{"Id": "0", "MessageBody": json.dumps(usage)}])
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        url = self._queue_url(self.usage_name, create=False)
+        if url is None:
+            return {}
+        total: dict[str, dict[str, float]] = {}
+        handles: list[str] = []
+        while messages := self._receive(url, self.usage_name, BATCH, 120):
+            for m in messages:
+                handles.append(m["ReceiptHandle"])
+                for task, row in json.loads(m["Body"]).items():
+                    mine = total.setdefault(task, {})
+                    for key, value in row.items():
+                        mine[key] = mine.get(key, 0) + value
+        if len(handles) > 1:
+            self._send(url, self.usage_name, [{"Id": "0", "MessageBody": json.dumps(total)}])
+            self._delete_handles(url, self.usage_name, handles)
+        elif handles:  # one message: leave it as it is
+            self._set_visibility_of(url, handles, 0)
+        return total
+
+    def _set_visibility_of(self, url: str, handles: Sequence[str], seconds: int) -> None:
+        self._call("change_message_visibility_batch", self.usage_name, QueueUrl=url,
+                   Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": seconds}
+                            for i, h in enumerate(handles)])
+
     def purge(self) -> None:
-        for name in (self.name, self.dead_name):
+        for name in (self.name, self.dead_name, self.usage_name):
             url = self._queue_url(name, create=False)
             if url is None:
                 continue

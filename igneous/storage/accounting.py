@@ -11,6 +11,12 @@ A caller measures a piece of work by differencing two snapshots::
 
 CloudVolume's own IO (sharded scales, mesh / skeleton read-back) is not
 seen here: it does not go through a Store.
+
+``retries`` counts storage requests that failed transiently (a 5xx or 429
+answer, a reset connection, a body cut short) and were therefore sent again,
+whichever layer retried them (cloud-files, boto, google-cloud-storage):
+igneous.storage.cloud watches the HTTP transport they share and adds each
+one to ``TOTAL`` only (the transport does not know which store asked).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from dataclasses import asdict, dataclass, fields
 
 @dataclass(frozen=True)
 class Counts:
-    """Requests by billing class and bytes moved (``bytes_in``: read from storage)."""
+    """Requests by billing class, bytes moved (``bytes_in``: read from storage)
+    and requests retried after a transient failure (not a billing class:
+    ``requests`` leaves them out, the retried request is counted once)."""
 
     reads: int = 0
     writes: int = 0
@@ -29,6 +37,7 @@ class Counts:
     deletes: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    retries: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -53,13 +62,13 @@ class Meter:
         self.parent = parent
 
     def add(self, *, reads: int = 0, writes: int = 0, lists: int = 0, deletes: int = 0,
-            bytes_in: int = 0, bytes_out: int = 0) -> None:
-        delta = Counts(reads, writes, lists, deletes, bytes_in, bytes_out)
+            bytes_in: int = 0, bytes_out: int = 0, retries: int = 0) -> None:
+        delta = Counts(reads, writes, lists, deletes, bytes_in, bytes_out, retries)
         with self._lock:
             self._counts = self._counts + delta
         if self.parent is not None:
             self.parent.add(reads=reads, writes=writes, lists=lists, deletes=deletes,
-                            bytes_in=bytes_in, bytes_out=bytes_out)
+                            bytes_in=bytes_in, bytes_out=bytes_out, retries=retries)
 
     def snapshot(self) -> Counts:
         with self._lock:

@@ -6,19 +6,29 @@ Objects move raw (``raw=True``): compression is done and undone with
 igneous.storage.compression, so the bytes counted are the bytes stored, and
 the method travels as the object's Content-Encoding. Many keys are fetched
 or sent concurrently, ``BATCH`` at a time, which bounds the bytes held.
+
+Transient failures (5xx and 429 answers, reset connections, bodies shorter
+than their Content-Length) are retried with back-off inside the clients
+cloud-files drives (boto's retries, google-cloud-storage's, cloud-files' own
+around each request); a short body is an error there, never data. They all
+send HTTP through urllib3, so ``watch_retries`` counts each failed attempt
+there, as ``retries`` on the process-wide accounting total.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from igneous.storage import compression
+from igneous.storage.accounting import TOTAL
 from igneous.storage.base import Store, Stored, as_keys, check_key, check_write_key
 
 BATCH = 64  # objects per concurrent request batch
 LIST_PAGE = 1000  # keys per list request (S3 and GCS page size)
+RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})  # answers the clients retry
 
 
 class CloudStore(Store):
@@ -34,6 +44,7 @@ class CloudStore(Store):
         if self._cf is None:
             from cloudfiles import CloudFiles
 
+            watch_retries()
             self._cf = CloudFiles(self.url, progress=False)
         return self._cf
 
@@ -120,3 +131,68 @@ def encoding_method(encoding: str | None) -> str | None:
     if not encoding or encoding in ("identity", "none"):
         return None
     return compression.method(encoding)
+
+
+class RetryWatch:
+    """Counts failed HTTP attempts in urllib3, the transport under boto and
+    google-cloud-storage (and so under cloud-files): an exception while
+    sending or reading an answer, or an answer whose status the clients retry.
+    Installed once per process (``watch_retries``); passes everything through."""
+
+    def __init__(self) -> None:
+        self.installed = False
+        self.lock = threading.Lock()
+        self.local = threading.local()  # depth of urlopen calls in this thread
+
+    def install(self) -> None:
+        with self.lock:
+            if self.installed:
+                return
+            from urllib3.connectionpool import HTTPConnectionPool
+            from urllib3.response import HTTPResponse
+
+            for cls, name, watch in ((HTTPConnectionPool, "urlopen", self.watch_urlopen),
+                                     (HTTPResponse, "read", self.watch_read),
+                                     (HTTPResponse, "read_chunked", self.watch_read)):
+                setattr(cls, name, watch(getattr(cls, name)))
+            self.installed = True
+
+    def watch_urlopen(self, urlopen: Any) -> Any:
+        local = self.local
+
+        def counted_urlopen(pool: Any, *args: Any, **kwargs: Any) -> Any:
+            local.depth = getattr(local, "depth", 0) + 1
+            try:
+                response = urlopen(pool, *args, **kwargs)
+            except Exception:
+                if local.depth == 1:
+                    TOTAL.add(retries=1)
+                raise
+            finally:
+                local.depth -= 1
+            if local.depth == 0 and response.status in RETRIED_STATUS:
+                TOTAL.add(retries=1)
+            return response
+
+        return counted_urlopen
+
+    def watch_read(self, read: Any) -> Any:
+        local = self.local
+
+        def counted_read(response: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return read(response, *args, **kwargs)
+            except Exception:
+                if getattr(local, "depth", 0) == 0:  # else urlopen counts it
+                    TOTAL.add(retries=1)
+                raise
+
+        return counted_read
+
+
+RETRY_WATCH = RetryWatch()
+
+
+def watch_retries() -> None:
+    """Start counting retried storage requests in this process (idempotent)."""
+    RETRY_WATCH.install()

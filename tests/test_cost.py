@@ -73,14 +73,16 @@ def test_bad_price_table_is_one_line(tmp_path, igneous):
 
 
 def test_render_shows_every_counts_field(monkeypatch):
-    """A counter added to Counts (e.g. retries) is shown without code changes."""
+    """A counter added to Counts is shown without code changes (retries came
+    that way), and retries are shown too."""
     extended = dataclasses.make_dataclass(
-        "Counts", [(f.name, int, 0) for f in dataclasses.fields(Counts)] + [("retries", int, 0)])
+        "Counts", [(f.name, int, 0) for f in dataclasses.fields(Counts)] + [("redirects", int, 0)])
     monkeypatch.setattr(cost, "Counts", extended)
-    usage = {"transfer": {"tasks": 2, "reads": 5, "retries": 3, "bytes_in": 2048}}
+    usage = {"transfer": {"tasks": 2, "reads": 5, "retries": 3, "redirects": 4, "bytes_in": 2048}}
     text = "\n".join(cost.render(usage, cost.load_prices()))
-    assert "3 retries" in text and "5 reads" in text and "2.0 KiB in" in text
-    assert cost.total(usage)["retries"] == 3
+    assert "3 retries" in text and "4 redirects" in text and "5 reads" in text
+    assert "2.0 KiB in" in text
+    assert cost.total(usage)["retries"] == 3 and cost.total(usage)["redirects"] == 4
 
 
 # -- usage of real runs -------------------------------------------------------

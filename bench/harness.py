@@ -48,6 +48,18 @@ REFERENCE = BENCH / "reference"
 INPUTS = BENCH / "inputs"
 RUNS = BENCH / "runs"
 RESULTS = BENCH / "results"
+
+
+def save_results(name: str, data, keep: str | None = None) -> Path:
+    """Write ``data`` as ``RESULTS/name`` (JSON) and return the path. ``keep``:
+    a dict key of ``data`` whose entries from an earlier file of that name are
+    kept where this run has none (so ``--only`` runs add up)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / name
+    if keep and out.exists():
+        data[keep] = json.loads(out.read_text()).get(keep, {}) | data[keep]
+    out.write_text(json.dumps(data, indent=1))
+    return out
 REFERENCE_PACKAGES = ["igneous-pipeline", "crackle-codec"]
 SAMPLE_SEC = 0.05
 DEFAULT_TIMEOUT = 1800.0

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import RESULTS, ROOT, ours, reference
+from bench.harness import RESULTS, ROOT, ours, reference, save_results
 from bench.requests import run_case, s3_endpoint
 
 RUN = "{igneous} -p 1 execute -x -q {queue}"
@@ -93,13 +93,9 @@ def main(argv: list[str] | None = None) -> None:
                     default=["ours", "reference"])
     args = ap.parse_args(argv)
     results = measure_latency(args.only or list(CASES), args.latency, args.impl)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "latency.json"
-    if out.exists():  # keep the other cases of an earlier --only run
-        earlier = json.loads(out.read_text())
-        if earlier.get("latency") == results["latency"]:
-            results["cases"] = earlier.get("cases", {}) | results["cases"]
-    out.write_text(json.dumps(results, indent=1))
+    earlier = RESULTS / "latency.json"
+    same_delay = earlier.exists() and json.loads(earlier.read_text()).get("latency") == results["latency"]
+    out = save_results("latency.json", results, keep="cases" if same_delay else None)
     print(format_table(results))
     print(f"\nresults in {out.relative_to(ROOT)}")
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import BENCH, RESULTS, measure, ours
+from bench.harness import BENCH, measure, ours, save_results
 
 SIZE = 1024
 TASK = 256
@@ -366,9 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = list(run(kinds, args.labels, args.memory.split(","), args.root, args.magnitude,
                     args.timeout, args.sample))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"merges-{args.labels}{'-sample' if args.sample else ''}.json"
-    out.write_text(json.dumps(rows, indent=1))
+    out = save_results(f"merges-{args.labels}{'-sample' if args.sample else ''}.json", rows)
     print(f"wrote {out}", file=sys.stderr)
 
 

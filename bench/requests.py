@@ -17,7 +17,6 @@ Servers are started on 127.0.0.1 and stopped by PID.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import tempfile
@@ -27,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import INPUTS, RESULTS, ROOT, Impl, measure, ours, reference
+from bench.harness import INPUTS, ROOT, Impl, measure, ours, reference, save_results
 
 BUCKET = "igneous-bench"
 EXECUTE = "{igneous} -p 2 execute -x -q {queue}"
@@ -215,12 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     impls = [{"ours": ours, "reference": reference}[n]() for n in args.impl]
     results = compare_requests(args.only or list(WORKFLOWS), impls)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "requests.json"
-    if out.exists():  # keep the other workflows of an earlier --only run
-        earlier = json.loads(out.read_text())
-        results["workflows"] = earlier.get("workflows", {}) | results["workflows"]
-    out.write_text(json.dumps(results, indent=1))
+    out = save_results("requests.json", results, keep="workflows")  # --only runs add up
     print(format_table(results))
     print(f"\nresults in {out.relative_to(ROOT)}")
 

@@ -153,7 +153,7 @@ def make_bucket(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.harness import BENCH, RESULTS
+    from bench.harness import BENCH, save_results
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--backend", action="append", choices=BACKENDS)
@@ -175,9 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                                                               seconds=args.task_seconds))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"workers-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps(rows, indent=1))
+    out = save_results(f"workers-{time.strftime('%Y%m%dT%H%M%S')}.json", rows)
     print(f"raw results: {out}", file=sys.stderr)
 
 

@@ -23,6 +23,25 @@ def touch_tasks(n: int, prefix: str = "t") -> list[Task]:
     return [Task("touch", {"path": f"/nonexistent/{prefix}{i}"}) for i in range(n)]
 
 
+def in_threads(work, n: int, timeout: float = 60) -> None:
+    """Run ``work(i)`` for i < n in n threads at once; fail on any thread's error."""
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads), f"threads still running after {timeout} s"
+
+
 def lease_all(q, *, seconds: float = 30, batch: int = 10) -> list:
     """Lease until the queue hands out nothing more."""
     leases = []
@@ -250,23 +269,14 @@ class QueueContract:
         make_queue().insert(touch_tasks(n_tasks))
         handles = [make_queue() for _ in range(n_workers)]
         got: list[list[str]] = [[] for _ in range(n_workers)]
-        errors: list[BaseException] = []
         start = threading.Barrier(n_workers)
 
         def work(i: int) -> None:
-            try:
-                start.wait()
-                while leases := handles[i].lease(3, seconds=60):
-                    got[i].extend(x.payload for x in leases)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
+            start.wait()
+            while leases := handles[i].lease(3, seconds=60):
+                got[i].extend(x.payload for x in leases)
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not errors
+        in_threads(work, n_workers)
         everything = [p for part in got for p in part]
         assert len(everything) == n_tasks
         assert len(set(everything)) == n_tasks
@@ -278,23 +288,13 @@ class QueueContract:
         n_workers, n_adds = 3, 4
         handles = [make_queue() for _ in range(n_workers)]
         assert handles[0].usage() == {}
-        errors: list[BaseException] = []
 
         def work(i: int) -> None:
-            try:
-                for k in range(n_adds):
-                    handles[i].add_usage({"downsample": {"tasks": 1, "reads": 10 + k,
-                                                         "cpu_sec": 0.5},
-                                          f"w{i}": {"writes": 2}})
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
+            for k in range(n_adds):
+                handles[i].add_usage({"downsample": {"tasks": 1, "reads": 10 + k, "cpu_sec": 0.5},
+                                      f"w{i}": {"writes": 2}})
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not errors
+        in_threads(work, n_workers)
         want = {"downsample": {"tasks": n_workers * n_adds,
                                "reads": n_workers * sum(10 + k for k in range(n_adds)),
                                "cpu_sec": 0.5 * n_workers * n_adds},

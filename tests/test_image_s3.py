@@ -17,17 +17,22 @@ def igneous(*args):
     return proc
 
 
+def random_image(path: str, shape, offset, seed: int) -> np.ndarray:
+    """A uint8 image layer of random voxels at ``path`` (chunks 16x16x8); its voxels."""
+    data = np.asfortranarray(np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8))
+    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], list(offset),
+                                       list(shape), chunk_size=[16, 16, 8])
+    cv = CloudVolume(path, info=info, progress=False)
+    cv.commit_info()
+    cv[tuple(slice(o, o + n) for o, n in zip(offset, shape))] = data
+    return data
+
+
 def check_downsample_and_xfer(root: str, tmp_path) -> np.ndarray:
     """Downsample ``ROOT/img`` and copy it to ``ROOT/copy`` through a queue and
     two workers; check both with CloudVolume; return the mip-0 voxels."""
-    rng = np.random.default_rng(3)
-    data = np.asfortranarray(rng.integers(0, 255, (70, 45, 12), dtype=np.uint8))
     src = f"{root}/img"
-    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [16, 0, 4],
-                                       list(data.shape), chunk_size=[16, 16, 8])
-    cv = CloudVolume(src, info=info, progress=False)
-    cv.commit_info()
-    cv[16:86, 0:45, 4:16] = data
+    data = random_image(src, (70, 45, 12), (16, 0, 4), seed=3)
 
     q = str(tmp_path / "q")
     igneous("image", "downsample", src, "--num-mips", "2", "--queue", q)
@@ -52,14 +57,8 @@ def test_sharded_downsample_on_s3(s3_bucket, tmp_path):
     """Sharded mips are written by CloudVolume's shard writer, which hands its
     cdn_cache setting to the client as the Cache-Control header: it must be a
     header string (boto refuses a bool, so every task failed on S3)."""
-    rng = np.random.default_rng(5)
-    data = np.asfortranarray(rng.integers(0, 255, (64, 48, 16), dtype=np.uint8))
     src = f"{s3_bucket.url}/img"
-    info = CloudVolume.create_new_info(1, "image", "uint8", "raw", [4, 4, 40], [0, 16, 8],
-                                       list(data.shape), chunk_size=[16, 16, 8])
-    cv = CloudVolume(src, info=info, progress=False)
-    cv.commit_info()
-    cv[0:64, 16:64, 8:24] = data
+    data = random_image(src, (64, 48, 16), (0, 16, 8), seed=5)
     q = str(tmp_path / "q")
     igneous("image", "downsample", src, "--sharded", "--num-mips", "2", "--memory", "256K",
             "--queue", q)

@@ -20,8 +20,9 @@ from typing import Any
 from igneous.errors import UserError
 from igneous.queues import DeadLetter, TaskQueue, open_queue
 from igneous.queues.base import payloads_of
+from igneous.supervisor import run_workers
 from igneous.tasks import Task
-from igneous.worker import WorkerOptions, WorkerResult, run_local, run_workers
+from igneous.worker import WorkerOptions, WorkerResult, run_local
 
 Plan = Iterable[Task]
 

@@ -273,7 +273,7 @@ def _merge_common(layer: LayerInfo, meta: dict, *, crop: int, dust_threshold: fl
     crop_box = None
     if crop:
         start, stop = scale_bounds(layer.info, meta["mip"])
-        a, b = (start + crop) * res, (stop - 1 - crop) * res
+        a, b = (start + crop + 0.5) * res, (stop - 1 - crop + 0.5) * res  # voxel centres
         if np.any(b < a):
             raise UserError(f"crop {crop} removes the whole volume")
         crop_box = [a.tolist(), b.tolist()]

@@ -126,7 +126,7 @@ def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size: 
     return dict(nlod=int(nlod), vqb=int(vqb), compression_level=int(compression_level),
                 chunk_shape=np.asarray(min_chunk_size, dtype=np.float64) * res,
                 grid_origin=np.asarray(scale.get("voxel_offset", (0, 0, 0)), dtype=np.float64) * res
-                - res,  # one voxel of room: closed dataset edges mesh half a voxel outside
+                - res,  # one voxel of room below the volume's low faces
                 max_error=float(max_error))
 
 

@@ -44,7 +44,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     (``keep_long``: a skeleton over ``max_cable_length`` is returned merged but
     not postprocessed instead, the original Igneous's rule).
 
-    Vertices are snapped to the voxel grid so the copies of a seam vertex made
+    Vertices are snapped to voxel centres so the copies of a seam vertex made
     by the two blocks that share it are bit-identical, then duplicates are
     removed and kimimaro's postprocess steps run: dust, loops broken, close
     pieces joined, then (with ``ball``, the forge's TEASAR scale and const)
@@ -59,7 +59,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     label = fragments[0].id
     skel = Skeleton.simple_merge(fragments) if len(fragments) > 1 else fragments[0]
     res = np.asarray(resolution, dtype=np.float32)
-    skel.vertices = (np.round(skel.vertices / res) * res).astype(np.float32)
+    skel.vertices = ((np.floor(skel.vertices / res) + 0.5) * res).astype(np.float32)
     skel = skel.consolidate()
     if max_cable_length is not None and skel.cable_length() > max_cable_length:
         if keep_long:

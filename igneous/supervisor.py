@@ -76,6 +76,7 @@ class _Child:
     state: dict[int, str] = dataclasses.field(default_factory=dict)  # index -> ok/failed/done
     running: int | None = None
     ran: int = 0
+    eof: bool = False  # the child closed its end (it is exiting)
 
     def apply(self, msg: tuple) -> None:
         kind = msg[0]
@@ -97,7 +98,7 @@ class _Child:
             while self.conn.poll():
                 self.apply(self.conn.recv())
         except (EOFError, OSError):
-            pass
+            self.eof = True
 
 
 def _die_with_parent(parent: int) -> None:
@@ -114,6 +115,9 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _child_main(spec: str, opts: WorkerOptions, results, conn: Connection, parent: int) -> None:
+    # a replacement is forked while the parent's forwarding handler is installed
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     try:
         res = run_worker(spec, opts, journal=Journal(conn))
@@ -162,7 +166,7 @@ class _Supervisor:
         old = {s: signal.signal(s, self.forward) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self.children:
-                by_conn = {c.conn: c for c in self.children}
+                by_conn = {c.conn: c for c in self.children if not c.eof}
                 by_sentinel = {c.proc.sentinel: c for c in self.children}
                 for ready in wait([*by_conn, *by_sentinel], timeout=WATCH_SEC):
                     if ready in by_conn:

@@ -75,7 +75,8 @@ class _Child:
     leases: list[Lease] = dataclasses.field(default_factory=list)
     state: dict[int, str] = dataclasses.field(default_factory=dict)  # index -> ok/failed/done
     running: int | None = None
-    ran: int = 0
+    ran: int = 0  # tasks it ended, done or failed
+    done: int = 0  # tasks it finished (it reports them itself unless killed)
     eof: bool = False  # the child closed its end (it is exiting)
 
     def apply(self, msg: tuple) -> None:
@@ -88,6 +89,7 @@ class _Child:
             self.state[msg[1]] = "ok" if msg[2] else "failed"
             self.running = None
             self.ran += 1
+            self.done += int(msg[2])
         elif kind == "deleted":
             self.state = {i: ("done" if s == "ok" else s) for i, s in self.state.items()}
         elif kind == "settled":
@@ -190,6 +192,7 @@ class _Supervisor:
             self.crashed += 1
         if code >= 0:
             return
+        self.total.executed += child.done  # a killed child reports nothing itself
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         if child.running is None:
             self.settle(child, None, name)

@@ -92,6 +92,7 @@ def test_task_that_kills_its_worker_is_dead_lettered(tmp_path, workers):
                                           "was killed by SIGKILL")
     lines = [x for x in run.stderr.splitlines() if x.startswith("igneous: task crash failed")]
     assert len(lines) == 6 and sum("dead-lettered" in x for x in lines) == 2
+    assert f"Executed {n} tasks; 6 failed attempts, 2 dead-lettered." in run.stderr
 
 
 def test_killing_execute_stops_its_workers(tmp_path):

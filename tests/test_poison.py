@@ -95,6 +95,27 @@ def test_task_that_kills_its_worker_is_dead_lettered(tmp_path, workers):
     assert f"Executed {n} tasks; 6 failed attempts, 2 dead-lettered." in run.stderr
 
 
+def test_task_that_kills_its_worker_is_dead_lettered_on_sqs(tmp_path, sqs_queue):
+    """The same on SQS, where the parent's own client records the kill and
+    every delivery counts as an attempt."""
+    from igneous.queues import open_queue
+
+    marks, n = tmp_path / "marks", 12
+    tasks = touch_tasks(marks, n)
+    tasks.insert(3, Task("crash", {}))
+    with open_queue(sqs_queue) as q:
+        q.insert(tasks)
+    run = execute("execute", "-x", "--max-attempts", 2, "--lease-sec", 600, sqs_queue)
+    assert run.returncode == 0, run.stderr
+    assert missing_marks(marks, n) == []
+    s = status(sqs_queue)
+    assert (s["pending"], s["leased"], s["dead"]) == (0, 0, 1)
+    (letter,) = s["dead_letters"]
+    assert json.loads(letter["payload"])["task"] == "crash"
+    assert letter["error"].startswith("WorkerKilled: the worker process running this task was "
+                                      "killed by SIGKILL")
+
+
 def test_killing_execute_stops_its_workers(tmp_path):
     """The watched workers die with the `igneous execute` that started them."""
     import signal

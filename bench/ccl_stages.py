@@ -8,7 +8,7 @@ Prints per stage: tasks, summed task wall and CPU, the stage's span from its
 first start to its last end, and the worker-seconds left idle in that span
 (span x workers - busy), plus the idle time between stages (barriers).
 
-    python -m bench.ccl_stages [--size 4] [--shape 256,256,256] [--parallel 2] [--keep]
+    python -m bench.ccl_stages [--size 4] [--shape 256,256,256] [--parallel 2] [--keep] [--quick-sec S]
 
 Timing only; the output is checked elsewhere (tests/, bench/analysis.py).
 """
@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shape", default="256,256,256")
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
+    ap.add_argument("--quick-sec", type=float, default=None,
+                    help="the worker's quick-task bound (igneous.worker.QUICK_TASK_SEC, 0.05 s): "
+                         "raise it to see on a loaded machine what an idle one does")
     args = ap.parse_args(argv)
 
     from bench.growth import tiled
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     shutil.copytree(src_base, src)
     log = run / "tasks.jsonl"
     _instrument(log)
+    if args.quick_sec is not None:
+        from igneous import worker
+
+        worker.QUICK_TASK_SEC = args.quick_sec  # read by the worker loop at run time
 
     from igneous.submit import drain, submit
     from igneous.task_creation.ccl import plan_ccl_auto
@@ -125,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = [json.loads(x) for x in log.read_text().splitlines()]
     print(f"ccl auto, {args.size}x input, shape {args.shape}, {args.parallel} workers; "
-          f"load average before: {load:.2f}")
+          f"load average before: {load:.2f}"
+          + (f"; quick tasks: under {args.quick_sec} s" if args.quick_sec is not None else ""))
     print("\n".join(summarize(rows, args.parallel, start, end)))
     print(f"workers' CPU (user+sys): {cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime:.2f} s")
     if not args.keep:

@@ -193,6 +193,7 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None, *,
     tally = Tally()
     started = time.monotonic()
     batch_size = 1
+    last_stage: int | None = None
     idle_sleep = 0.02
     try:
         while not stop.event.is_set():
@@ -219,6 +220,7 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None, *,
                 stop.event.wait(idle_sleep * (0.5 + random.random()))
                 longest = MAX_BARRIER_SLEEP if queue.supports_stages and not empty else MAX_IDLE_SLEEP
                 idle_sleep = min(longest, idle_sleep * 2)
+                batch_size = 1  # what comes after a wait (a barrier) may be slow
                 continue
             idle_sleep = 0.02
             renewer.hold(leases)
@@ -252,6 +254,11 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None, *,
             queue.delete(finished)
             journal.settled()
             renewer.drop(leases)
+            if queue.supports_stages and (len(leases) < want or leases[0].stage != last_stage):
+                # batches grow only within a stage known to be quick: a batch of a
+                # new stage's slow tasks would leave the other workers idle
+                batch_size = 1
+            last_stage = leases[-1].stage
             if tally.age() >= queue.usage_flush_sec:
                 _hand_on(queue, tally)
     except KeyboardInterrupt:

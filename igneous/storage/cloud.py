@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from igneous.storage import compression
@@ -118,7 +118,7 @@ class CloudStore(Store):
             self.write_batch(batch, content_type, cache_control)
             self.meter.add(writes=len(batch), bytes_out=sum(len(s.data) for _, s in batch))
 
-    def write_batch(self, batch: list[tuple[str, Stored]], content_type: str | None,
+    def write_batch(self, batch: Sequence[tuple[str, Stored]], content_type: str | None,
                     cache_control: str | None) -> None:
         """Write one batch of objects concurrently."""
         files = [{"path": check_write_key(key), "content": stored.data,

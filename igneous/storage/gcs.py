@@ -36,7 +36,7 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +45,7 @@ from igneous.errors import UserError
 from igneous.storage.base import Stored, check_key, check_write_key
 from igneous.storage.cloud import CloudStore, encoding_method, watch_retries
 
-THREADS = 16  # concurrent requests per batch (cloud-files uses 20 threads; urllib3 pools hold 10)
+THREADS = 16  # concurrent requests per batch, each on a pooled client of its own
 REQUEST_TIMEOUT = (20.0, 60.0)  # seconds to connect, to read an answer
 CONTENT_ENCODING = {"gzip": "gzip", "br": "br", "zstd": "zstd", "xz": "xz", "bzip2": "bz2"}
 
@@ -157,7 +157,7 @@ class GCSStore(CloudStore):
     def name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def concurrently(self, fn: Any, items: list[Any]) -> list[Any]:
+    def concurrently(self, fn: Any, items: Sequence[Any]) -> list[Any]:
         """``[fn(item) ...]``, up to THREADS at a time; the first error is raised."""
         if len(items) <= 1:
             return [fn(item) for item in items]
@@ -222,7 +222,7 @@ class GCSStore(CloudStore):
             return None
         return int(blob.size), encoding_method(blob.content_encoding)
 
-    def write_batch(self, batch: list[tuple[str, Stored]], content_type: str | None,
+    def write_batch(self, batch: Sequence[tuple[str, Stored]], content_type: str | None,
                     cache_control: str | None) -> None:
         self.concurrently(lambda item: self.upload(item[0], item[1], content_type, cache_control),
                           batch)

@@ -188,8 +188,9 @@ class _Supervisor:
         child.conn.close()
         self.children.remove(child)
         code = child.proc.exitcode or 0
-        if code > 0:
+        if code > 0:  # an error of its own (reported above): give back what it held
             self.crashed += 1
+            self.settle(child, None, "")
         if code >= 0:
             return
         self.total.executed += child.done  # a killed child reports nothing itself
@@ -217,8 +218,9 @@ class _Supervisor:
             if running is not None:
                 self.fail(leases[running], signame)
         except Exception as e:  # noqa: BLE001 - the leases run out by themselves
-            print(f"igneous: could not settle a killed worker's tasks in {self.spec}: "
-                  f"{one_line(str(e))} (they return when their leases expire)", file=sys.stderr)
+            print(f"igneous: could not give back the tasks a failed worker held in {self.spec}: "
+                  f"{one_line(str(e))} (they return when their leases expire, or at once with "
+                  f"`igneous queue release {self.spec}` once no worker runs)", file=sys.stderr)
 
     def fail(self, lease: Lease, signame: str) -> None:
         error = (f"WorkerKilled: the worker process running this task was killed by {signame}"

@@ -20,7 +20,8 @@ TIMEOUT = 120
 
 
 def _check(spec: str, store_url: str, n: int, workers: int) -> None:
-    result = bench.measure_backend(spec, store_url, n, workers, dict(os.environ), timeout=TIMEOUT)
+    storm = bench.Storm(tasks=n, workers=workers, timeout=TIMEOUT)
+    result = bench.measure_backend(spec, store_url, storm, dict(os.environ), logs)
     assert result["lost"] == 0 and result["twice"] == 0 and result["stray"] == 0, result
     assert result["exit_codes"] == [0], result  # 0: exited by itself (a killed worker is -9)
 

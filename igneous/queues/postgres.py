@@ -273,6 +273,23 @@ class PostgresQueue(TaskQueue):
 
         return self._tx(extend)
 
+    def renew_many(self, leases: Sequence[Lease], *, seconds: float) -> list[bool]:
+        if not leases:
+            return []
+
+        def extend(cur: Cursor) -> set[int]:
+            # one statement: a renewer holding 64 leases must not make 64 round trips
+            cur.execute(
+                f"UPDATE igneous_tasks t SET lease_until = {NOW} + %s "
+                "FROM unnest(%s::bigint[], %s::int[]) AS u(id, leases) "
+                "WHERE t.id = u.id AND t.leases = u.leases RETURNING t.id",
+                (seconds, [int(x.handle) for x in leases], [x.token for x in leases]),
+            )
+            return {row[0] for row in cur.fetchall()}
+
+        ours = self._tx(extend)
+        return [int(x.handle) in ours for x in leases]
+
     def delete(self, leases: Sequence[Lease]) -> None:
         if not leases:
             return

@@ -351,6 +351,27 @@ class SQSQueue(TaskQueue):
             raise self._error(e, "change_message_visibility", self.name) from None
         return True
 
+    def renew_many(self, leases: Sequence[Lease], *, seconds: float) -> list[bool]:
+        """One change_message_visibility_batch per 10 leases."""
+        if not leases:
+            return []
+        url = self._require(self.name)
+        visibility = min(MAX_VISIBILITY, max(0, math.ceil(seconds)))
+        ours: list[bool] = []
+        for start in range(0, len(leases), BATCH):
+            batch = leases[start:start + BATCH]
+            resp = self._call(
+                "change_message_visibility_batch", self.name, QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": x.handle, "VisibilityTimeout": visibility}
+                         for i, x in enumerate(batch)])
+            failed = {f["Id"]: f for f in resp.get("Failed", [])}
+            other = [f for f in failed.values() if not f.get("Code", "").endswith(_STALE_HANDLE)]
+            if other:
+                raise QueueError(f"SQS queue {self.name}: change_message_visibility_batch failed: "
+                                 f"{other[0].get('Code')}: {_one_line(other[0].get('Message', ''))}")
+            ours += [str(i) not in failed for i in range(len(batch))]
+        return ours
+
     def delete(self, leases: Sequence[Lease]) -> None:
         if leases:
             self._delete_handles(self._require(self.name), self.name, [x.handle for x in leases])

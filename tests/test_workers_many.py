@@ -41,11 +41,11 @@ def _spec(backend: str, tmp_path, request) -> str:
 
 @pytest.mark.parametrize("backend", ["local", "postgresql", "sqs"])
 def test_leases_shorter_than_tasks_lose_and_repeat_nothing(backend, tmp_path, request):
-    """3 workers with leases of 2 s; every 25th task works 3 s (the first
-    one included, leased while the other workers are still busy)."""
+    """3 workers with leases of 2 s; two tasks work 3 s (the first one, leased
+    while the other workers are still busy, and the middle one)."""
     spec = _spec(backend, tmp_path, request)
-    n = 40 if backend == "sqs" else 100  # moto answers SQS slowly
-    storm = bench.Storm(tasks=n, workers=3, lease_sec=LEASE, long_every=25, long_seconds=LONG,
+    n = 30 if backend == "sqs" else 60  # moto answers SQS slowly
+    storm = bench.Storm(tasks=n, workers=3, lease_sec=LEASE, long_every=n // 2, long_seconds=LONG,
                         timeout=TIMEOUT)
     _check(spec, f"file://{tmp_path}/records", storm, tmp_path / "logs")
 

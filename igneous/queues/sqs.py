@@ -323,7 +323,14 @@ class SQSQueue(TaskQueue):
         url = self._require(self.name)
         visibility = min(MAX_VISIBILITY, max(0, math.ceil(seconds)))
         leases: list[Lease] = []
+        started = time.monotonic()
+        # a receive takes at most 10; gathering more takes several, and the
+        # first ones' visibility runs from their own receive while the
+        # worker's renewer sees none of them before this returns: stop
+        # gathering well within the lease (a slow endpoint under load)
         while len(leases) < n:
+            if leases and time.monotonic() - started >= seconds / 4:
+                break
             messages = self._receive(url, self.name, n - len(leases), visibility)
             if not messages:
                 break

@@ -166,17 +166,23 @@ def audit(store_url: str, storm: Storm) -> dict:
     from igneous.storage import open_store
 
     runs: Counter = Counter()
-    last = 0.0
+    finished: dict[str, list[float]] = {}
     for name in open_store(store_url).list():
         key, stamp = name.split("/", 1)
         runs[key] += 1
-        last = max(last, float(stamp.split("-", 1)[0]))
+        finished.setdefault(key, []).append(float(stamp.split("-", 1)[0]))
+    last = max((t for times in finished.values() for t in times), default=0.0)
     keys = {key_of(i): i for i in range(storm.tasks)}
     twice = [k for k, i in keys.items() if runs[k] > 1]
+    # seconds between a task's first and last finish: about the lease when a
+    # lease ran out, about 0 when two workers were handed it at once
+    gaps = sorted(max(finished[k]) - min(finished[k]) for k in twice)
     return dict(lost=sum(1 for k in keys if runs[k] == 0),
                 twice=len(twice),
                 twice_long=sum(1 for k in twice if storm.is_long(keys[k])),
                 twice_keys=sorted(twice)[:20],
+                twice_gap_s=[round(gaps[int(q * (len(gaps) - 1))], 2) for q in (0, 0.5, 1)]
+                if gaps else [],
                 stray=sum(1 for k in runs if k not in keys), last_done=last)
 
 

@@ -127,11 +127,12 @@ class _Renewer(threading.Thread):
         while not self.done.wait(interval):
             with self.lock:
                 leases = list(self.held.values())
-            for lease in leases:
-                try:
-                    self.queue.renew(lease, seconds=self.lease_sec)
-                except Exception as e:  # a missed renewal only risks a duplicate run
-                    print(f"igneous: could not renew a lease: {e}", file=sys.stderr)
+            if not leases:
+                continue
+            try:  # one round trip for the whole batch: a short lease must not run out mid-sweep
+                self.queue.renew_many(leases, seconds=self.lease_sec)
+            except Exception as e:  # a missed renewal only risks a duplicate run
+                print(f"igneous: could not renew leases: {e}", file=sys.stderr)
 
 
 class _Stop:

@@ -77,15 +77,8 @@ STORMS = {
     "sqs": bench.Storm(tasks=1000, workers=16, lease_sec=30, long_every=500, long_seconds=45,
                        timeout=3600),
 }
-NEEDS_BATCH_RENEWAL = pytest.mark.xfail(
-    reason="igneous/worker.py renews leases one by one; a sweep over a batch of 64 outlasts a "
-    "2 s lease on a loaded machine until its renewer calls queue.renew_many (docs/scale.md)",
-    strict=False)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["local", pytest.param("postgresql", marks=NEEDS_BATCH_RENEWAL),
-                                     "sqs"])
+@pytest.mark.parametrize("backend", ["local", "postgresql", "sqs"])
 def test_storm_full(backend, tmp_path, request):
     """The full storm: 16 workers, leases shorter than every 1000th (SQS:
     500th) task, every execution audited."""

@@ -107,13 +107,130 @@ def skeleton_fragment(label: int, y: float, z: float, x0: float, x1: float, seam
 
 
 def by_task(start: int, stop: int) -> dict[tuple[int, int, int], list[tuple[int, int, int]]]:
-    """{forge task: [(label index, fragment number, fragments)]} for labels [start, stop)."""
+    """{forge task: [(label index, fragment number, fragments)]} for labels [start, stop)
+    (one label at a time: the reference for ``fragment_table``)."""
     out: dict[tuple[int, int, int], list] = {}
     for i in range(start, stop):
         y, z, pieces = fragments_of(i)
         for j, (x0, x1) in enumerate(pieces):
             out.setdefault(task_of((x0 + x1) / 2, y, z), []).append((i, j, len(pieces)))
     return out
+
+
+# -- the same, vectorised (10^6 labels: 2.5 million fragments) ----------------------
+
+TASKS_PER_AXIS = SIZE // TASK
+
+
+def fragment_table(n: int) -> dict[str, np.ndarray]:
+    """Every fragment of labels 0..n-1 as arrays (``fragments_of`` for all
+    labels at once), ordered as the forge tasks hold them: by task number
+    (``task_number``), then label index, then fragment number."""
+    i = np.arange(n, dtype=np.int64)
+    k = 2 + i % 2
+    first = (i // 2) % (len(SEAMS) - k + 2)
+    seams = np.asarray(SEAMS + (0,), dtype=np.int64)
+    x0 = seams[first] - 6 - i % 5
+    x1 = seams[first + k - 2] + 6 + i % 7
+    # cuts: x0, the seams crossed, x1 (k + 1 of them; a 4th column for k = 2 is unused)
+    cuts = np.stack([x0, seams[first], np.where(k == 3, seams[first + 1], x1), x1], axis=1)
+    j = np.tile(np.arange(3), n)
+    idx = np.repeat(i, 3)
+    keep = j < np.repeat(k, 3)
+    idx, j = idx[keep], j[keep]
+    lo, hi = cuts[idx, j], cuts[idx, j + 1]
+    y = (idx % SIZE).astype(np.float64) + 0.5
+    z = ((idx // SIZE) % SIZE).astype(np.float64) + 0.5
+    task = (((lo + hi) / 2 // TASK).astype(np.int64) * TASKS_PER_AXIS
+            + (y // TASK).astype(np.int64)) * TASKS_PER_AXIS + (z // TASK).astype(np.int64)
+    order = np.lexsort((j, idx, task))
+    return {"index": idx[order], "piece": j[order], "pieces": k[idx[order]], "x0": lo[order],
+            "x1": hi[order], "y": y[order], "z": z[order], "task": task[order]}
+
+
+def task_number(t: tuple[int, int, int]) -> int:
+    return (t[0] * TASKS_PER_AXIS + t[1]) * TASKS_PER_AXIS + t[2]
+
+
+def all_tasks() -> list[tuple[int, int, int]]:
+    """Every forge task of the layer (empty ones too: forge writes their index and marker)."""
+    axis = range(TASKS_PER_AXIS)
+    return [(x, y, z) for x in axis for y in axis for z in axis]
+
+
+def _rows(table: dict[str, np.ndarray], t: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """The fragments of one forge task."""
+    a, b = np.searchsorted(table["task"], [task_number(t), task_number(t) + 1])
+    return {key: v[a:b] for key, v in table.items()}
+
+
+def _tube_faces(cap0: bool, cap1: bool) -> bytes:
+    """``mesh_fragment``'s faces, encoded."""
+    return mesh_fragment(0.5, 0.5, 0, 1, cap0, cap1)[1].astype("<u4").tobytes()
+
+
+def mesh_blobs(rows: dict[str, np.ndarray]) -> list[bytes]:
+    """``mesh_to_precomputed(*mesh_fragment(...))`` of every row, byte for byte,
+    with the vertices of all rows computed at once."""
+    r = 0.25
+    y, z = rows["y"], rows["z"]
+    ring_y = np.stack([y - r, y + r, y + r, y - r], axis=1)
+    ring_z = np.stack([z - r, z - r, z + r, z + r], axis=1)
+    x = np.repeat(np.stack([rows["x0"], rows["x1"]], axis=1).astype(np.float64), 4, axis=1)
+    v = np.stack([x, np.tile(ring_y, 2), np.tile(ring_z, 2)], axis=2).astype(np.float32)
+    v *= np.asarray(RESOLUTION, dtype=np.float32)
+    verts = v.astype("<f4").reshape(len(v), 24)
+    faces = {(a, b): _tube_faces(a, b) for a in (False, True) for b in (False, True)}
+    head = np.uint32(8).astype("<u4").tobytes()
+    cap0 = (rows["piece"] == 0).tolist()
+    cap1 = (rows["piece"] == rows["pieces"] - 1).tolist()
+    return [head + verts[m].tobytes() + faces[cap0[m], cap1[m]] for m in range(len(verts))]
+
+
+def skeleton_blobs(rows: dict[str, np.ndarray], attributes: list[dict]) -> list[bytes]:
+    """``skeleton_fragment(...).to_precomputed()`` of every row, byte for byte
+    (vertices, edges, radius, vertex_types), without building Skeletons."""
+    import struct
+
+    from igneous.tasks.skeleton import SEAM
+
+    if [a["id"] for a in attributes] != ["radius", "vertex_types"]:
+        raise ValueError(f"skeleton_blobs writes radius and vertex_types only, not {attributes}")
+    x0, x1 = rows["x0"], rows["x1"]
+    # a vertex every SKELETON_STEP voxels from x0, then x1
+    count = -(-(x1 - x0) // SKELETON_STEP) + 1
+    longest = int(count.max()) if len(count) else 1
+    edges = np.stack([np.arange(longest - 1), np.arange(1, longest)], axis=1).astype("<u4")
+    radii = np.full(longest, 16.0, dtype="<f4").tobytes()
+    res = np.asarray(RESOLUTION, dtype=np.int64)
+    # skeleton_fragment fills y and z into an integer array: truncated
+    yz = np.stack([rows["y"].astype(np.int64), rows["z"].astype(np.int64)], axis=1) * res[1:]
+    seam0 = (rows["piece"] > 0).tolist()
+    seam1 = (rows["piece"] < rows["pieces"] - 1).tolist()
+    out = []
+    for m, (a, b, c) in enumerate(zip(x0.tolist(), x1.tolist(), count.tolist())):
+        v = np.empty((c, 3), dtype=np.int64)
+        v[:-1, 0] = np.arange(a, b, SKELETON_STEP)
+        v[-1, 0] = b
+        v[:, 0] *= res[0]
+        v[:, 1:] = yz[m]
+        types = bytearray(c)
+        if seam0[m]:
+            types[0] = SEAM
+        if seam1[m]:
+            types[-1] = SEAM
+        out.append(struct.pack("<II", c, c - 1) + v.astype("<f4").tobytes()
+                   + edges[:c - 1].tobytes() + radii[:4 * c] + bytes(types))
+    return out
+
+
+def index_content(rows: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, list]:
+    """The spatial index entries of one forge task (``write_index`` of the
+    boxes ``((x0, y, z), (ceil(x1) + 1, y + 1, z + 1))``, vectorised)."""
+    y, z = rows["y"].astype(np.int64), rows["z"].astype(np.int64)
+    box = np.stack([rows["x0"], y, z, np.ceil(rows["x1"]).astype(np.int64) + 1, y + 1, z + 1],
+                   axis=1) * np.tile(np.asarray(RESOLUTION, dtype=np.int64), 2)
+    return dict(zip(map(str, ids[rows["index"]].tolist()), box.tolist()))
 
 
 # -- writing the forge's output ---------------------------------------------------
@@ -137,72 +254,81 @@ def task_box(t: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_mesh_tasks(args: tuple) -> int:
-    """One worker's share of forge tasks: their mesh fragments and index files."""
+    """One worker's share of forge tasks: their mesh fragments and index files.
+
+    Unsharded fragments are written straight to their files (``LABEL:0:BOX.gz``,
+    the store's name and gzip bytes for ``put(..., compress="gzip")``): the
+    store's atomic write (temporary file, lock, rename, removal of the other
+    compression variants) costs ~10 system calls per file, 2.5 million times."""
+    import os
+
     from mapbuffer import MapBuffer
 
-    from igneous.formats.multires import mesh_to_precomputed
-    from igneous.formats.spatial_index import index_filename, write_index
+    from igneous.formats.spatial_index import index_filename, put_index
     from igneous.grid import box_name
     from igneous.storage import open_store
+    from igneous.storage.compression import compress
     from igneous.tasks.mesh import GZIP_LEVEL
 
     mesh_dir, sharded, n, tasks = args
     ids = label_ids(n)
+    table = fragment_table(n)
     cf = open_store(mesh_dir)
     written = 0
-    for t, items in tasks:
+    for t in tasks:
         lo, hi = task_box(t)
-        blobs, boxes = {}, {}
-        for i, j, k in items:
-            y, z, pieces = fragments_of(i)
-            x0, x1 = pieces[j]
-            label = int(ids[i])
-            blobs[label] = mesh_to_precomputed(*mesh_fragment(y, z, x0, x1, j == 0, j == k - 1))
-            boxes[label] = ((int(x0), int(y), int(z)), (int(np.ceil(x1)) + 1, int(y) + 1, int(z) + 1))
+        rows = _rows(table, t)
+        labels = ids[rows["index"]].tolist()
+        blobs = mesh_blobs(rows)
         if sharded:
             stem = index_filename(lo, hi, RESOLUTION)[: -len(".spatial")]
-            cf.put(f"{stem}.frags", MapBuffer(blobs).tobytes())
+            cf.put(f"{stem}.frags", MapBuffer(dict(zip(labels, blobs))).tobytes())
         else:
             name = box_name(lo, hi)
-            cf.put_many(((f"{label}:0:{name}", blob) for label, blob in blobs.items()),
-                        compress="gzip", level=GZIP_LEVEL, content_type="application/octet-stream")
-        write_index(mesh_dir, lo, hi, RESOLUTION, boxes)
+            for label, blob in zip(labels, blobs):
+                fd = os.open(os.path.join(mesh_dir, f"{label}:0:{name}.gz"),
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.write(fd, compress(blob, "gzip", GZIP_LEVEL))
+                finally:
+                    os.close(fd)
+        put_index(mesh_dir, lo, hi, RESOLUTION, index_content(rows, ids))
         written += len(blobs)
     return written
 
 
 def _write_skeleton_tasks(args: tuple) -> int:
+    from mapbuffer import MapBuffer
+
     from igneous.grid import box_name
     from igneous.storage import open_store
-    from igneous.tasks.skeleton import TASK_DIR, bucket_dir, bucket_of, encode_skeletons
+    from igneous.tasks.skeleton import TASK_DIR, bucket_dir, bucket_of
 
     skel_dir, buckets, attributes, n, tasks = args
     ids = label_ids(n)
+    table = fragment_table(n)
     cf = open_store(skel_dir)
     written = 0
-    for t, items in tasks:
+    for t in tasks:
         lo, hi = task_box(t)
         name = box_name(lo, hi)
+        rows = _rows(table, t)
+        labels = ids[rows["index"]].tolist()
         grouped: dict[int, dict] = {}
-        for i, j, k in items:
-            y, z, pieces = fragments_of(i)
-            x0, x1 = pieces[j]
-            label = int(ids[i])
-            grouped.setdefault(bucket_of(label, buckets), {})[label] = skeleton_fragment(
-                label, y, z, x0, x1, j > 0, j < k - 1, attributes)
-        cf.put_many([(f"{bucket_dir(b)}{name}.frags", encode_skeletons(g)) for b, g in grouped.items()])
-        done = np.sort(np.asarray([int(ids[i]) for i, _, _ in items], dtype=np.uint64))
+        for label, blob in zip(labels, skeleton_blobs(rows, attributes)):
+            grouped.setdefault(bucket_of(label, buckets), {})[label] = blob
+        # encode_skeletons' MapBuffer, from the encoded fragments
+        cf.put_many([(f"{bucket_dir(b)}{name}.frags", MapBuffer(g, compress="gzip").tobytes())
+                     for b, g in grouped.items()])
+        done = np.sort(np.asarray(labels, dtype=np.uint64))
         cf.put(f"{TASK_DIR}/{name}.labels", done.tobytes(), compress="gzip")
-        written += len(items)
+        written += len(labels)
     return written
 
 
-def _split(n: int, workers: int) -> list[list]:
-    """Every forge task (empty ones too: forge writes their index and marker) in
-    ``workers`` shares."""
-    found = by_task(0, n)
-    per_axis = range(SIZE // TASK)
-    tasks = [((x, y, z), found.get((x, y, z), [])) for x in per_axis for y in per_axis for z in per_axis]
+def _split(workers: int) -> list[list]:
+    """Every forge task in ``workers`` shares."""
+    tasks = all_tasks()
     return [tasks[w::workers] for w in range(workers)]
 
 
@@ -213,7 +339,7 @@ def write_meshes(path: Path, n: int, *, sharded: bool, workers: int = 2) -> int:
     make_layer(path)
     create_meshing_tasks(str(path), shape=(TASK,) * 3, sharded=sharded, mesh_dir="mesh")
     with ProcessPoolExecutor(workers) as pool:
-        jobs = [(str(path / "mesh"), sharded, n, part) for part in _split(n, workers)]
+        jobs = [(str(path / "mesh"), sharded, n, part) for part in _split(workers)]
         return sum(pool.map(_write_mesh_tasks, jobs))
 
 
@@ -230,7 +356,7 @@ def write_skeletons(path: Path, n: int, *, workers: int = 2) -> int:
     open_store(url).put_json(BALL_FILE, {"scale": 10.0, "const": 10.0})
     with ProcessPoolExecutor(workers) as pool:
         jobs = [(url, meta["buckets"], meta["vertex_attributes"], n, part)
-                for part in _split(n, workers)]
+                for part in _split(workers)]
         return sum(pool.map(_write_skeleton_tasks, jobs))
 
 

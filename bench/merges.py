@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -382,11 +383,11 @@ def expected_counts(n: int) -> dict[str, np.ndarray]:
 # -- the benchmark ---------------------------------------------------------------------
 
 COMMANDS = {
-    "mesh": "{igneous} -p 1 mesh merge {layer} --magnitude {magnitude} --memory {memory}",
-    "mesh-sharded": "{igneous} -p 1 mesh merge-sharded {layer} --nlod 0 --memory {memory}",
-    "skeleton": "{igneous} -p 1 skeleton merge {layer} --min-cable-length 0 --tick-threshold 0 "
+    "mesh": "{igneous} -p {procs} mesh merge {layer} --magnitude {magnitude} --memory {memory}",
+    "mesh-sharded": "{igneous} -p {procs} mesh merge-sharded {layer} --nlod 0 --memory {memory}",
+    "skeleton": "{igneous} -p {procs} skeleton merge {layer} --min-cable-length 0 --tick-threshold 0 "
                 "--magnitude {magnitude} --memory {memory}",
-    "skeleton-sharded": "{igneous} -p 1 skeleton merge-sharded {layer} --min-cable-length 0 "
+    "skeleton-sharded": "{igneous} -p {procs} skeleton merge-sharded {layer} --min-cable-length 0 "
                         "--tick-threshold 0 --memory {memory}",
 }
 
@@ -436,7 +437,7 @@ def queue_counts(impl, queue: Path) -> dict:
 
 
 def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: int,
-        timeout: float, sample: float) -> Iterator[dict]:
+        timeout: float, sample: float, procs: int = 1) -> Iterator[dict]:
     """Each merge at each memory setting: run whole (``sample`` 0), or planned
     into a local queue and executed by one worker for ``sample`` seconds (peak
     memory of a task is what matters; the total time is extrapolated)."""
@@ -446,21 +447,22 @@ def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: in
         for memory in memories:
             clear_outputs(kind, path)
             cmd = COMMANDS[kind].format(igneous=impl.igneous, layer=path, memory=memory,
-                                        magnitude=magnitude)
-            row = dict(kind=kind, labels=n, memory=memory,
+                                        magnitude=magnitude, procs=procs)
+            row = dict(kind=kind, labels=n, memory=memory, load_before=round(os.getloadavg()[0], 1),
                        command=cmd.replace(impl.igneous, "igneous").replace(str(root), "ROOT"))
             if not sample:
-                s = measure(cmd, impl=impl, cwd=root, log=root / "merges.log", timeout=timeout)
+                s = measure(cmd, impl=impl, cwd=root, log=root / f"merges-{kind}.log", timeout=timeout)
                 row.update(returncode=s.returncode, wall=round(s.wall, 1), cpu=round(s.cpu, 1),
-                           peak_tree_mb=round(s.peak_tree_rss / 1e6), timed_out=s.timed_out)
+                           peak_tree_mb=round(s.peak_tree_rss / 1e6), timed_out=s.timed_out,
+                           load_after=round(os.getloadavg()[0], 1))
             else:
                 queue = root / f"q-{kind}"
                 shutil.rmtree(queue, ignore_errors=True)
-                p = measure(f"{cmd} --queue {queue}", impl=impl, cwd=root, log=root / "merges.log",
+                p = measure(f"{cmd} --queue {queue}", impl=impl, cwd=root, log=root / f"merges-{kind}.log",
                             timeout=timeout)
                 total = queue_counts(impl, queue).get("pending", 0)
                 w = measure(f"{impl.igneous} execute {queue} -q --min-sec {sample}", impl=impl,
-                            cwd=root, log=root / "merges.log", timeout=timeout)
+                            cwd=root, log=root / f"merges-{kind}.log", timeout=timeout)
                 done = queue_counts(impl, queue).get("completed", 0)
                 row.update(returncode=p.returncode or w.returncode, plan_wall=round(p.wall, 1),
                            plan_peak_mb=round(p.peak_tree_rss / 1e6), tasks=total,
@@ -476,6 +478,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--memory", default="512M,2G", help="comma-separated --memory settings")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--magnitude", type=int, default=2)
+    ap.add_argument("-p", "--procs", type=int, default=1, help="worker processes of each merge")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--root", type=Path, default=BENCH / "merges",
                     help="where the fragment sets are kept (10^6 labels: ~10 GB)")
@@ -491,8 +494,9 @@ def main(argv: list[str] | None = None) -> None:
             fixture(kind, args.labels, args.root)
         return
     rows = list(run(kinds, args.labels, args.memory.split(","), args.root, args.magnitude,
-                    args.timeout, args.sample))
-    out = save_results(f"merges-{args.labels}{'-sample' if args.sample else ''}.json", rows)
+                    args.timeout, args.sample, args.procs))
+    out = save_results(f"merges-{args.labels}-{'-'.join(kinds)}{'-sample' if args.sample else ''}.json",
+                       rows)
     print(f"wrote {out}", file=sys.stderr)
 
 

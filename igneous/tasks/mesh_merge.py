@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.tasks.merging import memory_budget
+from igneous.tasks.merging import MESH_FRAGMENT_OVERHEAD, memory_budget
 
 if TYPE_CHECKING:
     from igneous.storage import Store
@@ -69,7 +69,8 @@ SCATTER_DONE = f"{SCATTER_DIR}/done"
 
 
 def mesh_bytes(meshes: Iterable) -> int:
-    return sum(m.vertices.nbytes + m.faces.nbytes for m in meshes)
+    """Memory that decoded meshes hold: their arrays and the objects around them."""
+    return sum(m.vertices.nbytes + m.faces.nbytes + MESH_FRAGMENT_OVERHEAD for m in meshes)
 
 
 def label_batches(cf: Store, frags: dict[int, list[str]], budget: float

@@ -453,7 +453,8 @@ def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: in
             if not sample:
                 s = measure(cmd, impl=impl, cwd=root, log=root / f"merges-{kind}.log", timeout=timeout)
                 row.update(returncode=s.returncode, wall=round(s.wall, 1), cpu=round(s.cpu, 1),
-                           peak_tree_mb=round(s.peak_tree_rss / 1e6), timed_out=s.timed_out,
+                           peak_tree_mb=round(s.peak_tree_rss / 1e6),
+                           peak_process_mb=round(s.max_rss / 1e6), timed_out=s.timed_out,
                            load_after=round(os.getloadavg()[0], 1))
             else:
                 queue = root / f"q-{kind}"
@@ -472,6 +473,24 @@ def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: in
             yield row
 
 
+def time_listing(n: int, root: Path, prefixes: list[str]) -> list[dict]:
+    """CPU and wall time of one mesh merge task's listing (``list_fragments``)
+    of each prefix in the unsharded mesh fixture (2.5 fragment files per label)."""
+    from igneous.storage import open_store
+    from igneous.tasks.mesh_merge import list_fragments
+
+    cf = open_store(str(fixture("mesh", n, root) / "mesh"))
+    rows = []
+    for prefix in prefixes:
+        w, c = time.perf_counter(), time.process_time()
+        found = list_fragments(cf, prefix, exact=False)
+        rows.append(dict(labels=n, prefix=prefix, found_labels=len(found),
+                         fragments=sum(map(len, found.values())),
+                         wall=round(time.perf_counter() - w, 2), cpu=round(time.process_time() - c, 2)))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", type=int, default=100_000)
@@ -486,9 +505,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sample", type=float, default=0,
                     help="plan into a local queue, then run one worker this many seconds "
                     "(instead of the whole merge)")
+    ap.add_argument("--time-listing", metavar="PREFIXES",
+                    help="only time a mesh merge task's listing of these comma-separated prefixes")
     args = ap.parse_args(argv)
     kinds = args.kinds.split(",")
     args.root.mkdir(parents=True, exist_ok=True)
+    if args.time_listing:
+        time_listing(args.labels, args.root, args.time_listing.split(","))
+        return
     if args.write_only:
         for kind in kinds:
             fixture(kind, args.labels, args.root)

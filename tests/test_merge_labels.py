@@ -55,6 +55,11 @@ def test_unsharded_mesh_manifests(root):
         verts = np.concatenate([_decode_precomputed(gzip.decompress(
             (path / "mesh" / f"{name}.gz").read_bytes())) for name in names])
         assert len(np.unique(verts, axis=0)) == expected[i]
+    # the planner listed the directory once for all tasks; each removed its list
+    from igneous.storage import open_store
+    from igneous.tasks.mesh_merge import LISTING
+
+    assert list(open_store(str(path / "mesh")).list(prefix=LISTING, flat=True)) == []
     # and CloudVolume reads them as one mesh per label (a sample: it is slow)
     cv = CloudVolume(f"file://{path}")
     for i in range(0, LABELS, 61):
@@ -189,3 +194,27 @@ def test_fast_fixture_writer_is_the_forges_bytes(tmp_path, kind):
     assert sorted(fast) == sorted(ref)
     for name in ref:
         assert fast[name] == ref[name], name
+
+
+@pytest.mark.parametrize("magnitude", [1, 2, 3])
+def test_planner_listing_is_the_tasks_own(tmp_path, magnitude):
+    """On local disk the planner lists the mesh directory once for every prefix
+    task: each list is exactly what the task would have found by listing its
+    prefix itself (labels of 1 to 7 digits; other files are not fragments)."""
+    from igneous.storage import open_store
+    from igneous.task_creation.mesh import prefixes
+    from igneous.tasks.mesh_merge import list_fragments, write_listings
+
+    cf = open_store(str(tmp_path))
+    labels = [1, 7, 10, 12, 99, 100, 123, 1234, 5678901, 120, 19]
+    cf.put_many([(f"{x}:0:0-8_0-8_{z}-{z + 8}", b"x") for x in labels for z in (0, 8)]
+                + [("info", b"{}"), ("12:0", b"{}"), ("0:0:0-8_0-8_0-8", b"x"), ("12.index", b"")],
+                compress="gzip")
+    pre = prefixes(magnitude)
+    plan = write_listings(cf, pre)
+    seen = []
+    for p, exact in pre:
+        mine = list_fragments(cf, p, exact, plan)
+        assert mine == list_fragments(cf, p, exact)
+        seen += mine
+    assert sorted(seen) == sorted(labels)

@@ -64,6 +64,10 @@ class Store(ABC):
     """
 
     url: str
+    # a prefix listing reads every name of the directory (local disk), where an
+    # object store lists a prefix server-side: many listings of small prefixes
+    # of one large directory are better done as one (``mesh_merge.write_listings``)
+    lists_by_scan: bool = False
 
     def __init__(self, url: str):
         self.url = url.rstrip("/")

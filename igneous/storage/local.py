@@ -27,6 +27,8 @@ from igneous.storage.variants import VariantStore
 class LocalStore(VariantStore):
     """Objects as files below ``root`` (``url`` is ``file://ROOT``)."""
 
+    lists_by_scan = True
+
     def __init__(self, url: str):
         super().__init__(url)
         self.root = self.url[len("file://"):] if self.url.startswith("file://") else self.url

@@ -31,9 +31,68 @@ if TYPE_CHECKING:
 FRAGMENT = re.compile(r"^(\d+):0:(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 
 
-def list_fragments(cf: Store, prefix: str, exact: bool) -> dict[int, list[str]]:
-    """{label: sorted fragment names} for the labels a prefix task owns."""
+# the planner's fragment lists, one per prefix task: LISTING + PLAN.PREFIX (flat,
+# beside the fragments: local disk would keep an emptied directory)
+LISTING = "merge-listing."
+
+
+def listing_key(listing: str, prefix: str) -> str:
+    return f"{listing}.{prefix}"
+
+
+def write_listings(cf: Store, pre: Sequence[tuple[str, bool]]) -> str:
+    """List the mesh directory once and write the fragment names of every
+    prefix task of ``pre`` to ``LISTING + PLAN.PREFIX`` (gzip, one per line).
+
+    On local disk (``Store.lists_by_scan``) each task's own listing reads the
+    names of the whole directory: 10^magnitude tasks x all fragment files.
+    This reads them once; a task reads its list and deletes it when done (a
+    task run again without it lists for itself). Holds ~30 bytes per
+    fragment. Returns ``LISTING + PLAN``; earlier plans' lists are removed.
+    """
+    import secrets
+    from array import array
+
+    magnitude = max(len(p) for p, exact in pre if not exact)
+    cf.delete(list(cf.list(prefix=LISTING, flat=True)))
+    keys, labels, boxes = array("Q"), array("Q"), array("I")
+    box_ids: dict[str, int] = {}
+    for name in cf.list(flat=True):
+        m = FRAGMENT.match(name)
+        if m is None:
+            continue
+        digits = m.group(1)
+        if digits[0] == "0":
+            continue  # no prefix task owns "0..." (nor label 0)
+        keys.append(int(digits[:magnitude]))  # the task owning it: its prefix, or itself
+        labels.append(int(digits))
+        boxes.append(box_ids.setdefault(name[len(digits) + 3:], len(box_ids)))
+    box_names = list(box_ids)
+    key = np.frombuffer(keys, dtype=np.uint64) if keys else np.zeros(0, np.uint64)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    plan = LISTING + secrets.token_hex(4)
+
+    def lists() -> Iterator[tuple[str, bytes]]:
+        for p, _ in pre:
+            rows = order[np.searchsorted(key, int(p)):np.searchsorted(key, int(p), side="right")]
+            names = sorted(f"{labels[r]}:0:{box_names[boxes[r]]}" for r in rows.tolist())
+            yield listing_key(plan, p), "\n".join(names).encode("utf8")
+
+    cf.put_many(lists(), compress="gzip")
+    return plan
+
+
+def list_fragments(cf: Store, prefix: str, exact: bool, listing: str | None = None
+                   ) -> dict[int, list[str]]:
+    """{label: sorted fragment names} for the labels a prefix task owns (from
+    the planner's ``listing`` when there is one: ``write_listings``)."""
     out: dict[int, list[str]] = defaultdict(list)
+    content = cf.get(listing_key(listing, prefix)) if listing else None
+    if content is not None:
+        for name in content.decode("utf8").split("\n") if content else ():
+            out[int(name.split(":", 1)[0])].append(name)
+        return dict(out)
     for name in cf.list(prefix=f"{prefix}:" if exact else prefix, flat=True):
         name = name.rsplit("/", 1)[-1]
         if name.endswith(".gz") or name.endswith(".br"):
@@ -95,17 +154,19 @@ def label_batches(cf: Store, frags: dict[int, list[str]], budget: float
 
 
 def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False,
-                  memory_target: float | None = None) -> int:
+                  memory_target: float | None = None, listing: str | None = None) -> int:
     """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
     import json
 
     from igneous.storage import open_store
 
     cf = open_store(f"{layer_path}/{mesh_dir}")
-    frags = list_fragments(cf, prefix, exact)
+    frags = list_fragments(cf, prefix, exact, listing)
     for batch in label_batches(cf, frags, memory_budget(memory_target)):  # validate first
         cf.put_many(((f"{label}:0", json.dumps({"fragments": frags[label]}).encode("utf8"))
                      for label in batch), content_type="application/json")
+    if listing:
+        cf.delete(listing_key(listing, prefix))
     return len(frags)
 
 
@@ -135,7 +196,7 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                   min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
                   shard: str | None = None, expect: int = 0,
-                  memory_target: float | None = None) -> int:
+                  memory_target: float | None = None, listing: str | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
     ``LABEL``) or for one shard (sharded: from what ``mesh_scatter`` filed
     under it, once all ``expect`` scatter tasks are done)."""
@@ -147,7 +208,7 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
     cf = open_store(f"{layer_path}/{mesh_dir}")
     if shard is not None:
         return _build_shard(cf, str(shard), expect, opts)
-    frags = list_fragments(cf, prefix or "", exact)
+    frags = list_fragments(cf, prefix or "", exact, listing)
     written = 0
     for batch in label_batches(cf, frags, memory_budget(memory_target)):
         outputs = []
@@ -157,6 +218,8 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
         cf.put_many(outputs, content_type="application/octet-stream")
         written += len(outputs) // 2
+    if listing:
+        cf.delete(listing_key(listing, prefix))
     return written
 
 

@@ -2,9 +2,9 @@
 
 Meshing or skeletonizing a volume with 10^6 labels takes hours; the merges
 only read what the forge wrote. So this writes that directly, in the forge's
-exact formats (the same encoders and names: ``LABEL:0:BOX`` gzip fragments,
-``.frags`` MapBuffers and ``.spatial`` index files for meshes; per-bucket
-``.frags`` MapBuffers, ``.frags/tasks/BOX.labels`` markers, ``forge.json`` and
+exact formats and names (``LABEL:0:BOX`` gzip fragments, ``.frags``
+MapBuffers and ``.spatial`` index files for meshes; per-bucket ``.frags``
+MapBuffers, ``.frags/tasks/BOX.labels`` markers, ``forge.json`` and
 ``ball.json`` for skeletons), then times each merge and samples the peak
 memory of its process tree at several ``--memory`` settings.
 
@@ -16,8 +16,16 @@ identical vertices. A mesh fragment is a 4-sided tube (8 vertices, capped at
 the object's ends); a skeleton fragment a path with a vertex every 16 voxels
 plus its ends (seam vertices marked SEAM, as the forge marks them).
 
+``fragments_of``, ``mesh_fragment`` and ``skeleton_fragment`` describe one
+label at a time; the writer uses their vectorised forms (``fragment_table``,
+``mesh_blobs``, ``skeleton_blobs``: 2.5 million fragments without building a
+Mesh or Skeleton object each), which tests/test_merge_labels.py checks are
+byte for byte the forge encoders' output.
+
     python -m bench.merges --labels 100000 --memory 512M,2G
-    python -m bench.merges --labels 1000000 --memory 512M,2G --sample 150
+    python -m bench.merges --labels 1000000 --memory 512M --kinds mesh -p 2
+    python -m bench.merges --labels 1000000 --memory 512M --kinds skeleton --sample 150
+    python -m bench.merges --labels 1000000 --time-listing 12,57,99 [--planner-listing]
 
 Results go to .bench/results/merges-*.json; docs/scale.md has the table.
 """
@@ -473,21 +481,40 @@ def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: in
             yield row
 
 
-def time_listing(n: int, root: Path, prefixes: list[str]) -> list[dict]:
-    """CPU and wall time of one mesh merge task's listing (``list_fragments``)
-    of each prefix in the unsharded mesh fixture (2.5 fragment files per label)."""
+def time_listing(n: int, root: Path, prefixes: list[str], magnitude: int,
+                 planner: bool) -> list[dict]:
+    """CPU and wall time of a mesh merge task's listing of each of ``prefixes``
+    in the unsharded mesh fixture (2.5 fragment files per label): by listing
+    the prefix itself (a scan of the whole directory on local disk), or
+    (``planner``) once for all 10^magnitude tasks by the planner
+    (``write_listings``), then each task reading its own list."""
+    import psutil
+
     from igneous.storage import open_store
-    from igneous.tasks.mesh_merge import list_fragments
+    from igneous.task_creation.mesh import prefixes as all_prefixes
+    from igneous.tasks.mesh_merge import list_fragments, write_listings
 
     cf = open_store(str(fixture("mesh", n, root) / "mesh"))
     rows = []
-    for prefix in prefixes:
+
+    def timed(what: str, fn, **extra) -> object:
         w, c = time.perf_counter(), time.process_time()
-        found = list_fragments(cf, prefix, exact=False)
-        rows.append(dict(labels=n, prefix=prefix, found_labels=len(found),
-                         fragments=sum(map(len, found.values())),
-                         wall=round(time.perf_counter() - w, 2), cpu=round(time.process_time() - c, 2)))
+        out = fn()
+        rows.append(dict(labels=n, what=what, **extra, wall=round(time.perf_counter() - w, 2),
+                         cpu=round(time.process_time() - c, 2),
+                         rss_mb=round(psutil.Process().memory_info().rss / 1e6),
+                         load=round(os.getloadavg()[0], 1)))
         print(json.dumps(rows[-1]), flush=True)
+        return out
+
+    plan = None
+    if planner:
+        plan = timed("planner lists once", lambda: write_listings(cf, all_prefixes(magnitude)),
+                     magnitude=magnitude)
+    for prefix in prefixes:
+        found = timed("task reads its list" if plan else "task lists its prefix",
+                      lambda p=prefix: list_fragments(cf, p, False, plan), prefix=prefix)
+        rows[-1]["fragments"] = sum(map(len, found.values()))
     return rows
 
 
@@ -507,11 +534,15 @@ def main(argv: list[str] | None = None) -> None:
                     "(instead of the whole merge)")
     ap.add_argument("--time-listing", metavar="PREFIXES",
                     help="only time a mesh merge task's listing of these comma-separated prefixes")
+    ap.add_argument("--planner-listing", action="store_true",
+                    help="with --time-listing: the planner lists once, tasks read their lists "
+                    "(removes the lists of a merge planned on the fixture: not during one)")
     args = ap.parse_args(argv)
     kinds = args.kinds.split(",")
     args.root.mkdir(parents=True, exist_ok=True)
     if args.time_listing:
-        time_listing(args.labels, args.root, args.time_listing.split(","))
+        time_listing(args.labels, args.root, args.time_listing.split(","), args.magnitude,
+                     args.planner_listing)
         return
     if args.write_only:
         for kind in kinds:

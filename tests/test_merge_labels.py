@@ -196,11 +196,13 @@ def test_fast_fixture_writer_is_the_forges_bytes(tmp_path, kind):
         assert fast[name] == ref[name], name
 
 
-@pytest.mark.parametrize("magnitude", [1, 2, 3])
-def test_planner_listing_is_the_tasks_own(tmp_path, magnitude):
-    """On local disk the planner lists the mesh directory once for every prefix
-    task: each list is exactly what the task would have found by listing its
-    prefix itself (labels of 1 to 7 digits; other files are not fragments)."""
+@pytest.mark.parametrize("magnitude,memory", [(1, None), (2, None), (3, None), (2, 3200)])
+def test_planner_listing_is_the_tasks_own(tmp_path, magnitude, memory):
+    """On local disk the planner lists the mesh directory for every prefix
+    task (in several passes when the names do not fit its memory: 4 names a
+    pass at 3200 bytes): each list is exactly what the task would have found
+    by listing its prefix itself (labels of 1 to 7 digits; other files are
+    not fragments)."""
     from igneous.storage import open_store
     from igneous.task_creation.mesh import prefixes
     from igneous.tasks.mesh_merge import list_fragments, write_listings
@@ -211,7 +213,7 @@ def test_planner_listing_is_the_tasks_own(tmp_path, magnitude):
                 + [("info", b"{}"), ("12:0", b"{}"), ("0:0:0-8_0-8_0-8", b"x"), ("12.index", b"")],
                 compress="gzip")
     pre = prefixes(magnitude)
-    plan = write_listings(cf, pre)
+    plan = write_listings(cf, pre, memory)
     seen = []
     for p, exact in pre:
         mine = list_fragments(cf, p, exact, plan)

@@ -233,7 +233,7 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
         raise UserError(f"{layer.cloudpath}/{sub} holds multi-resolution meshes; give a new --dir "
                         "for legacy meshes or delete them with `igneous mesh rm`")
 
-    listing = _listing(layer, sub, pre)
+    listing = _listing(layer, sub, pre, memory_target)
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
@@ -272,7 +272,7 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
                   compression_level=int(draco_compression_level),
                   max_error=_error_of(sub), memory_target=float(memory_target))
 
-    listing = _listing(layer, sub, pre)
+    listing = _listing(layer, sub, pre, memory_target)
 
     def make() -> Iterator[Task]:
         for p, exact in pre:
@@ -281,11 +281,11 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
     return TaskPlan(make, len(pre), "unsharded multires meshes")
 
 
-def _listing(layer, sub: str, pre: list[tuple[str, bool]]) -> dict:
+def _listing(layer, sub: str, pre: list[tuple[str, bool]], memory_target: float) -> dict:
     """``listing=`` for the prefix tasks where listing a prefix scans the whole
-    directory (local disk): the planner lists it once instead of every task."""
+    directory (local disk): the planner lists it a few times instead of every task."""
     cf = _mesh_store(layer.cloudpath, sub)
-    return dict(listing=write_listings(cf, pre)) if cf.lists_by_scan else {}
+    return dict(listing=write_listings(cf, pre, memory_target)) if cf.lists_by_scan else {}
 
 
 def _error_of(sub: str) -> float:

@@ -108,6 +108,12 @@ class Store(ABC):
         temporary files left out), in no particular order; ``flat``: only
         keys with no ``/`` after the prefix's last one (one directory level)."""
 
+    def list_stored(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
+        """``list`` without removing duplicates: a key stored under two
+        compressions may come twice (``list`` remembers every key it gave to
+        drop them: ~100 bytes per key of a listing of millions)."""
+        return self.list(prefix, flat=flat)
+
     @abstractmethod
     def delete(self, keys: str | Iterable[str]) -> None:
         """Delete every stored variant of each key (missing keys are fine)."""

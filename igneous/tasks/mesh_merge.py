@@ -40,14 +40,10 @@ def listing_key(listing: str, prefix: str) -> str:
     return f"{listing}.{prefix}"
 
 
-# memory a fragment name takes in a task's list while the planner builds it
-LISTED_NAME_BYTES = 100
-
-
 def _fragment_keys(cf: Store, magnitude: int) -> Iterator[tuple[int, str]]:
     """(the owning task's prefix as a number, name) of every fragment file: a
     label's first ``magnitude`` digits, or the label itself when shorter."""
-    for name in cf.list(flat=True):
+    for name in cf.list_stored(flat=True):  # a name may come twice (two compressions)
         m = FRAGMENT.match(name)
         if m is not None and name[0] != "0":  # no prefix task owns "0..." (nor label 0)
             yield int(m.group(1)[:magnitude]), name
@@ -60,39 +56,46 @@ def write_listings(cf: Store, pre: Sequence[tuple[str, bool]],
 
     On local disk (``Store.lists_by_scan``) a task's own listing reads the
     names of the whole directory: 10^magnitude tasks x every fragment file.
-    This reads them 1 + F x LISTED_NAME_BYTES / memory_budget times for F
-    fragments (a count, then one pass per group of tasks whose names fit the
-    budget): 3 times instead of 99 for 2.5 million fragments at 512 MB. A
-    task reads its list and deletes it when done (a task run again without
-    it lists for itself). Returns ``LISTING + PLAN``; earlier plans' lists
-    are removed.
+    This reads them a few times: once to count each task's bytes of names,
+    then once per group of tasks whose names (held as bytes) fit the memory
+    budget. A task reads its list and deletes it when done (a task run again
+    without it lists for itself). Returns ``LISTING + PLAN``; earlier plans'
+    lists are removed.
     """
     import secrets
     from collections import Counter
 
     magnitude = max(len(p) for p, exact in pre if not exact)
     cf.delete(list(cf.list(prefix=LISTING, flat=True)))
-    counts = Counter(key for key, _ in _fragment_keys(cf, magnitude))
-    per_pass = max(1, int(memory_budget(memory_target) // LISTED_NAME_BYTES))
+    size_of: Counter[int] = Counter()
+    for key, name in _fragment_keys(cf, magnitude):
+        size_of[key] += len(name) + 1
+    budget = memory_budget(memory_target)
     groups: list[list[str]] = [[]]
     size = 0
     for p, _ in pre:
-        n = counts.get(int(p), 0)
-        if groups[-1] and size + n > per_pass:
+        n = size_of.get(int(p), 0)
+        if groups[-1] and size + n > budget:
             groups.append([])
             size = 0
         groups[-1].append(p)
         size += n
     plan = LISTING + secrets.token_hex(4)
     for group in groups:
-        mine: dict[int, list[str]] = {int(p): [] for p in group}
-        if any(counts.get(k) for k in mine):
+        mine: dict[int, bytearray] = {int(p): bytearray() for p in group}
+        if any(size_of.get(k) for k in mine):
             for key, name in _fragment_keys(cf, magnitude):
-                if key in mine:
-                    mine[key].append(name)
-        cf.put_many(((listing_key(plan, p), "\n".join(sorted(mine.pop(int(p)))).encode("utf8"))
-                     for p in group), compress="gzip")
+                buf = mine.get(key)
+                if buf is not None:
+                    buf += name.encode("utf8") + b"\n"
+        cf.put_many(((listing_key(plan, p), _sorted_lines(mine.pop(int(p)))) for p in group),
+                    compress="gzip")
     return plan
+
+
+def _sorted_lines(buf: bytearray) -> bytes:
+    """Distinct lines of ``buf``, sorted (a name listed twice comes once)."""
+    return b"\n".join(sorted(set(bytes(buf).split(b"\n")) - {b""}))
 
 
 def list_fragments(cf: Store, prefix: str, exact: bool, listing: str | None = None

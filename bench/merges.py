@@ -482,14 +482,17 @@ def run(kinds: list[str], n: int, memories: list[str], root: Path, magnitude: in
 
 
 def time_listing(n: int, root: Path, prefixes: list[str], magnitude: int,
-                 planner: bool) -> list[dict]:
+                 planner: bool, memory: str) -> list[dict]:
     """CPU and wall time of a mesh merge task's listing of each of ``prefixes``
     in the unsharded mesh fixture (2.5 fragment files per label): by listing
     the prefix itself (a scan of the whole directory on local disk), or
     (``planner``) once for all 10^magnitude tasks by the planner
-    (``write_listings``), then each task reading its own list."""
+    (``write_listings`` within ``memory``), then each task reading its own list."""
+    import resource
+
     import psutil
 
+    from igneous.memory import parse_memory
     from igneous.storage import open_store
     from igneous.task_creation.mesh import prefixes as all_prefixes
     from igneous.tasks.mesh_merge import list_fragments, write_listings
@@ -503,18 +506,21 @@ def time_listing(n: int, root: Path, prefixes: list[str], magnitude: int,
         rows.append(dict(labels=n, what=what, **extra, wall=round(time.perf_counter() - w, 2),
                          cpu=round(time.process_time() - c, 2),
                          rss_mb=round(psutil.Process().memory_info().rss / 1e6),
+                         peak_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3),
                          load=round(os.getloadavg()[0], 1)))
-        print(json.dumps(rows[-1]), flush=True)
         return out
 
     plan = None
     if planner:
-        plan = timed("planner lists once", lambda: write_listings(cf, all_prefixes(magnitude)),
-                     magnitude=magnitude)
+        plan = timed("planner lists", lambda: write_listings(cf, all_prefixes(magnitude),
+                                                             parse_memory(memory)),
+                     magnitude=magnitude, memory=memory)
     for prefix in prefixes:
         found = timed("task reads its list" if plan else "task lists its prefix",
                       lambda p=prefix: list_fragments(cf, p, False, plan), prefix=prefix)
         rows[-1]["fragments"] = sum(map(len, found.values()))
+    for row in rows:
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -542,7 +548,7 @@ def main(argv: list[str] | None = None) -> None:
     args.root.mkdir(parents=True, exist_ok=True)
     if args.time_listing:
         time_listing(args.labels, args.root, args.time_listing.split(","), args.magnitude,
-                     args.planner_listing)
+                     args.planner_listing, args.memory.split(",")[0])
         return
     if args.write_only:
         for kind in kinds:

@@ -234,7 +234,7 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
         cf.put_many(outputs, content_type="application/octet-stream")
         written += len(outputs) // 2
     if listing:
-        cf.delete(listing_key(listing, prefix))
+        cf.delete(listing_key(listing, prefix or ""))
     return written
 
 

@@ -46,7 +46,7 @@ import numpy as np
 WORKFLOWS = ("downsample", "xfer", "ccl", "voxels", "mesh", "skeleton")
 # the benchmark's parameters (bench/mesh.py, bench/skeleton.py: each side's defaults)
 MESH_FACTOR, MESH_MAX_ERROR, MESH_ERROR_FRACTION = 100, 40.0, 0.3
-SKEL_SCALE, SKEL_CONST, SKEL_DUST, SKEL_MIN_CABLE, SKEL_TICK = 4, 10, 1000, 1000, 3500
+SKEL_DUST, SKEL_MIN_CABLE, SKEL_TICK = 1000, 1000, 3500
 
 
 # -- reading and encoding --------------------------------------------------------
@@ -284,12 +284,14 @@ def skeleton(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
     import kimimaro
     from cloudvolume import Skeleton
 
+    from bench.skeleton import TEASAR  # the CLIs' parameters, not kimimaro.trace's defaults
+
     fragments: dict[int, list] = {}
     res = layer.resolution.astype(np.float32)
     for lo, hi in blocks(layer.size, shape):
         block, _ = _overlapped(layer, lo, hi, pad_edges=False)
         skels = kimimaro.skeletonize(
-            block, teasar_params={"scale": SKEL_SCALE, "const": SKEL_CONST},
+            block, teasar_params=TEASAR,
             anisotropy=res, dust_threshold=SKEL_DUST, progress=False,
             fix_branching=True, fix_borders=True, parallel=1)
         for label, s in skels.items():

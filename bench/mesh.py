@@ -194,7 +194,7 @@ def quality(ours: Path, ref: Path) -> list[str]:
     largest = [int(x) for x in labels[np.argsort(-counts)[:LARGEST]]]
     mesher = zmesh.Mesher(tuple(res))
     mesher.mesh(np.pad(data, 1))
-    shift = (np.asarray(cv.voxel_offset) - 1) * res
+    shift = (np.asarray(cv.voxel_offset) - 1 + 0.5) * res  # voxel i drawn over [i, i + 1) * res
     originals = {}
     rng = np.random.default_rng(0)
     for label in largest:

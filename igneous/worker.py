@@ -11,7 +11,8 @@ released, the worker exits; a second signal abandons the current task too.
 A task that runs past ``task_timeout`` seconds is interrupted (SIGALRM) and
 counts as a failed attempt, so a task that hangs is dead-lettered after
 ``max_attempts`` like one that raises; a task that kills its worker (the OOM
-killer, a segfault) is dead-lettered by the queue after too many leases.
+killer, a segfault) is caught by the parent process watching the worker
+(igneous.supervisor) and counts as a failed attempt too.
 """
 
 from __future__ import annotations
@@ -126,11 +127,12 @@ class _Renewer(threading.Thread):
         while not self.done.wait(interval):
             with self.lock:
                 leases = list(self.held.values())
-            for lease in leases:
-                try:
-                    self.queue.renew(lease, seconds=self.lease_sec)
-                except Exception as e:  # a missed renewal only risks a duplicate run
-                    print(f"igneous: could not renew a lease: {e}", file=sys.stderr)
+            if not leases:
+                continue
+            try:  # one round trip for the whole batch: a short lease must not run out mid-sweep
+                self.queue.renew_many(leases, seconds=self.lease_sec)
+            except Exception as e:  # a missed renewal only risks a duplicate run
+                print(f"igneous: could not renew leases: {e}", file=sys.stderr)
 
 
 class _Stop:
@@ -161,13 +163,26 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> WorkerResult:
-    """Execute tasks from ``queue`` until told to stop (see WorkerOptions)."""
+class _NoJournal:
+    """Where nobody watches the worker (see igneous.supervisor.Journal)."""
+
+    def leased(self, leases: list[Lease]) -> None: ...
+    def start(self, i: int) -> None: ...
+    def end(self, i: int, ok: bool) -> None: ...
+    def deleted(self) -> None: ...
+    def settled(self) -> None: ...
+
+
+def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None, *,
+               journal=None) -> WorkerResult:
+    """Execute tasks from ``queue`` until told to stop (see WorkerOptions);
+    ``journal`` (igneous.supervisor.Journal) is told what the worker holds and runs."""
     from igneous.memory import return_freed_memory
     from igneous.storage import probe
 
     probing, probe.ENABLED = probe.ENABLED, False  # planners probed the buckets already
     opts = opts or WorkerOptions()
+    journal = journal or _NoJournal()
     if isinstance(queue, str):
         queue = open_queue(queue, create=False, region=opts.region)
     return_freed_memory()
@@ -179,6 +194,7 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
     tally = Tally()
     started = time.monotonic()
     batch_size = 1
+    last_stage: int | None = None
     idle_sleep = 0.02
     try:
         while not stop.event.is_set():
@@ -205,9 +221,11 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
                 stop.event.wait(idle_sleep * (0.5 + random.random()))
                 longest = MAX_BARRIER_SLEEP if queue.supports_stages and not empty else MAX_IDLE_SLEEP
                 idle_sleep = min(longest, idle_sleep * 2)
+                batch_size = 1  # what comes after a wait (a barrier) may be slow
                 continue
             idle_sleep = 0.02
             renewer.hold(leases)
+            journal.leased(leases)
             finished: list[Lease] = []
             try:
                 for i, lease in enumerate(leases):
@@ -215,13 +233,16 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
                         queue.release(leases[i:])
                         break
                     t0 = time.monotonic()
+                    journal.start(i)
                     ok = _run_one(queue, lease, opts, result, tally)
+                    journal.end(i, ok)
                     elapsed = time.monotonic() - t0
                     if ok:
                         finished.append(lease)
                         if elapsed > QUICK_TASK_SEC:
                             # slow task: report it done now, lease singly from here on
                             queue.delete(finished)
+                            journal.deleted()
                             renewer.drop(finished)
                             finished = []
                     batch_size = min(MAX_BATCH, batch_size * 2) if elapsed < QUICK_TASK_SEC else 1
@@ -232,7 +253,13 @@ def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None) -> Wor
                 result.interrupted = True
                 raise
             queue.delete(finished)
+            journal.settled()
             renewer.drop(leases)
+            if queue.supports_stages and (len(leases) < want or leases[0].stage != last_stage):
+                # batches grow only within a stage known to be quick: a batch of a
+                # new stage's slow tasks would leave the other workers idle
+                batch_size = 1
+            last_stage = leases[-1].stage
             if tally.age() >= queue.usage_flush_sec:
                 _hand_on(queue, tally)
     except KeyboardInterrupt:
@@ -320,112 +347,6 @@ def _expand(queue: TaskQueue, lease: Lease, task: Task) -> None:
         queue.insert_once(key, [(lease.stage, payloads)], {})
     else:
         queue.insert(payloads, stage=lease.stage)
-
-
-def _worker_process(spec: str, opts: WorkerOptions, results) -> None:
-    try:
-        res = run_worker(spec, opts)
-    except UserError as e:  # reported once, as one line, by the parent
-        results.put(str(e))
-        sys.exit(2)
-    results.put((res.executed, res.failed, res.dead, res.interrupted))
-
-
-def run_workers(spec: str, opts: WorkerOptions, parallel: int = 1) -> WorkerResult:
-    """``igneous -p N execute``: N worker processes on one queue, with a progress bar."""
-    queue = open_queue(spec, create=False, region=opts.region)  # fail early and clearly
-    bar = _ProgressPoller(queue) if (not opts.quiet and sys.stderr.isatty()) else None
-    if bar:
-        bar.start()
-    try:
-        if parallel <= 1:
-            result = run_worker(queue, opts)
-            _report_queue(queue, result, opts)
-            return result
-        ctx = mp.get_context("fork")
-        results = ctx.Queue()
-        procs = [ctx.Process(target=_worker_process, args=(spec, opts, results)) for _ in range(parallel)]
-        for p in procs:
-            p.start()
-        total = WorkerResult()
-
-        def forward(signum, frame):
-            for p in procs:
-                if p.is_alive():
-                    os.kill(p.pid, signum)
-
-        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            for p in procs:
-                p.join()
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        errors: list[str] = []
-        while not results.empty():
-            item = results.get()
-            if isinstance(item, str):
-                errors.append(item)
-                continue
-            executed, failed, dead, interrupted = item
-            total.executed += executed
-            total.failed += failed
-            total.dead += dead
-            total.interrupted |= interrupted
-        if errors:
-            raise UserError(errors[0])
-        crashed = [p.exitcode for p in procs if p.exitcode and p.exitcode > 0]
-        if crashed:
-            raise UserError(f"{len(crashed)} of {parallel} worker processes failed (see above)")
-        _report_queue(queue, total, opts)
-        return total
-    finally:
-        if bar:
-            bar.stop()
-
-
-def _report_queue(queue: TaskQueue, result: WorkerResult, opts: WorkerOptions) -> None:
-    """Write the run report of ``queue``: everything its workers recorded so far."""
-    try:
-        usage = queue.usage()
-    except Exception as e:  # noqa: BLE001 - a report must never fail the run
-        print(f"igneous: could not read usage from {queue.url}: {one_line(str(e))}", file=sys.stderr)
-        return
-    path = write_report(usage, queue.url, queue=queue.url, executed_now=result.executed,
-                        failed_now=result.failed)
-    if path and not opts.quiet:
-        print(f"igneous: run report: {path}", file=sys.stderr)
-
-
-class _ProgressPoller(threading.Thread):
-    """A tqdm bar fed by the queue's own counters (works across processes)."""
-
-    def __init__(self, queue: TaskQueue):
-        super().__init__(daemon=True)
-        self.queue = queue
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        from tqdm import tqdm
-
-        c = self.queue.counts(detailed=False)
-        base = c.completed or 0
-        bar = tqdm(total=c.remaining, desc="tasks", unit="task", dynamic_ncols=True)
-        try:
-            while not self.done.wait(1.0):
-                c = self.queue.counts(detailed=False)
-                if c.completed is None:
-                    bar.total = c.remaining + bar.n
-                    continue
-                finished = c.completed - base
-                bar.total = finished + c.remaining
-                bar.update(finished - bar.n)
-        finally:
-            bar.close()
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=2)
 
 
 # -- no queue: run now in a local process pool --------------------------------

@@ -6,6 +6,8 @@ requests by billing class.
 - ``rate`` / ``max_faults``: each request is faulted with probability ``rate``
   until ``max_faults`` faults have been injected, then the proxy stops
   faulting by itself; the draws come from ``random.Random(seed)``;
+- ``every``: sustained throttling instead: every ``every``-th request (counted
+  from arming) is faulted, again until ``max_faults`` faults were injected;
 - fault kinds (``KINDS``): ``500`` (InternalError) and ``503`` (SlowDown),
   with the body each cloud sends (S3: XML, GCS: JSON); ``reset``: the
   connection is reset (RST) after the request was read, before it reaches the
@@ -23,7 +25,7 @@ In this process: ``with FaultProxy(upstream, flavor="s3") as proxy: proxy.url``
 
 prints its URL on the first line of stdout. ``POST /__proxy__/reset`` zeroes
 the counts; ``POST /__proxy__/faults`` with JSON ``{"rate": .., "max_faults":
-..}`` re-arms the faults. Listens on 127.0.0.1 only.
+.., "every": ..}`` re-arms the faults. Listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -93,8 +95,8 @@ class FaultProxy:
     serves from a daemon thread."""
 
     def __init__(self, upstream: str, *, flavor: str = "s3", latency: float = 0.0,
-                 rate: float = 0.0, max_faults: int = 0, kinds: tuple[str, ...] = KINDS,
-                 seed: int = 0, port: int = 0):
+                 rate: float = 0.0, max_faults: int = 0, every: int = 0,
+                 kinds: tuple[str, ...] = KINDS, seed: int = 0, port: int = 0):
         if flavor not in ("s3", "gcs"):
             raise ValueError(f"flavor must be s3 or gcs, not {flavor!r}")
         unknown = set(kinds) - set(KINDS)
@@ -111,8 +113,10 @@ class FaultProxy:
         self._faults: Counter[str] = Counter()
         self.rate = 0.0
         self.faults_left = 0
-        self.arm(rate=rate, max_faults=max_faults)
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self.every = 0
+        self._since_armed = 0
+        self.arm(rate=rate, max_faults=max_faults, every=every)
+        self.server = ProxyServer(("127.0.0.1", port), _handler_for(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -123,12 +127,14 @@ class FaultProxy:
 
     # -- settings and counts ---------------------------------------------------
 
-    def arm(self, *, rate: float, max_faults: int) -> None:
-        """Fault each request with probability ``rate``, ``max_faults`` times at most."""
-        if not 0.0 <= rate <= 1.0 or max_faults < 0:
-            raise ValueError("rate must be in [0, 1] and max_faults >= 0")
+    def arm(self, *, rate: float = 0.0, max_faults: int, every: int = 0) -> None:
+        """Fault each request with probability ``rate`` (or, with ``every`` > 0,
+        every ``every``-th request from now on), ``max_faults`` times at most."""
+        if not 0.0 <= rate <= 1.0 or max_faults < 0 or every < 0:
+            raise ValueError("rate must be in [0, 1], max_faults >= 0 and every >= 0")
         with self._lock:
-            self.rate, self.faults_left = rate, max_faults
+            self.rate, self.faults_left, self.every = rate, max_faults, every
+            self._since_armed = 0
 
     def disarm(self) -> None:
         self.arm(rate=0.0, max_faults=0)
@@ -152,7 +158,13 @@ class FaultProxy:
         """Count one request; the fault to inject into it, if any."""
         with self._lock:
             self._requests[billing_class(method, target, self.flavor)] += 1
-            if self.faults_left <= 0 or self._rng.random() >= self.rate:
+            self._since_armed += 1
+            if self.faults_left <= 0:
+                return None
+            if self.every:
+                if self._since_armed % self.every:
+                    return None
+            elif self._rng.random() >= self.rate:
                 return None
             kind = self._rng.choice(self.kinds)
             if kind == "truncate" and method == "HEAD":
@@ -180,6 +192,12 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProxyServer(ThreadingHTTPServer):
+    # socketserver's backlog of 5 drops (or resets) bursts of new client
+    # connections, which the clients then count as failed attempts
+    request_queue_size = 512
 
 
 def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -297,7 +315,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         elif self.command == "POST" and self.path == CONTROL + "faults":
             settings = json.loads(body or b"{}")
             owner.arm(rate=float(settings.get("rate", 0)),
-                      max_faults=int(settings.get("max_faults", 0)))
+                      max_faults=int(settings.get("max_faults", 0)),
+                      every=int(settings.get("every", 0)))
             payload = b"{}"
         else:
             return self.answer(404, b'{"error": "unknown control path"}', "application/json")
@@ -332,11 +351,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     ap.add_argument("--rate", type=float, default=0.0)
     ap.add_argument("--max-faults", type=int, default=0)
+    ap.add_argument("--every", type=int, default=0, help="fault every N-th request instead")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     proxy = FaultProxy(args.upstream, flavor=args.flavor, latency=args.latency, rate=args.rate,
-                       max_faults=args.max_faults, kinds=tuple(args.kinds.split(",")),
+                       max_faults=args.max_faults, every=args.every,
+                       kinds=tuple(args.kinds.split(",")),
                        seed=args.seed, port=args.port)
     print(proxy.url, flush=True)
     try:

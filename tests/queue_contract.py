@@ -106,6 +106,28 @@ class QueueContract:
         q.delete([lease])
         assert q.is_empty()
 
+    def test_renew_many_extends_every_lease(self, make_queue):
+        """One call renews a batch (more than SQS's 10 per request); a lease
+        that expired and went to another worker is reported as not ours."""
+        q, other = make_queue(), make_queue()
+        q.insert(touch_tasks(13))
+        leases = lease_all(q, seconds=1)
+        assert len(leases) == 13
+        time.sleep(1.5)  # every lease ran out
+        (stolen,) = other.lease(1, seconds=30)
+        mine = [x for x in leases if x.payload != stolen.payload]
+        theirs = [x for x in leases if x.payload == stolen.payload]
+        ours = q.renew_many(mine + theirs, seconds=4)
+        assert ours[:12] == [True] * 12
+        if not q.url.startswith("sqs://"):  # SQS: whether an old receipt still works is the service's
+            assert ours[12] is False
+        assert q.renew_many([], seconds=4) == []
+        time.sleep(1.2)  # past the first leases, within the renewed ones
+        assert other.lease(20, seconds=30) == []
+        q.delete(mine)
+        other.delete([stolen])
+        assert q.is_empty()
+
     # -- finishing ------------------------------------------------------------
     def test_delete(self, q):
         q.insert(touch_tasks(3))

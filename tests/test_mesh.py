@@ -94,7 +94,9 @@ def test_legacy_meshes_close_and_fit_label_boxes(legacy):
         pinched += int(np.count_nonzero(counts > 2))
         edges += len(counts)
         # surface half a voxel outside the label's voxel centres, within one voxel
-        want_lo, want_hi = (lo + off - 0.5) * res, (hi + off - 0.5) * res
+        want_lo, want_hi = (lo + off) * res, (hi + off) * res
+        # (Neuroglancer draws voxel i over [i, i + 1) * res; the exact placement
+        # is checked on unsimplified meshes against zmesh below)
         assert np.all(np.abs(v.min(axis=0) - want_lo) <= res + 1e-3), label
         assert np.all(np.abs(v.max(axis=0) - want_hi) <= res + 1e-3), label
         # encloses about the label's volume
@@ -122,7 +124,7 @@ def test_unsimplified_merge_equals_whole_array_mesh(tmp_path):
     assert sorted(ids) == sorted(label_boxes_np(data))
     for label in ids:
         want = mesher.get(label, reduction_factor=0)
-        wv = want.vertices + (np.array(OFFSET) - 1) * res
+        wv = want.vertices + (np.array(OFFSET) - 1 + 0.5) * res  # voxel centres at i + 0.5
         got = cv.mesh.get(label)
         assert len(got.faces) == len(want.faces)
         assert {tuple(x) for x in np.round(got.vertices, 2)} == {tuple(x) for x in np.round(wv, 2)}
@@ -147,6 +149,32 @@ def point_triangle_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return best
 
 
+def test_meshes_lie_on_the_voxels_neuroglancer_draws(tmp_path):
+    """Neuroglancer draws voxel i of a segmentation over [i, i + 1) * resolution
+    (the original Igneous's meshes and skeletons follow it): a box of voxels
+    [a, b) meshes to exactly [a, b) * res, and its skeleton runs through voxel
+    centres, (i + 0.5) * res."""
+    from cloudvolume import CloudVolume
+
+    data = np.zeros((40, 21, 13), dtype=np.uint64)
+    a, b = np.array([3, 5, 4]), np.array([37, 12, 9])
+    data[a[0]:b[0], a[1]:b[1], a[2]:b[2]] = BIG + 3
+    path = layer(tmp_path, data)
+    run(tc.create_meshing_tasks(path, 0, shape=(16, 16, 8), simplification=False))
+    run(tc.create_mesh_manifest_tasks(path, 1))
+    run(tc.create_skeletonizing_tasks(path, 0, shape=(16, 16, 8), dust_threshold=0))
+    run(tc.create_unsharded_skeleton_merge_tasks(path, dust_threshold=0, tick_threshold=0))
+    cv = CloudVolume(path, progress=False)
+    res, off = np.array(RES, float), np.array(OFFSET)
+    v = cv.mesh.get(BIG + 3).vertices
+    np.testing.assert_allclose(v.min(axis=0), (a + off) * res, atol=1e-3)
+    np.testing.assert_allclose(v.max(axis=0), (b + off) * res, atol=1e-3)
+    s = cv.skeleton.get(BIG + 3).vertices
+    np.testing.assert_allclose((s / res) % 1, 0.5, atol=1e-3)
+    assert np.all(s >= (a + off) * res) and np.all(s <= (b + off) * res)
+    assert np.ptp(s[:, 0]) >= (b - a)[0] * res[0] * 0.7  # it runs along the box
+
+
 def test_simplification_bounded_and_vertices_unmoved(legacy):
     """Against zmesh's unsimplified meshes of the whole array: far fewer
     triangles, every kept vertex is an original one, and the original surface
@@ -158,7 +186,7 @@ def test_simplification_bounded_and_vertices_unmoved(legacy):
     cv = CloudVolume(path)
     mesher = zmesh.Mesher(RES)
     mesher.mesh(np.pad(data, 1))
-    shift = (np.array(OFFSET) - 1) * np.array(RES, float)
+    shift = (np.array(OFFSET) - 1 + 0.5) * np.array(RES, float)  # voxel centres at i + 0.5
     rng = np.random.default_rng(0)
     before = after = 0
     dists = []
@@ -295,8 +323,8 @@ def test_sharded_multires_decode_and_manifest(sharded):
         v = lod0.vertices
         quantum = manifest.chunk_shape / 1023
         tol = res + quantum + 1e-3
-        assert np.all(np.abs(v.min(axis=0) - (lo + off - 0.5) * res) <= tol), label
-        assert np.all(np.abs(v.max(axis=0) - (hi + off - 0.5) * res) <= tol), label
+        assert np.all(np.abs(v.min(axis=0) - (lo + off) * res) <= tol), label
+        assert np.all(np.abs(v.max(axis=0) - (hi + off) * res) <= tol), label
         # a label big enough gets every requested level
         # every label gets all the requested levels unless its mesh is tiny
         assert manifest.num_lods in (1, 3), label

@@ -77,8 +77,10 @@ def check_against_whole(url, cutout, whole, labels=None):
         mask = cutout == label
         # no duplicate vertices (seam copies were fused)
         assert len(np.unique(skel.vertices, axis=0)) == len(skel.vertices), label
-        # every vertex inside the label or within one voxel of it
-        vox = np.round(skel.vertices / res).astype(np.int64) - off
+        # vertices at voxel centres, (i + 0.5) * res (Neuroglancer draws voxel i
+        # over [i, i + 1) * res), each inside the label or within one voxel of it
+        np.testing.assert_allclose((skel.vertices / res) % 1, 0.5, atol=1e-3)
+        vox = np.floor(skel.vertices / res).astype(np.int64) - off
         near = binary_dilation(mask, structure=np.ones((3, 3, 3), bool))
         inside = near[vox[:, 0], vox[:, 1], vox[:, 2]]
         assert inside.all(), f"label {label}: {int((~inside).sum())} vertices outside"

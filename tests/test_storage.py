@@ -11,6 +11,7 @@ import pytest
 
 from igneous.storage import open_store
 from igneous.storage.cloud import CloudStore
+from igneous.storage.gcs import GCSStore
 from igneous.storage.local import LocalStore
 from igneous.storage.memory import MemoryStore
 from tests.store_contract import StoreTests
@@ -48,7 +49,7 @@ class TestS3Store(StoreTests):
 class TestGCSStore(StoreTests):
     @pytest.fixture
     def make_store(self, gcs_bucket):
-        return opener(f"{gcs_bucket.url}/layer", CloudStore)
+        return opener(f"{gcs_bucket.url}/layer", GCSStore)
 
 
 def test_s3_objects_really_there(s3_bucket):

@@ -37,10 +37,13 @@ def execute(ctx, queue, parallel, exit_on_empty, lease_sec, min_sec, num_tasks, 
     """Lease and run tasks from QUEUE (a directory, fq://DIR, sqs://NAME or postgresql://...).
 
     Failed tasks are retried up to --max-attempts times, then dead-lettered
-    (see `igneous queue status`). Ctrl-C or SIGTERM finishes the current task
+    (see `igneous queue status`). A task that kills its worker process (the
+    out-of-memory killer, a crash in a library) counts as a failed attempt
+    too, and a new worker process takes its place. Ctrl-C or SIGTERM finishes the current task
     and exits; a second one abandons it (it is released back to the queue).
     """
-    from igneous.worker import WorkerOptions, run_workers
+    from igneous.supervisor import run_workers
+    from igneous.worker import WorkerOptions
 
     if max_attempts < 1:
         raise click.BadParameter("must be at least 1", param_hint="--max-attempts")

@@ -97,6 +97,12 @@ class TaskQueue(ABC):
     def renew(self, lease: Lease, *, seconds: float) -> bool:
         """Extend a lease; False if it is no longer ours."""
 
+    def renew_many(self, leases: Sequence[Lease], *, seconds: float) -> list[bool]:
+        """Extend many leases at once (one round trip where the backend can:
+        a worker's renewer holding a batch of 64 must renew them all well
+        within a short lease); for each, False if it is no longer ours."""
+        return [self.renew(x, seconds=seconds) for x in leases]
+
     @abstractmethod
     def delete(self, leases: Sequence[Lease]) -> None:
         """Mark tasks done."""

@@ -181,6 +181,20 @@ class LocalQueue(TaskQueue):
 
         return self._write(extend)
 
+    def renew_many(self, leases: Sequence[Lease], *, seconds: float) -> list[bool]:
+        if not leases:
+            return []
+
+        def extend(cur: sqlite3.Cursor) -> list[bool]:
+            until, ours = time.time() + seconds, []
+            for x in leases:
+                cur.execute("UPDATE tasks SET lease_until = ? WHERE id = ? AND leases = ?",
+                            (until, int(x.handle), x.token))
+                ours.append(cur.rowcount == 1)
+            return ours
+
+        return self._write(extend)
+
     def delete(self, leases: Sequence[Lease]) -> None:
         if not leases:
             return

@@ -27,6 +27,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -189,13 +190,16 @@ class PostgresQueue(TaskQueue):
             self._pid = os.getpid()
         return self._conn
 
-    def _tx(self, fn: Callable[[Any], T], *, retry: bool = True) -> T:
+    def _tx(self, fn: Callable[[Any], T], *, retry: bool = True, atomic: bool = True) -> T:
         """Run ``fn(cursor)`` in one transaction; database errors become one-line QueueErrors.
 
         A connection the server dropped (a restart, an idle timeout) is replaced
         and the transaction tried once more: at-least-once delivery makes that
         safe (a lease whose commit was lost only delays those tasks until it
         expires). Inserts are not retried: their task stream is spent.
+        ``atomic=False`` where ``fn`` runs one statement (atomic by itself):
+        one round trip instead of three (BEGIN, it, COMMIT), for renewals of
+        short leases under load.
         """
         import psycopg
 
@@ -203,7 +207,7 @@ class PostgresQueue(TaskQueue):
             for attempt in (1, 2):
                 try:
                     conn = self._connection()
-                    with conn.transaction(), conn.cursor() as cur:
+                    with conn.transaction() if atomic else nullcontext(), conn.cursor() as cur:
                         return fn(cur)
                 except psycopg.Error as e:
                     lost = self._conn is not None and self._conn.broken
@@ -218,7 +222,7 @@ class PostgresQueue(TaskQueue):
             cur.execute(sql, args)
             return cur.fetchall()
 
-        return self._tx(read)
+        return self._tx(read, atomic=False)
 
     def _bump(self, cur: Cursor, name: str, n: int) -> None:
         cur.execute(
@@ -271,7 +275,24 @@ class PostgresQueue(TaskQueue):
             )
             return cur.rowcount == 1
 
-        return self._tx(extend)
+        return self._tx(extend, atomic=False)
+
+    def renew_many(self, leases: Sequence[Lease], *, seconds: float) -> list[bool]:
+        if not leases:
+            return []
+
+        def extend(cur: Cursor) -> set[int]:
+            # one statement: a renewer holding 64 leases must not make 64 round trips
+            cur.execute(
+                f"UPDATE igneous_tasks t SET lease_until = {NOW} + %s "
+                "FROM unnest(%s::bigint[], %s::int[]) AS u(id, leases) "
+                "WHERE t.id = u.id AND t.leases = u.leases RETURNING t.id",
+                (seconds, [int(x.handle) for x in leases], [x.token for x in leases]),
+            )
+            return {row[0] for row in cur.fetchall()}
+
+        ours = self._tx(extend, atomic=False)
+        return [int(x.handle) in ours for x in leases]
 
     def delete(self, leases: Sequence[Lease]) -> None:
         if not leases:

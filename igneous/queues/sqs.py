@@ -323,7 +323,14 @@ class SQSQueue(TaskQueue):
         url = self._require(self.name)
         visibility = min(MAX_VISIBILITY, max(0, math.ceil(seconds)))
         leases: list[Lease] = []
+        started = time.monotonic()
+        # a receive takes at most 10; gathering more takes several, and the
+        # first ones' visibility runs from their own receive while the
+        # worker's renewer sees none of them before this returns: stop
+        # gathering well within the lease (a slow endpoint under load)
         while len(leases) < n:
+            if leases and time.monotonic() - started >= seconds / 4:
+                break
             messages = self._receive(url, self.name, n - len(leases), visibility)
             if not messages:
                 break
@@ -350,6 +357,27 @@ class SQSQueue(TaskQueue):
                 return False
             raise self._error(e, "change_message_visibility", self.name) from None
         return True
+
+    def renew_many(self, leases: Sequence[Lease], *, seconds: float) -> list[bool]:
+        """One change_message_visibility_batch per 10 leases."""
+        if not leases:
+            return []
+        url = self._require(self.name)
+        visibility = min(MAX_VISIBILITY, max(0, math.ceil(seconds)))
+        ours: list[bool] = []
+        for start in range(0, len(leases), BATCH):
+            batch = leases[start:start + BATCH]
+            resp = self._call(
+                "change_message_visibility_batch", self.name, QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": x.handle, "VisibilityTimeout": visibility}
+                         for i, x in enumerate(batch)])
+            failed = {f["Id"]: f for f in resp.get("Failed", [])}
+            other = [f for f in failed.values() if not f.get("Code", "").endswith(_STALE_HANDLE)]
+            if other:
+                raise QueueError(f"SQS queue {self.name}: change_message_visibility_batch failed: "
+                                 f"{other[0].get('Code')}: {_one_line(other[0].get('Message', ''))}")
+            ours += [str(i) not in failed for i in range(len(batch))]
+        return ours
 
     def delete(self, leases: Sequence[Lease]) -> None:
         if leases:

@@ -1,8 +1,9 @@
 """One storage contract for every read and write of the package.
 
 ``open_store(path)`` gives the ``Store`` for a path: ``LocalStore`` for
-file:// and plain paths, ``MemoryStore`` for mem://, ``CloudStore``
-(cloud-files) for s3://, gs://, http(s):// and the rest. See
+file:// and plain paths, ``MemoryStore`` for mem://, ``GCSStore`` for
+gs:// (google-cloud-storage with one bounded retry policy), ``CloudStore``
+(cloud-files) for s3://, http(s):// and the rest. See
 docs/storage.md for the contract, compression variants, atomic local writes
 and the request / byte accounting (``totals()``).
 """
@@ -62,6 +63,10 @@ def open_store(path: str) -> Store:
         from igneous.storage.memory import MemoryStore
 
         return MemoryStore(url)
+    if url.startswith("gs://"):
+        from igneous.storage.gcs import GCSStore
+
+        return GCSStore(url)
     from igneous.storage.cloud import CloudStore
 
     return CloudStore(url)

@@ -10,7 +10,9 @@ or sent concurrently, ``BATCH`` at a time, which bounds the bytes held.
 Transient failures (5xx and 429 answers, reset connections, bodies shorter
 than their Content-Length) are retried with back-off inside the clients
 cloud-files drives (boto's retries, google-cloud-storage's, cloud-files' own
-around each request); a short body is an error there, never data. They all
+around each request); a short body is an error there, never data. gs://
+objects are read and written by the subclass igneous.storage.gcs.GCSStore,
+with one bounded retry policy instead of cloud-files' nested ones. They all
 send HTTP through urllib3, so ``watch_retries`` counts each failed attempt
 there, as ``retries`` on the process-wide accounting total.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from igneous.storage import compression
@@ -113,11 +115,16 @@ class CloudStore(Store):
                         content_type: str | None = None, cache_control: str | None = None) -> None:
         it = iter(items)
         while batch := list(itertools.islice(it, BATCH)):
-            files = [{"path": check_write_key(key), "content": stored.data,
-                      "compress": stored.compression} for key, stored in batch]
-            self.cloudfiles.puts(files, raw=True, content_type=content_type,
-                                 cache_control=cache_control, progress=False)
+            self.write_batch(batch, content_type, cache_control)
             self.meter.add(writes=len(batch), bytes_out=sum(len(s.data) for _, s in batch))
+
+    def write_batch(self, batch: Sequence[tuple[str, Stored]], content_type: str | None,
+                    cache_control: str | None) -> None:
+        """Write one batch of objects concurrently."""
+        files = [{"path": check_write_key(key), "content": stored.data,
+                  "compress": stored.compression} for key, stored in batch]
+        self.cloudfiles.puts(files, raw=True, content_type=content_type,
+                             cache_control=cache_control, progress=False)
 
     def delete(self, keys: str | Iterable[str]) -> None:
         keys = [check_key(k) for k in as_keys(keys)]

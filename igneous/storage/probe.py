@@ -17,8 +17,6 @@ cloud-files uses (its secrets files, then the environment).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import threading
 import time
 from typing import Any
@@ -161,20 +159,14 @@ def _s3_code(e: Any) -> str:
 # -- GCS ----------------------------------------------------------------------
 
 def _probe_gcs(bucket: str, prefix: str) -> None:
-    from cloudfiles.secrets import google_credentials
     from google.api_core import exceptions as gexc
     from google.auth import exceptions as auth_exc
-    from google.cloud.storage import Client
-    from google.oauth2 import service_account
+
+    from igneous.storage.gcs import gcs_client
 
     name = f"gs://{bucket}"
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            # (cloud-files warns over many lines where no secrets file is set)
-            project, secrets = google_credentials(bucket)
-        if isinstance(secrets, dict):
-            secrets = service_account.Credentials.from_service_account_info(secrets)
-        client = Client(credentials=secrets, project=project)
+        client = gcs_client(bucket)
         blobs = client.bucket(bucket).list_blobs(prefix=f"{prefix}/" if prefix else None,
                                                  max_results=1, retry=None,
                                                  timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))

@@ -40,6 +40,17 @@ class TaskPlan:
         return f"TaskPlan({self.description!r}, {self._length} tasks)"
 
 
+class Stages(list):
+    """Plans to queue as ordered stages, and ``single``: the same work as one
+    stage for a queue that cannot hold stages (SQS), with ``note`` saying what
+    that costs."""
+
+    def __init__(self, stages: list[TaskPlan], single: TaskPlan, note: str):
+        super().__init__(stages)
+        self.single = single
+        self.note = note
+
+
 # a keyword whose JSON is larger than this is stored beside the layer instead of
 # in every payload (SQS messages are limited to 256 KB; a queue of a million
 # tasks should not carry the same label list a million times)

@@ -23,6 +23,7 @@ from igneous.grid import positive_shape
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
     GridPlan,
+    Stages,
     TaskPlan,
     bounds_cell,
     fit_shape,
@@ -315,7 +316,7 @@ def plan_sharded_multires_mesh(layer_path: str, shard_index_bytes: int = 2**13,
                                spatial_index_db: str | None = None,
                                min_chunk_size: Sequence[int] = DEFAULT_MIN_CHUNK,
                                max_labels_per_shard: int | None = 1000,
-                               memory_target: float = DEFAULT_MEMORY_TARGET) -> list[TaskPlan]:
+                               memory_target: float = DEFAULT_MEMORY_TARGET) -> Stages | list:
     """Sharded multi-resolution meshes from the ``.frags`` files of ``forge
     --sharded``, as two stages: scatter (groups of forge files, each split by
     shard) then one task per shard.
@@ -379,10 +380,17 @@ def plan_sharded_multires_mesh(layer_path: str, shard_index_bytes: int = 2**13,
                   compression_level=int(draco_compression_level), max_error=_error_of(sub),
                   expect=len(groups))
     nshards = 2 ** sharding["shard_bits"]
-    shards = TaskPlan(lambda: (Task.of(mesh_multires, dict(kwargs, shard=shard_hex(i, sharding["shard_bits"])))
-                               for i in range(nshards)),
-                      nshards, "sharded multires meshes")
-    return [scatter, shards]
+
+    def shard_plan(expect: int) -> TaskPlan:
+        return TaskPlan(lambda: (Task.of(mesh_multires, dict(kwargs, expect=expect,
+                                                             shard=shard_hex(i, sharding["shard_bits"])))
+                                 for i in range(nshards)),
+                        nshards, "sharded multires meshes")
+
+    return Stages([scatter, shard_plan(len(groups))], shard_plan(0),
+                  f"this queue has no stages: each of the {nshards} shard tasks reads all "
+                  f"{len(sizes)} forge files (a local or PostgreSQL queue files them by shard "
+                  "first, so each reads only its own)")
 
 
 def create_sharded_multires_mesh_tasks(layer_path: str, **kwargs) -> TaskPlan:

@@ -31,6 +31,7 @@ from igneous.layers import LayerInfo, normalize_path, resolve_mip
 from igneous.task_creation.common import (
     DEFAULT_MEMORY_TARGET,
     GridPlan,
+    Stages,
     TaskPlan,
     box_cell,
     fit_shape,
@@ -273,7 +274,7 @@ def _merge_common(layer: LayerInfo, meta: dict, *, crop: int, dust_threshold: fl
     crop_box = None
     if crop:
         start, stop = scale_bounds(layer.info, meta["mip"])
-        a, b = (start + crop) * res, (stop - 1 - crop) * res
+        a, b = (start + crop + 0.5) * res, (stop - 1 - crop + 0.5) * res  # voxel centres
         if np.any(b < a):
             raise UserError(f"crop {crop} removes the whole volume")
         crop_box = [a.tolist(), b.tolist()]
@@ -342,7 +343,7 @@ def plan_sharded_skeleton_merge(
     shard_bits: int | None = None, preshift_bits: int | None = None, crop: int = 0,
     delete_fragments: bool = False, skel_dir: str | None = None,
     memory_target: float = DEFAULT_MEMORY_TARGET,
-) -> list[TaskPlan]:
+) -> Stages:
     """The sharded merge as two stages: fuse per bucket, then write each shard.
 
     There are enough shards that writing one fits ``memory_target`` (from the
@@ -371,14 +372,37 @@ def plan_sharded_skeleton_merge(
                             "skeleton merge (fuse)")
     nshards = 2 ** spec["shard_bits"]
     width = int(math.ceil(spec["shard_bits"] / 4.0))
+    # what a shard task needs to fuse its labels itself where the fuse stage
+    # has not run (a queue without stages); not while fuse tasks delete fragments
+    merge = {k: common[k] for k in ("resolution", "vertex_attributes", "dust_threshold",
+                                    "tick_threshold", "max_cable_length", "crop_box",
+                                    "memory_target")}
+    lost_by_shard: dict[str, list[int]] = {}
+    if lost.size:
+        from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
-    def make():
-        for i in range(nshards):
-            yield Task.of(skeleton_shard, dict(skel_dir=url, shard=format(i, "x").zfill(width),
-                                              sharding=spec, expect=len(fuse_plan),
-                                              delete_fragments=delete_fragments))
+        sharding = ShardingSpecification.from_dict(spec)
+        for x in lost:
+            lost_by_shard.setdefault(sharding.compute_shard_location(int(x)).shard_number,
+                                     []).append(int(x))
 
-    return [fuse_plan, TaskPlan(make, nshards, "skeleton merge (shards)")]
+    def shard_plan(expect: int, fused_here: bool, delete: bool) -> TaskPlan:
+        def make():
+            for i in range(nshards):
+                shard = format(i, "x").zfill(width)
+                extra = dict(merge=dict(merge, skip=lost_by_shard.get(shard, []))) if fused_here else {}
+                yield Task.of(skeleton_shard, dict(skel_dir=url, shard=shard, sharding=spec,
+                                                  expect=expect, delete_fragments=delete, **extra))
+
+        return TaskPlan(make, nshards, "skeleton merge (shards)")
+
+    return Stages([fuse_plan, shard_plan(len(fuse_plan), not delete_fragments, delete_fragments)],
+                  shard_plan(0, True, False),
+                  f"this queue has no stages: each of the {nshards} shard tasks fuses its own "
+                  "labels, reading every bucket of fragments (a local or PostgreSQL queue fuses "
+                  "them once, by bucket, first)"
+                  + ("; fragments are kept: remove them afterwards with `igneous skeleton clean`"
+                     if delete_fragments else ""))
 
 
 def _fragment_bytes(cf, sample: int = 256) -> float:

@@ -48,9 +48,14 @@ def mark_done(cf: Store, done_dir: str, name: str) -> None:
     cf.put(f"{done_dir}/{name}", b"")
 
 
+def count_done(cf: Store, done_dir: str) -> int:
+    """How many first-stage tasks are marked done."""
+    return sum(1 for _ in cf.list(prefix=f"{done_dir}/"))
+
+
 def require_done(cf: Store, done_dir: str, expect: int, what: str) -> None:
     """Raise (the queue retries) while fewer than ``expect`` tasks are marked done."""
-    done = sum(1 for _ in cf.list(prefix=f"{done_dir}/"))
+    done = count_done(cf, done_dir)
     if done < expect:
         raise RuntimeError(f"only {done} of {expect} {what} tasks have finished; "
                            "the shard stage must run after them")

@@ -9,7 +9,9 @@ watertight across task seams.
 
 Sides of the box on the dataset boundary are padded with background so
 objects are closed there (``closed_dataset_edges``). Vertices are in physical
-units, ``(global voxel coordinate) * resolution``, like the image.
+units where voxel ``i`` spans ``[i, i + 1) * resolution`` (Neuroglancer's
+convention, so meshes lie on the segmentation they came from): marching
+cubes samples voxel centres, ``(i + 0.5) * resolution``.
 
 Outputs, into the mesh directory:
 
@@ -119,7 +121,7 @@ def mesh_labels(labels: np.ndarray, origin: Coords, resolution: Floats, *,
     res = np.asarray(resolution, dtype=np.float64)
     mesher = zmesh.Mesher(tuple(res))
     mesher.mesh(labels)
-    shift = (np.asarray(origin, dtype=np.float64) * res).astype(np.float32)
+    shift = ((np.asarray(origin, dtype=np.float64) + 0.5) * res).astype(np.float32)  # voxel centres
     out = {}
     for label in mesher.ids():
         m = mesher.get(label, normals=False, reduction_factor=0)

@@ -203,7 +203,7 @@ def multires_options(info: dict, mip: int, nlod: int, vqb: int, min_chunk_size: 
     return dict(nlod=int(nlod), vqb=int(vqb), compression_level=int(compression_level),
                 chunk_shape=np.asarray(min_chunk_size, dtype=np.float64) * res,
                 grid_origin=np.asarray(scale.get("voxel_offset", (0, 0, 0)), dtype=np.float64) * res
-                - res,  # one voxel of room: closed dataset edges mesh half a voxel outside
+                - res,  # one voxel of room below the volume's low faces
                 max_error=float(max_error))
 
 
@@ -214,7 +214,8 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                   memory_target: float | None = None, listing: str | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
     ``LABEL``) or for one shard (sharded: from what ``mesh_scatter`` filed
-    under it, once all ``expect`` scatter tasks are done)."""
+    under it once all ``expect`` scatter tasks are done; before that, or with
+    ``expect`` 0, from the forge's files directly)."""
     from igneous.layers import LayerInfo
     from igneous.storage import open_store
 
@@ -290,21 +291,37 @@ def mesh_scatter(layer_path: str, mesh_dir: str, files: Sequence[str], sharding:
 
 
 def _build_shard(cf: Store, shard: str, expect: int, opts: dict) -> int:
-    """Assemble one shard file from what the scatter stage filed under it."""
+    """Assemble one shard file from what the scatter stage filed under it or,
+    where that stage has not run (a queue without stages, such as SQS, may
+    deliver this task first, or was given none), from the forge's files: each
+    read whole, its fragments of other shards skipped (the original Igneous's
+    way: every shard reads every forge file)."""
     from mapbuffer import MapBuffer
 
     from igneous.formats.multires import mesh_from_precomputed
-    from igneous.tasks.merging import require_done
+    from igneous.tasks.merging import count_done
 
-    require_done(cf, SCATTER_DONE, expect, "mesh scatter")
+    if expect and count_done(cf, SCATTER_DONE) >= expect:
+        names = sorted(cf.list(prefix=f"{SCATTER_DIR}/{shard}/"))
+        mine = None
+    else:
+        from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
+
+        # the forge's files, by name: scatter files are named like them
+        names = sorted((n for n in cf.list(flat=True) if n.endswith(".frags")),
+                       key=lambda n: n.rsplit("/", 1)[-1])
+        spec = ShardingSpecification.from_dict(cf.get_json("info")["sharding"])
+        mine = shard
     pieces: dict[int, list] = defaultdict(list)
-    names = sorted(cf.list(prefix=f"{SCATTER_DIR}/{shard}/"))
     for name, blob in cf.get_many(names):
         if blob is None:
             raise UserError(f"{cf.url}/{name} vanished while it was read; re-run the merge")
         try:
-            for key, raw in MapBuffer(blob).items():
-                pieces[int(key)].append(mesh_from_precomputed(raw))
+            mb = MapBuffer(blob)
+            # by position, not get(): MapBuffer's lookup overflows on ids >= 2**63
+            for i, label in enumerate(int(k) for k in mb.index()[:, 0]):
+                if mine is None or spec.compute_shard_location(label).shard_number == mine:
+                    pieces[label].append(mesh_from_precomputed(bytes(mb.getindex(i))))
         except ValueError as e:
             raise _frags_error(cf, name, e) from None
     return write_shard(cf, pieces, opts)

@@ -189,7 +189,7 @@ def skeleton_forge(layer_path: str, skel_dir: str, mip: int, offset: Sequence[in
                 labels, skels, anisotropy=res,
                 smoothing_window=cross_sectional_area_smoothing_window,
             )
-    shift = (lo * res).astype(np.float32)
+    shift = ((lo + 0.5) * res).astype(np.float32)  # voxel centres, as in Neuroglancer
     attributes = vertex_attributes(cross_sectional_area)
     for label, skel in skels.items():
         skel.id = int(label)

@@ -14,7 +14,7 @@ one shard (sized to the memory target), never by the whole volume:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +45,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     (``keep_long``: a skeleton over ``max_cable_length`` is returned merged but
     not postprocessed instead, the original Igneous's rule).
 
-    Vertices are snapped to the voxel grid so the copies of a seam vertex made
+    Vertices are snapped to voxel centres so the copies of a seam vertex made
     by the two blocks that share it are bit-identical, then duplicates are
     removed and kimimaro's postprocess steps run: dust, loops broken, close
     pieces joined, then (with ``ball``, the forge's TEASAR scale and const)
@@ -60,7 +60,7 @@ def fuse(fragments: list, resolution: Sequence[float], *, dust_threshold: float,
     label = fragments[0].id
     skel = Skeleton.simple_merge(fragments) if len(fragments) > 1 else fragments[0]
     res = np.asarray(resolution, dtype=np.float32)
-    skel.vertices = (np.round(skel.vertices / res) * res).astype(np.float32)
+    skel.vertices = ((np.floor(skel.vertices / res) + 0.5) * res).astype(np.float32)
     skel = skel.consolidate()
     if max_cable_length is not None and skel.cable_length() > max_cable_length:
         if keep_long:
@@ -204,8 +204,8 @@ def _fetch(cf: Store, paths: list[str]) -> Iterator[bytes]:
         yield data
 
 
-def _bucket_batches(cf: Store, paths: list[str], attributes: list[dict], skip: set[int],
-                    budget: float) -> Iterator[dict[int, list]]:
+def _bucket_batches(cf: Store, paths: list[str], attributes: list[dict],
+                    wanted: Callable[[int], bool], budget: float) -> Iterator[dict[int, list]]:
     """{label: fragments} of one bucket's files in label order, a batch at a
     time: the files stay encoded (MapBuffers) and a batch is decoded only up
     to ``budget`` bytes of fragments, so memory does not grow with the
@@ -217,7 +217,7 @@ def _bucket_batches(cf: Store, paths: list[str], attributes: list[dict], skip: s
     for b, mb in enumerate(bufs):
         # by position, not get(): MapBuffer's lookup overflows on ids >= 2**63
         for pos, label in enumerate(mb.index()[:, 0].tolist()):
-            if label not in skip:
+            if wanted(label):
                 where.setdefault(int(label), []).append((b, pos))
     batch: dict[int, list] = {}
     size = 0
@@ -257,7 +257,9 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
         paths = sorted(cf.list(prefix=bucket_dir(int(bucket))))  # listings come in any order
         if not paths:
             continue  # nothing forged here, or already merged with delete_fragments
-        for part, frags in enumerate(_bucket_batches(cf, paths, vertex_attributes, skip_set, budget)):
+        batches = _bucket_batches(cf, paths, vertex_attributes,
+                                  lambda label: label not in skip_set, budget)
+        for part, frags in enumerate(batches):
             fused = {}
             for label in sorted(frags):
                 skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
@@ -282,11 +284,14 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
 
 
 def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
-                   delete_fragments: bool = False) -> None:
+                   delete_fragments: bool = False, merge: dict | None = None) -> None:
     """Write one shard file from the fused skeletons filed under it.
 
-    Refuses (the queue retries later) until all ``expect`` fuse tasks are
-    done, so a shard is never written from part of its labels.
+    Until all ``expect`` fuse tasks are done (a queue without stages, such as
+    SQS, may deliver this task first, or was given no fuse stage) it fuses
+    its shard's labels itself from the forge's fragments, given ``merge``
+    (the fuse tasks' settings); without ``merge`` it refuses and the queue
+    retries it later, so a shard is never written from part of its labels.
     """
     from cloudvolume.datasource.precomputed.sharding import (
         ShardingSpecification,
@@ -295,9 +300,16 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     from mapbuffer import MapBuffer
 
     from igneous.storage import open_store
-    from igneous.tasks.merging import require_done
+    from igneous.tasks.merging import count_done, require_done
 
     cf = open_store(skel_dir)
+    spec = ShardingSpecification.from_dict(sharding)
+    if merge is not None and not (expect and count_done(cf, DONE_DIR) >= expect):
+        fused = _fuse_shard(cf, shard, spec, **merge)
+        if fused:
+            cf.put_many(synthesize_shard_files(spec, fused).items(),
+                        content_type="application/octet-stream")
+        return
     require_done(cf, DONE_DIR, expect, "skeleton fuse")
     paths = sorted(cf.list(prefix=f"{FUSED_DIR}/{shard}/"))
     if not paths:
@@ -306,11 +318,44 @@ def skeleton_shard(skel_dir: str, shard: str, sharding: dict, expect: int = 0,
     for content in _fetch(cf, paths):
         for label, raw in MapBuffer(content).items():
             data[int(label)] = bytes(raw)
-    spec = ShardingSpecification.from_dict(sharding)
     files = synthesize_shard_files(spec, data)
     cf.put_many(files.items(), content_type="application/octet-stream")
     if delete_fragments:
         cf.delete(paths)
+
+
+def _fuse_shard(cf: Store, shard: str, spec: Any, resolution: Sequence[float],
+                vertex_attributes: list[dict], dust_threshold: float, tick_threshold: float,
+                max_cable_length: float | None, crop_box: list | None, skip: Sequence[int],
+                memory_target: float | None) -> dict[int, bytes]:
+    """{label: skeleton bytes} of the labels of ``shard``, fused from every
+    bucket's fragments (each bucket read whole, other shards' labels skipped:
+    the fuse stage's work for one shard, in the same order, so the same bytes)."""
+    from igneous.tasks.merging import memory_budget
+
+    by_bucket: dict[int, list[str]] = {}
+    for p in cf.list(prefix=f"{FRAG_DIR}/"):
+        top = p[len(FRAG_DIR) + 1:].split("/", 1)[0]
+        if p.endswith(".frags") and top.isdigit():
+            by_bucket.setdefault(int(top), []).append(p)
+    skip_set = {int(x) for x in skip}
+    ball = cf.get_json(BALL_FILE)
+    budget = memory_budget(memory_target)
+
+    def wanted(label: int) -> bool:
+        return label not in skip_set and spec.compute_shard_location(label).shard_number == shard
+
+    out: dict[int, bytes] = {}
+    for bucket in sorted(by_bucket):
+        for frags in _bucket_batches(cf, sorted(by_bucket[bucket]), vertex_attributes, wanted,
+                                     budget):
+            for label in sorted(frags):
+                skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
+                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
+                            crop_box=crop_box, ball=ball)
+                if skel is not None:
+                    out[label] = skel.to_precomputed()
+    return out
 
 
 def skeleton_delete(skel_dir: str, prefix: str = "", others: bool = False) -> None:

@@ -124,6 +124,9 @@ class StoreTests:
         store.put("top", b"2")
         assert sorted(store.list(flat=True)) == ["top"]
         assert sorted(store.list("x/s", flat=True)) == []
+        assert sorted(store.list("x/s")) == sorted(store.list("x/sub/")) == ["x/sub/3"]
+        assert sorted(store.list("x/2")) == ["x/2"]
+        assert sorted(store.list("z")) == []
         assert sorted(store.child("x").list()) == ["1", "2", "sub/3"]
         assert store.child("x").get("sub/3") == b"1"
 

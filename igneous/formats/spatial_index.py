@@ -103,12 +103,18 @@ def index_filename(lo: Coords, hi: Coords, resolution: Floats) -> str:
 def write_index(dir_path: str, lo: Coords, hi: Coords, resolution: Floats,
                 boxes: dict[int, Box]) -> None:
     """Write the index file of the task box [lo, hi) into directory ``dir_path``."""
-    from igneous.storage import open_store
-
-    content = {
+    put_index(dir_path, lo, hi, resolution, {
         str(int(label)): _physical(blo, resolution) + _physical(bhi, resolution)
         for label, (blo, bhi) in boxes.items()
-    }
+    })
+
+
+def put_index(dir_path: str, lo: Coords, hi: Coords, resolution: Floats,
+              content: dict[str, list]) -> None:
+    """Write an index file whose ``content`` ({"LABEL": physical [x0, y0, z0,
+    x1, y1, z1]}) is already computed (``write_index`` computes it from voxel boxes)."""
+    from igneous.storage import open_store
+
     open_store(dir_path).put(
         index_filename(lo, hi, resolution),
         json.dumps(content, separators=(",", ":")).encode("utf8"),

@@ -64,6 +64,10 @@ class Store(ABC):
     """
 
     url: str
+    # a prefix listing reads every name of the directory (local disk), where an
+    # object store lists a prefix server-side: many listings of small prefixes
+    # of one large directory are better done as one (``mesh_merge.write_listings``)
+    lists_by_scan: bool = False
 
     def __init__(self, url: str):
         self.url = url.rstrip("/")
@@ -103,6 +107,12 @@ class Store(ABC):
         """Every key starting with ``prefix`` (compression suffixes removed,
         temporary files left out), in no particular order; ``flat``: only
         keys with no ``/`` after the prefix's last one (one directory level)."""
+
+    def list_stored(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
+        """``list`` without removing duplicates: a key stored under two
+        compressions may come twice (``list`` remembers every key it gave to
+        drop them: ~100 bytes per key of a listing of millions)."""
+        return self.list(prefix, flat=flat)
 
     @abstractmethod
     def delete(self, keys: str | Iterable[str]) -> None:

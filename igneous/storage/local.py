@@ -27,6 +27,8 @@ from igneous.storage.variants import VariantStore
 class LocalStore(VariantStore):
     """Objects as files below ``root`` (``url`` is ``file://ROOT``)."""
 
+    lists_by_scan = True
+
     def __init__(self, url: str):
         super().__init__(url)
         self.root = self.url[len("file://"):] if self.url.startswith("file://") else self.url
@@ -75,22 +77,28 @@ class LocalStore(VariantStore):
     def names(self, prefix: str) -> Iterator[str]:
         head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         # streamed with scandir (os.walk holds a whole directory's names: a
-        # merge task listing one label prefix among millions of fragments)
+        # merge task listing one label prefix among millions of fragments);
+        # an entry whose name does not start with the rest of the prefix is
+        # skipped before anything else is asked of it (a file or a directory,
+        # nothing below it can match)
         pending = [os.path.join(self.root, head)]
         while pending:
             directory = pending.pop()
             rel = os.path.relpath(directory, self.root).replace(os.sep, "/")
             base = "" if rel == "." else rel + "/"
+            rest = prefix[len(base):]  # "" below a directory that matches already
             try:
                 entries = os.scandir(directory)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             with entries:
                 for entry in entries:
+                    if not entry.name.startswith(rest):
+                        continue
                     if entry.is_dir():  # like os.walk: links to directories are not followed
                         if not entry.is_symlink():
                             pending.append(entry.path)
-                    elif (base + entry.name).startswith(prefix):
+                    else:
                         yield base + entry.name
 
     def remove_leftovers(self, prefix: str = "") -> int:

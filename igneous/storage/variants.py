@@ -84,14 +84,19 @@ class VariantStore(Store):
         return None
 
     def list(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
-        self.meter.add(lists=1)
         seen: set[str] = set()
+        for key in self.list_stored(prefix, flat=flat):
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+    def list_stored(self, prefix: str = "", *, flat: bool = False) -> Iterator[str]:
+        self.meter.add(lists=1)
         for name in self.names(prefix):
             if name.endswith(TMP_SUFFIX):
                 continue
             key, _ = compression.strip_suffix(name)
-            if key not in seen and in_listing(key, prefix, flat):
-                seen.add(key)
+            if in_listing(key, prefix, flat):
                 yield key
 
     def put_stored_many(self, items: Iterable[tuple[str, Stored]], *,

@@ -42,6 +42,7 @@ from igneous.tasks.mesh_merge import (
     mesh_multires,
     mesh_scatter,
     mesh_xfer,
+    write_listings,
 )
 
 if TYPE_CHECKING:
@@ -233,10 +234,13 @@ def create_mesh_manifest_tasks(layer_path: str, magnitude: int = 2, mesh_dir: st
         raise UserError(f"{layer.cloudpath}/{sub} holds multi-resolution meshes; give a new --dir "
                         "for legacy meshes or delete them with `igneous mesh rm`")
 
+    listing = _listing(layer, sub, pre, memory_target)
+
     def make() -> Iterator[Task]:
         for p, exact in pre:
             yield Task.of(mesh_manifest, dict(layer_path=layer.cloudpath, mesh_dir=sub, prefix=p,
-                                             exact=exact, memory_target=float(memory_target)))
+                                             exact=exact, memory_target=float(memory_target),
+                                             **listing))
 
     return TaskPlan(make, len(pre), "mesh manifests")
 
@@ -269,11 +273,20 @@ def create_unsharded_multires_mesh_tasks(layer_path: str, num_lod: int = 1, magn
                   compression_level=int(draco_compression_level),
                   max_error=_error_of(sub), memory_target=float(memory_target))
 
+    listing = _listing(layer, sub, pre, memory_target)
+
     def make() -> Iterator[Task]:
         for p, exact in pre:
-            yield Task.of(mesh_multires, dict(kwargs, prefix=p, exact=exact))
+            yield Task.of(mesh_multires, dict(kwargs, prefix=p, exact=exact, **listing))
 
     return TaskPlan(make, len(pre), "unsharded multires meshes")
+
+
+def _listing(layer, sub: str, pre: list[tuple[str, bool]], memory_target: float) -> dict:
+    """``listing=`` for the prefix tasks where listing a prefix scans the whole
+    directory (local disk): the planner lists it a few times instead of every task."""
+    cf = _mesh_store(layer.cloudpath, sub)
+    return dict(listing=write_listings(cf, pre, memory_target)) if cf.lists_by_scan else {}
 
 
 def _error_of(sub: str) -> float:

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 # their write, and the interpreter and libraries take their share
 MERGE_MEMORY_FACTOR = 8
 
+# what a decoded fragment holds beyond the bytes of its arrays: numpy array
+# headers and the Python objects around them. Measured (RSS growth over 30,000
+# small decoded fragments, bench/merges.py's): ~510 bytes for a mesh
+# fragment, ~3,600 for a CloudVolume Skeleton with radius and vertex types.
+# Without it a budget of array bytes held 3x (meshes) to 10x (skeletons) more
+# memory for small fragments.
+MESH_FRAGMENT_OVERHEAD = 512
+SKELETON_FRAGMENT_OVERHEAD = 4096
+
 
 def memory_budget(memory_target: float | None) -> float:
     """Bytes of decoded fragments a merge task may hold at once."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from igneous.errors import UserError
-from igneous.tasks.merging import memory_budget
+from igneous.tasks.merging import MESH_FRAGMENT_OVERHEAD, memory_budget
 
 if TYPE_CHECKING:
     from igneous.storage import Store
@@ -31,9 +31,83 @@ if TYPE_CHECKING:
 FRAGMENT = re.compile(r"^(\d+):0:(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)_(-?\d+)-(-?\d+)$")
 
 
-def list_fragments(cf: Store, prefix: str, exact: bool) -> dict[int, list[str]]:
-    """{label: sorted fragment names} for the labels a prefix task owns."""
+# the planner's fragment lists, one per prefix task: LISTING + PLAN.PREFIX (flat,
+# beside the fragments: local disk would keep an emptied directory)
+LISTING = "merge-listing."
+
+
+def listing_key(listing: str, prefix: str) -> str:
+    return f"{listing}.{prefix}"
+
+
+def _fragment_keys(cf: Store, magnitude: int) -> Iterator[tuple[int, str]]:
+    """(the owning task's prefix as a number, name) of every fragment file: a
+    label's first ``magnitude`` digits, or the label itself when shorter."""
+    for name in cf.list_stored(flat=True):  # a name may come twice (two compressions)
+        m = FRAGMENT.match(name)
+        if m is not None and name[0] != "0":  # no prefix task owns "0..." (nor label 0)
+            yield int(m.group(1)[:magnitude]), name
+
+
+def write_listings(cf: Store, pre: Sequence[tuple[str, bool]],
+                   memory_target: float | None = None) -> str:
+    """List the mesh directory for the prefix tasks ``pre`` and write each
+    one's fragment names to ``LISTING + PLAN.PREFIX`` (gzip, one per line).
+
+    On local disk (``Store.lists_by_scan``) a task's own listing reads the
+    names of the whole directory: 10^magnitude tasks x every fragment file.
+    This reads them a few times: once to count each task's bytes of names,
+    then once per group of tasks whose names (held as bytes) fit the memory
+    budget. A task reads its list and deletes it when done (a task run again
+    without it lists for itself). Returns ``LISTING + PLAN``; earlier plans'
+    lists are removed.
+    """
+    import secrets
+    from collections import Counter
+
+    magnitude = max(len(p) for p, exact in pre if not exact)
+    cf.delete(list(cf.list(prefix=LISTING, flat=True)))
+    size_of: Counter[int] = Counter()
+    for key, name in _fragment_keys(cf, magnitude):
+        size_of[key] += len(name) + 1
+    budget = memory_budget(memory_target)
+    groups: list[list[str]] = [[]]
+    size = 0
+    for p, _ in pre:
+        n = size_of.get(int(p), 0)
+        if groups[-1] and size + n > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(p)
+        size += n
+    plan = LISTING + secrets.token_hex(4)
+    for group in groups:
+        mine: dict[int, bytearray] = {int(p): bytearray() for p in group}
+        if any(size_of.get(k) for k in mine):
+            for key, name in _fragment_keys(cf, magnitude):
+                buf = mine.get(key)
+                if buf is not None:
+                    buf += name.encode("utf8") + b"\n"
+        cf.put_many(((listing_key(plan, p), _sorted_lines(mine.pop(int(p)))) for p in group),
+                    compress="gzip")
+    return plan
+
+
+def _sorted_lines(buf: bytearray) -> bytes:
+    """Distinct lines of ``buf``, sorted (a name listed twice comes once)."""
+    return b"\n".join(sorted(set(bytes(buf).split(b"\n")) - {b""}))
+
+
+def list_fragments(cf: Store, prefix: str, exact: bool, listing: str | None = None
+                   ) -> dict[int, list[str]]:
+    """{label: sorted fragment names} for the labels a prefix task owns (from
+    the planner's ``listing`` when there is one: ``write_listings``)."""
     out: dict[int, list[str]] = defaultdict(list)
+    content = cf.get(listing_key(listing, prefix)) if listing else None
+    if content is not None:
+        for name in content.decode("utf8").split("\n") if content else ():
+            out[int(name.split(":", 1)[0])].append(name)
+        return dict(out)
     for name in cf.list(prefix=f"{prefix}:" if exact else prefix, flat=True):
         name = name.rsplit("/", 1)[-1]
         if name.endswith(".gz") or name.endswith(".br"):
@@ -69,7 +143,8 @@ SCATTER_DONE = f"{SCATTER_DIR}/done"
 
 
 def mesh_bytes(meshes: Iterable) -> int:
-    return sum(m.vertices.nbytes + m.faces.nbytes for m in meshes)
+    """Memory that decoded meshes hold: their arrays and the objects around them."""
+    return sum(m.vertices.nbytes + m.faces.nbytes + MESH_FRAGMENT_OVERHEAD for m in meshes)
 
 
 def label_batches(cf: Store, frags: dict[int, list[str]], budget: float
@@ -94,17 +169,19 @@ def label_batches(cf: Store, frags: dict[int, list[str]], budget: float
 
 
 def mesh_manifest(layer_path: str, mesh_dir: str, prefix: str, exact: bool = False,
-                  memory_target: float | None = None) -> int:
+                  memory_target: float | None = None, listing: str | None = None) -> int:
     """Write ``LABEL:0`` manifests listing the fragments of every label this prefix owns."""
     import json
 
     from igneous.storage import open_store
 
     cf = open_store(f"{layer_path}/{mesh_dir}")
-    frags = list_fragments(cf, prefix, exact)
+    frags = list_fragments(cf, prefix, exact, listing)
     for batch in label_batches(cf, frags, memory_budget(memory_target)):  # validate first
         cf.put_many(((f"{label}:0", json.dumps({"fragments": frags[label]}).encode("utf8"))
                      for label in batch), content_type="application/json")
+    if listing:
+        cf.delete(listing_key(listing, prefix))
     return len(frags)
 
 
@@ -134,7 +211,7 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                   min_chunk_size: Sequence[int] = (256, 256, 256), compression_level: int = 7,
                   max_error: float = 40, prefix: str | None = None, exact: bool = False,
                   shard: str | None = None, expect: int = 0,
-                  memory_target: float | None = None) -> int:
+                  memory_target: float | None = None, listing: str | None = None) -> int:
     """Build multi-resolution meshes for a prefix (unsharded: ``LABEL.index`` +
     ``LABEL``) or for one shard (sharded: from what ``mesh_scatter`` filed
     under it once all ``expect`` scatter tasks are done; before that, or with
@@ -147,7 +224,7 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
     cf = open_store(f"{layer_path}/{mesh_dir}")
     if shard is not None:
         return _build_shard(cf, str(shard), expect, opts)
-    frags = list_fragments(cf, prefix or "", exact)
+    frags = list_fragments(cf, prefix or "", exact, listing)
     written = 0
     for batch in label_batches(cf, frags, memory_budget(memory_target)):
         outputs = []
@@ -157,6 +234,8 @@ def mesh_multires(layer_path: str, mesh_dir: str, mip: int, nlod: int, vqb: int 
                 outputs += [(f"{label}.index", enc[1]), (str(label), enc[0])]
         cf.put_many(outputs, content_type="application/octet-stream")
         written += len(outputs) // 2
+    if listing:
+        cf.delete(listing_key(listing, prefix or ""))
     return written
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from igneous.errors import UserError
+from igneous.tasks.merging import SKELETON_FRAGMENT_OVERHEAD
 from igneous.tasks.skeleton import (
     BALL_FILE,
     FRAG_DIR,
@@ -223,7 +224,7 @@ def _bucket_batches(cf: Store, paths: list[str], attributes: list[dict],
     for label in sorted(where):
         raws = [bytes(bufs[b].getindex(pos)) for b, pos in where.pop(label)]
         batch[label] = [decode_skeleton(raw, label, attributes) for raw in raws]
-        size += sum(map(len, raws))
+        size += sum(map(len, raws)) + SKELETON_FRAGMENT_OVERHEAD * len(raws)
         if size >= budget:
             yield batch
             batch, size = {}, 0

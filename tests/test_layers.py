@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("task_creation", ("igneous.task_creation", "igneous.design", "igneous.sample",
                        "igneous.validate")),
     ("queues", ("igneous.queues",)),
-    ("worker", ("igneous.worker", "igneous.cost")),
+    ("worker", ("igneous.worker", "igneous.supervisor", "igneous.cost")),
     ("submit", ("igneous.submit", "igneous.pipeline", "igneous.view", "igneous.fileserver")),
     ("cli", ("igneous.cli", "igneous.__main__")),
 ]

@@ -194,7 +194,10 @@ class _Supervisor:
         if code >= 0:
             return
         self.total.executed += child.done  # a killed child reports nothing itself
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         if child.running is None:
             self.settle(child, None, name)
             if not self.stopping:

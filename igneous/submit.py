@@ -21,6 +21,7 @@ from igneous.errors import UserError
 from igneous.queues import DeadLetter, TaskQueue, open_queue
 from igneous.queues.base import payloads_of
 from igneous.supervisor import run_workers
+from igneous.task_creation.common import Stages
 from igneous.tasks import Task
 from igneous.worker import WorkerOptions, WorkerResult, run_local
 
@@ -78,9 +79,9 @@ def submit(stages: Sequence[Plan], queue: str | None, *, parallel: int = 1,
     processes when no queue is given. Returns how many tasks."""
     if queue:
         with open_queue(queue, create=True) as q:
-            if len(stages) > 1 and not q.supports_stages and getattr(stages, "single", None):
-                _say(f"Note: {stages.note}.")  # type: ignore[attr-defined]
-                stages = [stages.single]  # type: ignore[attr-defined]
+            if isinstance(stages, Stages) and not q.supports_stages:
+                _say(f"Note: {stages.note}.")
+                stages = [stages.single]
             total = insert_stages(q, stages) or 0
             planned = sum(len(p) for p in stages if isinstance(p, Sized))
             if planned > total:  # big plans go in as expansion tasks (GridPlan)

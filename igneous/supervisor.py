@@ -35,12 +35,12 @@ from igneous.cost import write_report
 from igneous.errors import UserError
 from igneous.queues import Lease, TaskQueue, open_queue
 from igneous.tasks import Task
-from igneous.worker import WorkerOptions, WorkerResult, describe, one_line, run_worker
+from igneous.worker import Journal, WorkerOptions, WorkerResult, describe, one_line, run_worker
 
 WATCH_SEC = 1.0
 
 
-class Journal:
+class PipeJournal(Journal):
     """The child's side of the pipe: what it holds and what it is doing."""
 
     def __init__(self, conn: Connection):
@@ -56,11 +56,9 @@ class Journal:
         self.conn.send(("end", i, ok))
 
     def deleted(self) -> None:
-        """Every task of the batch that finished so far is marked done."""
         self.conn.send(("deleted",))
 
     def settled(self) -> None:
-        """The batch is over: nothing held."""
         self.conn.send(("settled",))
 
 
@@ -122,7 +120,7 @@ def _child_main(spec: str, opts: WorkerOptions, results, conn: Connection, paren
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     try:
-        res = run_worker(spec, opts, journal=Journal(conn))
+        res = run_worker(spec, opts, journal=PipeJournal(conn))
     except UserError as e:  # reported once, as one line, by the parent
         results.put(str(e))
         sys.exit(2)

@@ -163,26 +163,36 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-class _NoJournal:
-    """Where nobody watches the worker (see igneous.supervisor.Journal)."""
+class Journal:
+    """What a worker tells whoever watches it (igneous.supervisor.PipeJournal)
+    about the tasks it holds and runs; this one tells nobody."""
 
-    def leased(self, leases: list[Lease]) -> None: ...
-    def start(self, i: int) -> None: ...
-    def end(self, i: int, ok: bool) -> None: ...
-    def deleted(self) -> None: ...
-    def settled(self) -> None: ...
+    def leased(self, leases: list[Lease]) -> None:
+        """A new batch is held."""
+
+    def start(self, i: int) -> None:
+        """Task ``i`` of the batch runs."""
+
+    def end(self, i: int, ok: bool) -> None:
+        """Task ``i`` finished (``ok``) or failed (already recorded as such)."""
+
+    def deleted(self) -> None:
+        """Every task of the batch that finished so far is marked done."""
+
+    def settled(self) -> None:
+        """The batch is over: nothing held."""
 
 
 def run_worker(queue: TaskQueue | str, opts: WorkerOptions | None = None, *,
-               journal=None) -> WorkerResult:
+               journal: Journal | None = None) -> WorkerResult:
     """Execute tasks from ``queue`` until told to stop (see WorkerOptions);
-    ``journal`` (igneous.supervisor.Journal) is told what the worker holds and runs."""
+    ``journal`` is told what the worker holds and runs."""
     from igneous.memory import return_freed_memory
     from igneous.storage import probe
 
     probing, probe.ENABLED = probe.ENABLED, False  # planners probed the buckets already
     opts = opts or WorkerOptions()
-    journal = journal or _NoJournal()
+    journal = journal or Journal()
     if isinstance(queue, str):
         queue = open_queue(queue, create=False, region=opts.region)
     return_freed_memory()

@@ -42,6 +42,7 @@ from igneous.tasks import Task
 from igneous.tasks.skeleton import (
     FRAG_DIR,
     TASK_DIR,
+    bucket_files,
     read_meta,
     skeleton_forge,
     vertex_attributes,
@@ -234,10 +235,9 @@ def _forge_state(layer_path: str, skel_dir: str | None = None):
         raise UserError(f"forge is not finished: {len(unfinished)} of {len(names)} blocks have "
                         f"no output (e.g. {unfinished[0]}); execute the forge tasks first")
     present: dict[str, set[int]] = {}
-    for p in cf.list(prefix=f"{FRAG_DIR}/"):
-        parts = p.split("/")
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].endswith(".frags"):
-            present.setdefault(parts[2].removesuffix(".frags"), set()).add(int(parts[1]))
+    for bucket, paths in bucket_files(cf).items():
+        for p in paths:
+            present.setdefault(p.rsplit("/", 1)[-1].removesuffix(".frags"), set()).add(bucket)
     buckets = meta["buckets"]
     labels, missing = [], []
     for path, content in cf.get_many([f"{TASK_DIR}/{n}.labels" for n in names]):
@@ -409,8 +409,7 @@ def _fragment_bytes(cf, sample: int = 256) -> float:
     """The forge fragments' total bytes, from the sizes of up to ``sample`` files."""
     import itertools
 
-    paths = [p for p in cf.list(prefix=f"{FRAG_DIR}/")
-             if p.endswith(".frags") and p[len(FRAG_DIR) + 1:].split("/", 1)[0].isdigit()]
+    paths = [p for files in bucket_files(cf).values() for p in files]
     if not paths:
         return 0.0
     step = max(1, len(paths) // sample)

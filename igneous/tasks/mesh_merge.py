@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -252,6 +252,13 @@ def _frags_error(cf: Store, name: str, e: Exception) -> UserError:
                      "delete it and re-run forge for that box")
 
 
+def map_entries(mb: Any) -> Iterator[tuple[int, bytes]]:
+    """(label, bytes) of each entry of a MapBuffer, by position: its lookup by
+    key (``get``, ``items``) overflows on ids >= 2**63."""
+    for i, label in enumerate(mb.index()[:, 0].tolist()):
+        yield int(label), bytes(mb.getindex(i))
+
+
 def mesh_scatter(layer_path: str, mesh_dir: str, files: Sequence[str], sharding: dict,
                  name: str) -> int:
     """First stage of the sharded merge: split forge ``.frags`` files by shard.
@@ -273,19 +280,16 @@ def mesh_scatter(layer_path: str, mesh_dir: str, files: Sequence[str], sharding:
         blob = cf.get(file)
         if blob is None:
             raise UserError(f"mesh fragment file {cf.url}/{file} is missing; re-run forge")
+        groups: dict[str, dict[int, bytes]] = defaultdict(dict)
         try:
-            mb = MapBuffer(blob)
-            # by position, not get(): MapBuffer's lookup overflows on ids >= 2**63
-            keys = [int(k) for k in mb.index()[:, 0]]
-            groups: dict[str, dict[int, bytes]] = defaultdict(dict)
-            for i, label in enumerate(keys):
-                groups[spec.compute_shard_location(label).shard_number][label] = bytes(mb.getindex(i))
+            for label, raw in map_entries(MapBuffer(blob)):
+                groups[spec.compute_shard_location(label).shard_number][label] = raw
         except ValueError as e:
             raise _frags_error(cf, file, e) from None
         stem = file.rsplit("/", 1)[-1]
         cf.put_many(((f"{SCATTER_DIR}/{shard}/{stem}", MapBuffer(g).tobytes())
                      for shard, g in groups.items()), content_type="application/octet-stream")
-        count += len(keys)
+        count += sum(map(len, groups.values()))
     mark_done(cf, SCATTER_DONE, name)
     return count
 
@@ -307,9 +311,8 @@ def _build_shard(cf: Store, shard: str, expect: int, opts: dict) -> int:
     else:
         from cloudvolume.datasource.precomputed.sharding import ShardingSpecification
 
-        # the forge's files, by name: scatter files are named like them
-        names = sorted((n for n in cf.list(flat=True) if n.endswith(".frags")),
-                       key=lambda n: n.rsplit("/", 1)[-1])
+        # the forge's files, in name order: scatter files are named like them
+        names = sorted(n for n in cf.list(flat=True) if n.endswith(".frags"))
         spec = ShardingSpecification.from_dict(cf.get_json("info")["sharding"])
         mine = shard
     pieces: dict[int, list] = defaultdict(list)
@@ -317,11 +320,9 @@ def _build_shard(cf: Store, shard: str, expect: int, opts: dict) -> int:
         if blob is None:
             raise UserError(f"{cf.url}/{name} vanished while it was read; re-run the merge")
         try:
-            mb = MapBuffer(blob)
-            # by position, not get(): MapBuffer's lookup overflows on ids >= 2**63
-            for i, label in enumerate(int(k) for k in mb.index()[:, 0]):
+            for label, raw in map_entries(MapBuffer(blob)):
                 if mine is None or spec.compute_shard_location(label).shard_number == mine:
-                    pieces[label].append(mesh_from_precomputed(bytes(mb.getindex(i))))
+                    pieces[label].append(mesh_from_precomputed(raw))
         except ValueError as e:
             raise _frags_error(cf, name, e) from None
     return write_shard(cf, pieces, opts)

@@ -47,6 +47,17 @@ def bucket_dir(bucket: int) -> str:
     return f"{FRAG_DIR}/{int(bucket):05d}/"
 
 
+def bucket_files(cf: Any) -> dict[int, list[str]]:
+    """{bucket: its forge fragment files} (the merge's scratch under FRAG_DIR
+    left out), in listing order."""
+    out: dict[int, list[str]] = {}
+    for p in cf.list(prefix=f"{FRAG_DIR}/"):
+        top = p[len(FRAG_DIR) + 1:].split("/", 1)[0]
+        if p.endswith(".frags") and top.isdigit():
+            out.setdefault(int(top), []).append(p)
+    return out
+
+
 def bucket_of(label: int, buckets: int, digits: int = 0) -> int:
     """``label % buckets``; with ``digits``, the label's first ``digits`` decimal
     digits instead (the original Igneous's merge tasks split labels by decimal

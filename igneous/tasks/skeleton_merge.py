@@ -26,6 +26,7 @@ from igneous.tasks.skeleton import (
     FRAG_DIR,
     SEAM,
     bucket_dir,
+    bucket_files,
     decode_skeleton,
     encode_skeletons,
 )
@@ -195,6 +196,19 @@ def prune_seam_spurs(skel: Any, scale: float, const: float) -> Any:
     return out.consolidate()
 
 
+def _fuse_batch(frags: dict[int, list], resolution: Sequence[float], settings: dict
+                ) -> dict[int, Any]:
+    """{label: fused skeleton} of a batch (``frags`` is emptied as it goes), in
+    label order, dust and over-long skeletons left out; ``settings``: fuse's
+    keywords."""
+    fused = {}
+    for label in sorted(frags):
+        skel = fuse(frags.pop(label), resolution, **settings)
+        if skel is not None:
+            fused[label] = skel
+    return fused
+
+
 def _fetch(cf: Store, paths: list[str]) -> Iterator[bytes]:
     """The content of each of ``paths`` (just listed: a missing one is an error)."""
     for path, data in cf.get_many(paths):
@@ -253,6 +267,8 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
     skip_set = {int(x) for x in skip}
     ball = cf.get_json(BALL_FILE)  # None from a forge before seam pruning: no pruning
     budget = memory_budget(memory_target)
+    settings = dict(dust_threshold=dust_threshold, tick_threshold=tick_threshold,
+                    max_cable_length=max_cable_length, crop_box=crop_box, ball=ball)
     for bucket in buckets:
         paths = sorted(cf.list(prefix=bucket_dir(int(bucket))))  # listings come in any order
         if not paths:
@@ -260,13 +276,7 @@ def skeleton_merge(skel_dir: str, buckets: Sequence[int], resolution: Sequence[f
         batches = _bucket_batches(cf, paths, vertex_attributes,
                                   lambda label: label not in skip_set, budget)
         for part, frags in enumerate(batches):
-            fused = {}
-            for label in sorted(frags):
-                skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
-                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
-                            crop_box=crop_box, ball=ball)
-                if skel is not None:
-                    fused[label] = skel
+            fused = _fuse_batch(frags, resolution, settings)
             if spec is None:
                 cf.put_many([(str(label), s.to_precomputed()) for label, s in fused.items()],
                             compress="gzip")
@@ -333,28 +343,20 @@ def _fuse_shard(cf: Store, shard: str, spec: Any, resolution: Sequence[float],
     the fuse stage's work for one shard, in the same order, so the same bytes)."""
     from igneous.tasks.merging import memory_budget
 
-    by_bucket: dict[int, list[str]] = {}
-    for p in cf.list(prefix=f"{FRAG_DIR}/"):
-        top = p[len(FRAG_DIR) + 1:].split("/", 1)[0]
-        if p.endswith(".frags") and top.isdigit():
-            by_bucket.setdefault(int(top), []).append(p)
     skip_set = {int(x) for x in skip}
-    ball = cf.get_json(BALL_FILE)
+    settings = dict(dust_threshold=dust_threshold, tick_threshold=tick_threshold,
+                    max_cable_length=max_cable_length, crop_box=crop_box,
+                    ball=cf.get_json(BALL_FILE))
     budget = memory_budget(memory_target)
 
     def wanted(label: int) -> bool:
         return label not in skip_set and spec.compute_shard_location(label).shard_number == shard
 
     out: dict[int, bytes] = {}
-    for bucket in sorted(by_bucket):
-        for frags in _bucket_batches(cf, sorted(by_bucket[bucket]), vertex_attributes, wanted,
-                                     budget):
-            for label in sorted(frags):
-                skel = fuse(frags.pop(label), resolution, dust_threshold=dust_threshold,
-                            tick_threshold=tick_threshold, max_cable_length=max_cable_length,
-                            crop_box=crop_box, ball=ball)
-                if skel is not None:
-                    out[label] = skel.to_precomputed()
+    for _, paths in sorted(bucket_files(cf).items()):
+        for frags in _bucket_batches(cf, sorted(paths), vertex_attributes, wanted, budget):
+            out.update((label, s.to_precomputed())
+                       for label, s in _fuse_batch(frags, resolution, settings).items())
     return out
 
 

@@ -26,9 +26,13 @@ This module does not import igneous: it is an independent yardstick.
   label the fragments merged and kimimaro.postprocess'ed, encoded again.
 
 Prints one JSON line: CPU-seconds (user + sys of this process), wall, peak
-RSS and what was produced. The floor for W workers is CPU / W.
+RSS and what was produced. The floor for W workers is CPU / W. ``--procs N``
+(mesh, skeleton) runs the blocks, and the skeleton's per-label merge, in N
+forked processes: the same work and CPU-seconds (the children's are counted
+once they are reaped), only sooner; the peak RSS is then the largest
+process's.
 
-    python -m bench.floor WORKFLOW LAYER_DIR [--shape 256,256,256] [--num-mips 3]
+    python -m bench.floor WORKFLOW LAYER_DIR [--shape 256,256,256] [--num-mips 3] [--procs 1]
 """
 
 from __future__ import annotations
@@ -274,52 +278,119 @@ def mesh_block(block: np.ndarray, origin: np.ndarray, resolution: np.ndarray, si
     mesher.clear()
 
 
-def mesh(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
-    for lo, hi in blocks(layer.size, shape):
-        block, origin = _overlapped(layer, lo, hi, pad_edges=True)
-        mesh_block(block, origin, layer.resolution, sink)
+def _in_processes(fn, jobs: list, procs: int) -> Iterator:
+    """``fn(job)`` for every job, in ``procs`` forked processes when ``procs`` > 1
+    (in order; their CPU-seconds are counted by ``run`` through RUSAGE_CHILDREN)."""
+    if procs <= 1:
+        yield from map(fn, jobs)
+        return
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(procs)
+    try:
+        yield from pool.imap(fn, jobs)
+    finally:
+        pool.close()
+        pool.join()  # reaped, so their usage is in RUSAGE_CHILDREN
 
 
-def skeleton(layer: Layer, sink: Sink, shape: np.ndarray, **_) -> None:
+_LAYER: Layer | None = None  # the layer a forked block worker reads
+
+
+def _mesh_job(box: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:
+    sink = Sink()
+    block, origin = _overlapped(_LAYER, *box, pad_edges=True)
+    mesh_block(block, origin, _LAYER.resolution, sink)
+    return sink.files, sink.bytes
+
+
+def mesh(layer: Layer, sink: Sink, shape: np.ndarray, procs: int = 1, **_) -> None:
+    global _LAYER
+    _LAYER = layer
+    for files, size in _in_processes(_mesh_job, list(blocks(layer.size, shape)), procs):
+        sink.files += files
+        sink.bytes += size
+
+
+def _skeleton_job(box: tuple[np.ndarray, np.ndarray]) -> tuple[dict, int, int]:
     import kimimaro
-    from cloudvolume import Skeleton
 
     from bench.skeleton import TEASAR  # the CLIs' parameters, not kimimaro.trace's defaults
 
-    fragments: dict[int, list] = {}
-    res = layer.resolution.astype(np.float32)
-    for lo, hi in blocks(layer.size, shape):
-        block, _ = _overlapped(layer, lo, hi, pad_edges=False)
-        skels = kimimaro.skeletonize(
-            block, teasar_params=TEASAR,
-            anisotropy=res, dust_threshold=SKEL_DUST, progress=False,
-            fix_branching=True, fix_borders=True, parallel=1)
-        for label, s in skels.items():
-            s.vertices += (lo * res).astype(np.float32)
-            sink.put(s.to_precomputed(), 6)
-            fragments.setdefault(int(label), []).append(s)
-    for parts in fragments.values():
+    lo, hi = box
+    sink = Sink()
+    res = _LAYER.resolution.astype(np.float32)
+    block, _ = _overlapped(_LAYER, lo, hi, pad_edges=False)
+    skels = kimimaro.skeletonize(
+        block, teasar_params=TEASAR,
+        anisotropy=res, dust_threshold=SKEL_DUST, progress=False,
+        fix_branching=True, fix_borders=True, parallel=1)
+    for s in skels.values():
+        s.vertices += (lo * res).astype(np.float32)
+        sink.put(s.to_precomputed(), 6)
+    return {int(k): v for k, v in skels.items()}, sink.files, sink.bytes
+
+
+def _postprocess_job(groups: list[list]) -> tuple[int, int]:
+    import kimimaro
+    from cloudvolume import Skeleton
+
+    sink = Sink()
+    for parts in groups:
         s = Skeleton.simple_merge(parts) if len(parts) > 1 else parts[0]
         s = kimimaro.postprocess(s, dust_threshold=SKEL_MIN_CABLE, tick_threshold=SKEL_TICK)
         if not s.empty():
             sink.put(s.to_precomputed(), None)
+    return sink.files, sink.bytes
+
+
+def skeleton(layer: Layer, sink: Sink, shape: np.ndarray, procs: int = 1, **_) -> None:
+    global _LAYER
+    _LAYER = layer
+    fragments: dict[int, list] = {}
+    for skels, files, size in _in_processes(_skeleton_job, list(blocks(layer.size, shape)), procs):
+        sink.files += files
+        sink.bytes += size
+        for label, s in skels.items():
+            fragments.setdefault(label, []).append(s)
+    parts = list(fragments.values())
+    del fragments
+    step = max(1, len(parts) // (8 * max(procs, 1)) + 1)
+    groups = [parts[i:i + step] for i in range(0, len(parts), step)]
+    for files, size in _in_processes(_postprocess_job, groups, procs):
+        sink.files += files
+        sink.bytes += size
+
+
+PARALLEL = ("mesh", "skeleton")  # workflows --procs applies to
+WHO = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
 
 
 def run(workflow: str, path: Path, *, shape: tuple[int, int, int] = (256, 256, 256),
-        num_mips: int = 3) -> dict:
-    """Run one floor; CPU-seconds of this process, wall, peak RSS, outputs."""
+        num_mips: int = 3, procs: int = 1) -> dict:
+    """Run one floor; CPU-seconds of this process and its block processes
+    (``procs`` > 1: mesh and skeleton only), wall, the largest process's peak
+    RSS, outputs."""
+    if procs > 1 and workflow not in PARALLEL:
+        raise SystemExit(f"--procs applies to {' and '.join(PARALLEL)} only")
     layer = Layer(path)
     sink = Sink()
     fn = {"downsample": downsample, "xfer": xfer, "ccl": ccl, "voxels": voxels,
           "mesh": mesh, "skeleton": skeleton}[workflow]
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    fn(layer, sink, shape=np.asarray(shape, dtype=np.int64), num_mips=num_mips)
+
+    def usage() -> float:
+        return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, WHO))
+
+    c0, t0 = usage(), time.perf_counter()
+    fn(layer, sink, shape=np.asarray(shape, dtype=np.int64), num_mips=num_mips, procs=procs)
     wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    cpu = usage() - c0
+    max_rss = max(resource.getrusage(w).ru_maxrss for w in WHO) * 1024
     return {"workflow": workflow, "layer": str(path), "voxels": int(np.prod(layer.size)),
-            "cpu": cpu, "wall": wall, "max_rss": r1.ru_maxrss * 1024,
-            "files": sink.files, "bytes_out": sink.bytes, "bytes_read": layer.bytes_read}
+            "procs": procs, "cpu": cpu, "wall": wall, "max_rss": max_rss,
+            "files": sink.files, "bytes_out": sink.bytes,
+            "bytes_read": layer.bytes_read if procs <= 1 else None}
+
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -328,10 +399,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("layer", type=Path, help="a raw precomputed layer directory")
     ap.add_argument("--shape", default="256,256,256", help="block shape (ccl, voxels, mesh, skeleton)")
     ap.add_argument("--num-mips", type=int, default=3, help="downsample mips (downsample, xfer)")
+    ap.add_argument("--procs", type=int, default=1,
+                    help="mesh and skeleton: blocks in this many forked processes (the same "
+                         "CPU-seconds, counted over all of them; a shorter wait)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     shape = tuple(int(x) for x in args.shape.split(","))
-    print(json.dumps(run(args.workflow, args.layer, shape=shape, num_mips=args.num_mips)))
+    print(json.dumps(run(args.workflow, args.layer, shape=shape, num_mips=args.num_mips,
+                         procs=args.procs)))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def _total(run: dict) -> dict:
 
 
 def run_one(name: str, factor: int, *, impls: list[str], ref_timeout: float,
-            our_timeout: float) -> dict:
+            our_timeout: float, floor_procs: int = 1) -> dict:
     src = tiled(data_of(name), factor)
     info = json.loads((src / "info").read_text())
     voxels = int(np.prod(info["scales"][0]["size"]))
@@ -210,6 +210,8 @@ def run_one(name: str, factor: int, *, impls: list[str], ref_timeout: float,
             shutil.rmtree(run_dir, ignore_errors=True)
     if "floor" in impls:
         args = row.get("floor_args") or floor_args(name, None)
+        if floor_procs > 1 and args[0] in ("mesh", "skeleton"):
+            args = [*args, "--procs", str(floor_procs)]
         cmd = " ".join([sys.executable, "-m", "bench.floor", *args, str(src)])
         print(f"[growth-{name}-{factor}x] floor: {cmd}", flush=True)
         sample = measure(cmd, impl=ours(), cwd=ROOT, log=RUNS / "growth-floor" / f"{name}-{factor}x.log",
@@ -301,6 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=3600, help="the same for ours and the floor")
     ap.add_argument("--no-reference", action="store_true", help="ours and the floor only")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor")
+    ap.add_argument("--floor-procs", type=int, default=1,
+                    help="mesh and skeleton floors: processes (same CPU-seconds, less waiting; "
+                         "the tables' floor MB is then the process tree's)")
     ap.add_argument("--table", nargs="+", type=Path, help="print tables from saved result files")
     args = ap.parse_args(argv)
     if args.table:
@@ -322,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     for factor in sizes:
         for name in names:
             doc["rows"].append(run_one(name, factor, impls=impls, ref_timeout=args.ref_timeout,
-                                       our_timeout=args.timeout))
+                                       our_timeout=args.timeout, floor_procs=args.floor_procs))
             out.write_text(json.dumps(doc, indent=1))  # partial results survive an interruption
     print()
     print(tables(doc["rows"]))

@@ -54,25 +54,39 @@ class Counts:
 
 
 class Meter:
-    """Thread-safe running Counts; ``parent`` (if any) gets every addition too."""
+    """Thread-safe running Counts; ``parent`` (if any) gets every addition too.
+
+    Stores call ``add`` once per request (tens of thousands of times in a
+    merge task that reads small fragments), so it adds plain integers in
+    place and builds a ``Counts`` only when asked for one."""
 
     def __init__(self, parent: Meter | None = None):
         self._lock = threading.Lock()
-        self._counts = Counts()
+        self._values = [0] * len(_FIELDS)
         self.parent = parent
 
     def add(self, *, reads: int = 0, writes: int = 0, lists: int = 0, deletes: int = 0,
             bytes_in: int = 0, bytes_out: int = 0, retries: int = 0) -> None:
-        delta = Counts(reads, writes, lists, deletes, bytes_in, bytes_out, retries)
-        with self._lock:
-            self._counts = self._counts + delta
-        if self.parent is not None:
-            self.parent.add(reads=reads, writes=writes, lists=lists, deletes=deletes,
-                            bytes_in=bytes_in, bytes_out=bytes_out, retries=retries)
+        meter: Meter | None = self
+        while meter is not None:
+            with meter._lock:
+                v = meter._values
+                v[0] += reads
+                v[1] += writes
+                v[2] += lists
+                v[3] += deletes
+                v[4] += bytes_in
+                v[5] += bytes_out
+                v[6] += retries
+            meter = meter.parent
 
     def snapshot(self) -> Counts:
         with self._lock:
-            return self._counts
+            return Counts(*self._values)
+
+
+_FIELDS = tuple(f.name for f in fields(Counts))
+assert _FIELDS == ("reads", "writes", "lists", "deletes", "bytes_in", "bytes_out", "retries")
 
 
 TOTAL = Meter()

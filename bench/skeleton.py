@@ -301,6 +301,8 @@ def report_quality(names: list[str], base: Path, results: list[dict],
             print(_child("compare", str(ours_src), str(ref_src), str(base), *map(str, shapes)), flush=True)
             continue
         for run_name, src in runs.items():
+            if (name, run_name.rsplit("-", 1)[0]) not in finished:
+                continue  # left by an earlier invocation, or did not finish in this one
             print(f"[{name}] {run_name} quality vs whole-volume kimimaro:")
             print(_child("quality", str(src), str(base)), flush=True)
 

@@ -419,16 +419,25 @@ def test_cli_serves_skips_busy_port_and_stops_on_ctrl_c(dataset):
 
 
 def test_cli_ng_prefix(dataset):
-    """--ng: a link to another Neuroglancer page carrying the state (checked with --no-browser)."""
+    """--ng: a link to another Neuroglancer page carrying the state (checked with
+    --no-browser). Started with SIGINT ignored, as a shell starts a background
+    job: Ctrl-C (SIGINT) must still stop it."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "igneous", "view", dataset["seg_path"], "--no-browser",
          "--port", "0", "--ng", "https://ng.example/"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         url = proc.stdout.readline().strip()
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    assert proc.returncode == 0, err
     assert url.startswith("https://ng.example/#!"), err
     state = json.loads(urllib.parse.unquote(url.split("#!", 1)[1]))
     assert source_url(state["layers"][0]).startswith("precomputed://http://127.0.0.1:")

@@ -45,6 +45,9 @@ def view(paths: tuple[str, ...], browser: bool, port: int, pos: str | None,
                         browser=browser, on_request=report)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # "Press Ctrl-C to stop" holds even when started from a shell that
+    # ignores SIGINT for background jobs (Python then leaves it ignored)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for layer in handle.layers:
             shown = f", {len(layer.segments)} objects selected" if layer.segments else ""
@@ -58,5 +61,6 @@ def view(paths: tuple[str, ...], browser: bool, port: int, pos: str | None,
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         handle.stop()
     click.echo("Stopped.", err=True)

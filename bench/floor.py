@@ -355,7 +355,7 @@ def skeleton(layer: Layer, sink: Sink, shape: np.ndarray, procs: int = 1, **_) -
             fragments.setdefault(label, []).append(s)
     parts = list(fragments.values())
     del fragments
-    step = max(1, len(parts) // (8 * max(procs, 1)) + 1)
+    step = len(parts) // (8 * max(procs, 1)) + 1  # ~8 groups a process
     groups = [parts[i:i + step] for i in range(0, len(parts), step)]
     for files, size in _in_processes(_postprocess_job, groups, procs):
         sink.files += files

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import floor
 from bench.harness import (
     INPUTS,
     RESULTS,
@@ -210,7 +211,7 @@ def run_one(name: str, factor: int, *, impls: list[str], ref_timeout: float,
             shutil.rmtree(run_dir, ignore_errors=True)
     if "floor" in impls:
         args = row.get("floor_args") or floor_args(name, None)
-        if floor_procs > 1 and args[0] in ("mesh", "skeleton"):
+        if floor_procs > 1 and args[0] in floor.PARALLEL:
             args = [*args, "--procs", str(floor_procs)]
         cmd = " ".join([sys.executable, "-m", "bench.floor", *args, str(src)])
         print(f"[growth-{name}-{factor}x] floor: {cmd}", flush=True)

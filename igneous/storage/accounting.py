@@ -62,7 +62,7 @@ class Meter:
 
     def __init__(self, parent: Meter | None = None):
         self._lock = threading.Lock()
-        self._values = [0] * len(_FIELDS)
+        self._values = [0] * len(fields(Counts))  # in Counts' field order
         self.parent = parent
 
     def add(self, *, reads: int = 0, writes: int = 0, lists: int = 0, deletes: int = 0,
@@ -83,10 +83,6 @@ class Meter:
     def snapshot(self) -> Counts:
         with self._lock:
             return Counts(*self._values)
-
-
-_FIELDS = tuple(f.name for f in fields(Counts))
-assert _FIELDS == ("reads", "writes", "lists", "deletes", "bytes_in", "bytes_out", "retries")
 
 
 TOTAL = Meter()
